@@ -1,0 +1,48 @@
+"""disco-inspect: audit image classifiers through Discriminative Class Tokens.
+
+The public API is re-exported here; heavy parts (diffusers, timm, captum) load lazily on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .config import PAPER_TEMPLATES, DiscoConfig
+from .errors import DiscoInspectError
+
+_LAZY = {
+    "load_pipeline": "disco_inspect.models.pipelines",
+    "set_scheduler": "disco_inspect.models.pipelines",
+    "clip_tokenizer": "disco_inspect.models.tokenizers",
+    "Classifier": "disco_inspect.models.classifiers",
+    "Preprocessing": "disco_inspect.models.classifiers",
+    "load_classifier": "disco_inspect.models.classifiers",
+    "save_torchscript_classifier": "disco_inspect.models.classifiers",
+    "train_token": "disco_inspect.engine.optimize",
+    "TokenRun": "disco_inspect.engine.result",
+    "evaluate_accuracy": "disco_inspect.engine.evaluate",
+    "AccuracyResult": "disco_inspect.engine.evaluate",
+    "generate": "disco_inspect.engine.sampling",
+    "ClassToken": "disco_inspect.engine.token",
+    "save_token": "disco_inspect.engine.token",
+    "load_token": "disco_inspect.engine.token",
+    "install_token": "disco_inspect.engine.token",
+    "TowardClass": "disco_inspect.engine.objectives",
+    "AwayFromClass": "disco_inspect.engine.objectives",
+}
+
+__all__ = ["DiscoConfig", "DiscoInspectError", "PAPER_TEMPLATES", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'disco_inspect' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""The DisCo engine: token, sampling, optimisation loop, run folder, evaluation."""

@@ -1,0 +1,109 @@
+"""`evaluate_accuracy`: the paper's Table-1 protocol (paired seeds, with vs without the token)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DiscoInspectError
+from .result import TokenRun
+from .sampling import generate
+from .scoring import image_records, summarize
+from .token import install_token
+
+DEFAULT_TEMPLATE = "A photo of a {token} {class_name}"
+
+
+@dataclass
+class AccuracyResult:
+    """Top-1/top-5 accuracy and mean target probability, baseline vs token, on the same seeds."""
+
+    target: int
+    class_name: str
+    seeds: list[int]
+    baseline: dict[str, float]
+    token: dict[str, float]
+    baseline_items: list[dict[str, Any]] = field(repr=False)
+    token_items: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def top1_gain(self) -> float:
+        """Token top-1 minus baseline top-1."""
+        return self.token["accuracy"] - self.baseline["accuracy"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+
+def evaluate_accuracy(
+    pipe: Any,
+    classifier: Any,
+    target: str | int,
+    token: TokenRun | str | Path,
+    *,
+    n_seeds: int = 10,
+    seed: int = 0,
+    template: str = DEFAULT_TEMPLATE,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    eval_classifier: Any = None,
+    batch_size: int = 5,
+) -> AccuracyResult:
+    """Generate ``n_seeds`` images with and without the token and classify them.
+
+    Args:
+        token: a :class:`TokenRun`, a token file (textual-inversion format), or a token string already
+            in ``pipe``'s tokenizer.
+        template: prompt with ``{token}`` and ``{class_name}``; the baseline drops ``{token}``
+            ("A photo of a <S> lobster" vs "A photo of a lobster").
+        num_inference_steps, guidance_scale, height, width: default to the training run's values when
+            ``token`` is a TokenRun (the reference evaluated with different settings), else 30 / 7.0.
+        eval_classifier: scores the images (default: the guiding ``classifier``); the class is looked up
+            by name in its labels.
+    """
+    from .optimize import _as_classifier, check_pipeline
+
+    check_pipeline(pipe)
+    if n_seeds < 1:
+        raise DiscoInspectError(f"`n_seeds` = {n_seeds} is invalid; use an integer >= 1.")
+    if "{token}" not in template or "{class_name}" not in template:
+        raise DiscoInspectError(f"`template` = {template!r} needs both '{{token}}' and '{{class_name}}'.")
+    clf = _as_classifier(classifier)
+    target_idx = clf.resolve_class(target)
+    class_name = clf.class_name(target_idx)
+    cfg = token.config if isinstance(token, TokenRun) else None
+    steps = num_inference_steps or (cfg.num_inference_steps if cfg else 30)
+    guidance = guidance_scale if guidance_scale is not None else (cfg.guidance_scale if cfg else 7.0)
+    height = height or (cfg.height if cfg else None)
+    width = width or (cfg.width if cfg else None)
+    if isinstance(token, TokenRun):
+        token_str = token.install(pipe)
+    elif isinstance(token, Path) or (isinstance(token, str) and (token.endswith((".safetensors", ".bin", ".pt")))):
+        token_str = install_token(pipe, token)
+    else:
+        token_str = str(token)
+        if token_str not in pipe.tokenizer.get_vocab():
+            raise DiscoInspectError(f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead.")
+    scorer = clf if eval_classifier is None else _as_classifier(eval_classifier)
+    eval_target = target_idx if eval_classifier is None else scorer.resolve_class(class_name)
+    seeds = [seed + i for i in range(n_seeds)]
+    base_t = template.replace("{token} ", "").replace("{token}", "")
+    prompts = {"baseline": [base_t.format(class_name=class_name)] * n_seeds,
+               "token": [template.format(token=token_str, class_name=class_name)] * n_seeds}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, ps in prompts.items():
+        images = generate(pipe, ps, seeds, num_inference_steps=steps, guidance_scale=guidance, height=height,
+                          width=width, batch_size=batch_size)
+        with torch.no_grad():
+            logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+        out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
+    return AccuracyResult(
+        target=eval_target, class_name=class_name, seeds=seeds,
+        baseline=summarize(out["baseline"], eval_target), token=summarize(out["token"], eval_target),
+        baseline_items=out["baseline"], token_items=out["token"],
+    )

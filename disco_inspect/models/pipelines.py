@@ -1,0 +1,156 @@
+"""Load a Stable Diffusion pipeline (local folder, hub id, or the bundled world) and set its scheduler."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DiscoInspectError
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = ("ddim", "euler", "euler-ancestral", "shipped")
+SPACINGS = ("trailing", "leading", "linspace")
+_REQUIRED = ("unet", "vae", "scheduler", "text_encoder")
+
+
+def world_pipeline_path() -> Path:
+    """Folder of the bundled world's diffusers pipeline (package data)."""
+    return Path(__file__).resolve().parent.parent / "world" / "assets" / "pipeline"
+
+
+def _check_folder(path: Path) -> None:
+    if not (path / "model_index.json").is_file():
+        raise DiscoInspectError(
+            f"`pipeline` folder `{path}` has no model_index.json; pass a folder saved with "
+            "`StableDiffusionPipeline.save_pretrained(...)` (or a hub id, or 'world')."
+        )
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+    except json.JSONDecodeError as e:
+        raise DiscoInspectError(f"`{path / 'model_index.json'}` is not valid JSON ({e}); re-save the pipeline.") from e
+    for part in _REQUIRED:
+        entry = index.get(part)
+        if not entry or entry[0] is None or not (path / part).is_dir():
+            raise DiscoInspectError(
+                f"Pipeline folder `{path}` has no `{part}`; disco-inspect needs a text-to-image pipeline with "
+                f"{', '.join(_REQUIRED)} (a Stable Diffusion 1.x/2.x/Turbo folder)."
+            )
+
+
+def load_pipeline(
+    source: str | Path = "world",
+    *,
+    scheduler: str = "ddim",
+    timestep_spacing: str = "trailing",
+    torch_dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    local_files_only: bool | None = None,
+) -> Any:
+    """Load a :class:`diffusers.StableDiffusionPipeline`.
+
+    Args:
+        source: ``"world"`` (the bundled offline model), a local diffusers folder, or a hub id
+            such as ``"stabilityai/sd-turbo"`` (needs network or a filled hub cache).
+        scheduler: ``ddim`` (default), ``euler``, ``euler-ancestral`` or ``shipped`` (keep the folder's).
+        timestep_spacing: ``trailing`` (default; the last step is a real denoising step),
+            ``leading`` (SD 1.x default) or ``linspace``.
+        torch_dtype: weights dtype; keep float32 on CPU (bf16 is ~100x slower there).
+        device: where to put the pipeline.
+        local_files_only: for hub ids; defaults to True when the env var ``HF_HUB_OFFLINE`` is set.
+
+    Returns:
+        The pipeline, with ``safety_checker`` disabled and progress bars off.
+    """
+    from diffusers import StableDiffusionPipeline
+
+    src = str(source)
+    kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+    if src == "world":
+        path = world_pipeline_path()
+        if not (path / "model_index.json").is_file():
+            raise DiscoInspectError(
+                "The bundled world's pipeline is not shipped in this version of disco-inspect "
+                f"(looked in `{path}`); pass `--pipeline PATH` with a local diffusers folder."
+            )
+        src = str(path)
+    path = Path(src).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise DiscoInspectError(f"`pipeline` = `{path}` is a file; pass a diffusers pipeline folder.")
+        _check_folder(path)
+        kwargs["local_files_only"] = True
+        if not (path / "tokenizer").is_dir():
+            kwargs["tokenizer"] = _fallback_tokenizer(path)
+        load_from = str(path)
+    elif src.count("/") == 1 and not src.startswith((".", "/", "~")):
+        if local_files_only is not None:
+            kwargs["local_files_only"] = local_files_only
+        load_from = src
+    else:
+        raise DiscoInspectError(
+            f"`pipeline` = `{src}` is neither an existing folder nor a hub id (owner/name); "
+            "pass 'world', a diffusers folder, or a hub id."
+        )
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
+    except DiscoInspectError:
+        raise
+    except Exception as e:  # diffusers raises many types; re-raise one, with context
+        raise DiscoInspectError(
+            f"Could not load the pipeline `{src}`: {type(e).__name__}: {e}. For a hub id on an offline machine, "
+            "download it elsewhere and pass the local folder."
+        ) from e
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+        part.requires_grad_(False).eval()
+    set_scheduler(pipe, scheduler, timestep_spacing)
+    pipe._disco_source = str(source)  # recorded in run folders
+    return pipe
+
+
+def _fallback_tokenizer(path: Path) -> Any:
+    """A folder without tokenizer/ but with a CLIP text encoder gets the offline CLIP tokenizer."""
+    from .tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
+
+    cfg_file = path / "text_encoder" / "config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    if cfg.get("model_type") == "clip_text_model" and cfg.get("vocab_size") == CLIP_VOCAB_SIZE:
+        logger.info("No tokenizer/ in %s: using the offline CLIP BPE tokenizer.", path)
+        return clip_tokenizer(cfg.get("max_position_embeddings", 77))
+    raise DiscoInspectError(f"Pipeline folder `{path}` has no `tokenizer`; add the tokenizer the text encoder was trained with.")
+
+
+def set_scheduler(pipe: Any, kind: str = "ddim", timestep_spacing: str = "trailing") -> None:
+    """Replace ``pipe.scheduler`` by ``kind`` with the given timestep spacing (in place)."""
+    from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+
+    if kind not in SCHEDULERS:
+        raise DiscoInspectError(f"`scheduler` = {kind!r} is unknown; use one of {', '.join(SCHEDULERS)}.")
+    if timestep_spacing not in SPACINGS:
+        raise DiscoInspectError(f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}.")
+    classes = {"ddim": DDIMScheduler, "euler": EulerDiscreteScheduler, "euler-ancestral": EulerAncestralDiscreteScheduler}
+    if kind == "shipped":
+        pipe.scheduler.register_to_config(timestep_spacing=timestep_spacing)
+        return
+    extra: dict[str, Any] = {"timestep_spacing": timestep_spacing}
+    pipe.scheduler = classes[kind].from_config(pipe.scheduler.config, **extra)
+
+
+def describe_pipeline(pipe: Any) -> dict[str, Any]:
+    """JSON-friendly description of a pipeline for run folders and reports."""
+    te = pipe.text_encoder
+    return {
+        "source": getattr(pipe, "_disco_source", getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")),
+        "class": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "timestep_spacing": pipe.scheduler.config.get("timestep_spacing"),
+        "text_encoder": type(te).__name__,
+        "unet_params": sum(p.numel() for p in pipe.unet.parameters()),
+        "sample_size": pipe.unet.config.sample_size * pipe.vae_scale_factor,
+        "dtype": str(pipe.unet.dtype),
+    }
