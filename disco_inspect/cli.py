@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -141,7 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     images = generate(pipe, [args.prompt] * len(seeds), seeds, num_inference_steps=args.steps,
                       guidance_scale=args.guidance, height=args.height, width=args.width)
     out = Path(args.out)
-    for s, img in zip(seeds, images):
+    for s, img in zip(seeds, images, strict=False):
         save_png(out / f"seed_{s:04d}.png", img)
     print(f"wrote {len(seeds)} images to {out}")
     return 0
@@ -169,6 +168,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         write_json(Path(args.json), res.to_dict())
     return 0
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    """``disco-inspect world train ...``: forwards to :mod:`disco_inspect.world.train`."""
+    if args.world_command == "train":
+        from .world.train import main as train_main
+
+        return train_main(args.rest)
+    raise DiscoInspectError(f"Unknown `world` command {args.world_command!r}; use `disco-inspect world train --help`.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-model", default=None, help="another classifier to score with (default: MODEL)")
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("world", help="the bundled world: train its text-to-image model", formatter_class=_Formatter)
+    p.add_argument("world_command", choices=["train"], help="train: (re)train the world model (resumable)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the world command (see `world train --help`)")
+    p.set_defaults(func=cmd_world)
     return parser
 
 

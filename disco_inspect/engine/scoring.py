@@ -21,7 +21,7 @@ def image_records(
             "prompt": prompts[j],
             "target_prob": float(probs[j, target]),
             "pred": int(top_i[j, 0]),
-            "topk": [[int(i), label_names[int(i)], float(p)] for p, i in zip(top_p[j], top_i[j])],
+            "topk": [[int(i), label_names[int(i)], float(p)] for p, i in zip(top_p[j], top_i[j], strict=False)],
         })
     return out
 

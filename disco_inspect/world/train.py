@@ -13,7 +13,6 @@ import argparse
 import copy
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -183,7 +182,7 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         scenes = generate_scenes(cfg.unet_batch, seed=seed)
         gen = torch.Generator().manual_seed(seed)
         drop = torch.rand(cfg.unet_batch, generator=gen) < cfg.cond_dropout
-        captions = ["" if d else c for c, d in zip(scenes.captions, drop.tolist())]
+        captions = ["" if d else c for c, d in zip(scenes.captions, drop.tolist(), strict=False)]
         with torch.no_grad():
             post = vae.encode(scenes.images * 2 - 1).latent_dist
             lat = (post.mean + post.std * torch.randn(post.mean.shape, generator=gen)) * sf
@@ -202,7 +201,7 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         opt.step()
         with torch.no_grad():
             d = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), unet.parameters()):
+            for pe, p in zip(ema.parameters(), unet.parameters(), strict=False):
                 pe.lerp_(p, 1 - d)
         step += 1
         bar.update(1)
