@@ -129,6 +129,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .engine.sampling import generate
     from .engine.token import install_token
 
+    seeds = _seeds(args.seeds)  # validate flags before loading anything
     pipe = _setup(args)
     token_file = Path(args.token)
     if token_file.is_dir():
@@ -136,7 +137,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     token = install_token(pipe, token_file)
     if token not in args.prompt:
         logger.warning("The prompt does not contain the token %r; images will not use it.", token)
-    seeds = _seeds(args.seeds)
     images = generate(pipe, [args.prompt] * len(seeds), seeds, num_inference_steps=args.steps,
                       guidance_scale=args.guidance, height=args.height, width=args.width)
     out = Path(args.out)
