@@ -13,11 +13,13 @@ from torch import nn
 TINY_LABELS = ("circle", "square", "triangle", "cross")
 
 
-def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32) -> Any:
-    """A random-weight ``StableDiffusionPipeline``: UNet (32, 64), 2x VAE, 2-layer CLIP text encoder.
+def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, vae_factor: int = 2) -> Any:
+    """A random-weight ``StableDiffusionPipeline``: UNet (32, 64), VAE, 2-layer CLIP text encoder.
 
-    Images are ``2 * sample_size`` pixels square (32 px by default). Scheduler: DDIM, trailing spacing.
+    Images are ``vae_factor * sample_size`` pixels square (32 px by default); ``vae_factor`` is 2, 4 or 8
+    (8 = Stable Diffusion's). Scheduler: DDIM, trailing spacing.
     """
+    n_vae_blocks = {2: 2, 4: 3, 8: 4}[vae_factor]
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -32,9 +34,9 @@ def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32) ->
     )
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(
-        block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=16,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        sample_size=2 * sample_size,
+        block_out_channels=(16, 32, 32, 32)[:n_vae_blocks], in_channels=3, out_channels=3, latent_channels=4,
+        norm_num_groups=16, down_block_types=("DownEncoderBlock2D",) * n_vae_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_vae_blocks, sample_size=vae_factor * sample_size,
     )
     torch.manual_seed(seed + 2)
     te_cfg = CLIPTextConfig(

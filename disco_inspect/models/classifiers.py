@@ -21,8 +21,10 @@ import operator
 import os
 import re
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -579,6 +581,14 @@ def _first_line(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """Silence torch's "`torch.jit.*` is deprecated" FutureWarnings (they break runs with -W error)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit", category=FutureWarning)
+        yield
+
+
 # --------------------------------------------------------------------------------------------------
 # Saving
 # --------------------------------------------------------------------------------------------------
@@ -616,7 +626,8 @@ def save_torchscript_classifier(
         module.eval()
         try:
             try:
-                scripted = torch.jit.script(module)
+                with _quiet_jit():
+                    scripted = torch.jit.script(module)
             except Exception as script_error:
                 logger.info("torch.jit.script failed (%s); tracing instead.", _first_line(script_error))
                 dummy = torch.rand(2, 3, *pre.input_size)
@@ -624,7 +635,7 @@ def save_torchscript_classifier(
                 if param is not None:
                     dummy = dummy.to(param.device)
                 try:
-                    with torch.no_grad():
+                    with torch.no_grad(), _quiet_jit():
                         scripted = torch.jit.trace(module, dummy)
                 except Exception as e:
                     raise DiscoInspectError(
@@ -640,7 +651,8 @@ def save_torchscript_classifier(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta)})
+        with _quiet_jit():
+            torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta)})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -759,7 +771,8 @@ def _load_path(path: Path, *, arch: str | None, trust_pickle: bool) -> _Loaded:
     reasons: list[str] = []
     extra = {METADATA_NAME: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with _quiet_jit():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:
         if _is_torchscript_zip(path):
             raise DiscoInspectError(

@@ -261,6 +261,7 @@ def test_pickled_module_needs_consent(tmp_path, cnn):
     assert torch.equal(c(x), Classifier(cnn, PRE, LABELS)(x))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy ONNX exporter
 def test_onnx_round_trip(tmp_path, cnn):
     pytest.importorskip("onnx2torch")
     path = tmp_path / "m.onnx"
