@@ -176,6 +176,10 @@ def cmd_world(args: argparse.Namespace) -> int:
         from .world.train import main as train_main
 
         return train_main(args.rest)
+    if args.world_command.startswith("make-"):
+        from .world.make import main as make_main
+
+        return make_main([args.world_command.removeprefix("make-"), *args.rest])
     raise DiscoInspectError(f"Unknown `world` command {args.world_command!r}; use `disco-inspect world train --help`.")
 
 
@@ -221,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("world", help="the bundled world: train its text-to-image model", formatter_class=_Formatter)
-    p.add_argument("world_command", choices=["train"], help="train: (re)train the world model (resumable)")
+    p.add_argument("world_command", choices=["train", "make-classifier", "make-oracle", "make-examples"],
+                   help="train: (re)train the world model (resumable); make-classifier --bias SPEC --out FILE: a "
+                        "shape classifier with a planted bias; make-oracle / make-examples: rebuild shipped models")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the world command (see `world train --help`)")
     p.set_defaults(func=cmd_world)
     return parser

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+
+from .world.classifiers import SceneCNN
 
 TINY_LABELS = ("circle", "square", "triangle", "cross")
 
@@ -58,20 +59,8 @@ def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, va
     return pipe
 
 
-class TinyCNN(nn.Module):
-    """A 3-layer CNN classifier (random or trained), for tests."""
-
-    def __init__(self, num_classes: int = 4, width: int = 16) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        )
-        self.head = nn.Linear(2 * width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+#: A 3-layer CNN classifier (random or trained), for tests: the world's scene classifier architecture.
+TinyCNN = SceneCNN
 
 
 def tiny_classifier(seed: int = 0, num_classes: int = 4, input_size: int = 32) -> Any:

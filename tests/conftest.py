@@ -30,3 +30,17 @@ def tiny_clf():
     from disco_inspect.testing import tiny_classifier
 
     return tiny_classifier(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory):
+    """A tiny pipeline saved as a diffusers folder and a tiny classifier saved as TorchScript."""
+    from disco_inspect.models.classifiers import save_torchscript_classifier
+    from disco_inspect.testing import tiny_classifier, tiny_pipeline
+
+    root = tmp_path_factory.mktemp("assets")
+    tiny_pipeline(seed=0).save_pretrained(root / "pipe")
+    clf = tiny_classifier(seed=0)
+    save_torchscript_classifier(clf.module, root / "clf.pt", label_names=clf.label_names,
+                                preprocessing=clf.preprocessing.to_dict())
+    return root

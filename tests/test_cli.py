@@ -4,18 +4,11 @@ import json
 import pytest
 
 from disco_inspect.cli import build_parser, main
-from disco_inspect.models.classifiers import save_torchscript_classifier
-from disco_inspect.testing import tiny_classifier, tiny_pipeline
 
 
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    tiny_pipeline(seed=0).save_pretrained(root / "pipe")
-    clf = tiny_classifier(seed=0)
-    save_torchscript_classifier(clf.module, root / "clf.pt", label_names=clf.label_names,
-                                preprocessing=clf.preprocessing.to_dict())
-    return root
+@pytest.fixture
+def assets(tiny_assets):
+    return tiny_assets
 
 
 def test_train_generate_evaluate(assets, tmp_path, capsys):

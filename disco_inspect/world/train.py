@@ -27,6 +27,8 @@ from .model import TEXT_MAX_LENGTH, build_training_scheduler, build_unet, build_
 from .scenes import generate_scenes
 
 logger = logging.getLogger(__name__)
+COMPACT_VAE = "vae_final.safetensors"
+COMPACT_UNET = "unet_resume.safetensors"
 STAGE_SALT = {"vae": 1_000_003, "unet": 2_000_029, "eval": 3_000_017}
 
 
@@ -84,12 +86,19 @@ def train_vae(work: Path, cfg: WorldTrainConfig, progress: bool = True) -> Any:
     ckpt = work / "vae_ckpt.pt"
     torch.manual_seed(cfg.seed)
     vae = build_vae()
+    if not ckpt.exists() and (work / COMPACT_VAE).exists():
+        from safetensors.torch import load_file
+
+        vae.load_state_dict(load_file(str(work / COMPACT_VAE)))
+        _save_ckpt(ckpt, {"model": vae.state_dict(), "optimizer": None, "step": cfg.vae_steps})
+        logger.info("Using the committed VAE from %s.", work / COMPACT_VAE)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if state["optimizer"] is not None:
+            opt.load_state_dict(state["optimizer"])
         step = state["step"]
     vae.train()
     bar = tqdm(total=cfg.vae_steps, initial=step, disable=not progress, desc="world VAE")
@@ -167,13 +176,24 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
     unet = build_unet()
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=1e-2)
-    step = 0
+    step, warm_from = 0, 0
+    compact = work / COMPACT_UNET
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         unet.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
+        warm_from = state.get("warm_from", 0)
+    elif compact.exists():  # a committed compact checkpoint: weights only; EMA restarts, Adam re-warms
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        unet.load_state_dict(load_file(str(compact)))
+        ema.load_state_dict(unet.state_dict())
+        with safe_open(str(compact), "pt") as f:
+            step = warm_from = int(f.metadata()["step"])
+        logger.info("Resuming the UNet from the compact checkpoint at step %d (fresh optimizer, EMA restarts).", step)
     unet.train()
     bar = tqdm(total=cfg.unet_steps, initial=step, disable=not progress, desc="world UNet")
     while step < cfg.unet_steps:
@@ -194,13 +214,13 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         per = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
         loss = (per * _min_snr_weights(sched, t, cfg.min_snr_gamma)).mean()
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, cfg.unet_lr, step)
+            g["lr"] = _lr(cfg, cfg.unet_lr, step - warm_from)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            d = min(cfg.ema_decay, (1 + step) / (10 + step))
+            d = min(cfg.ema_decay, (1 + step - warm_from) / (10 + step - warm_from))
             for pe, p in zip(ema.parameters(), unet.parameters(), strict=False):
                 pe.lerp_(p, 1 - d)
         step += 1
@@ -211,13 +231,36 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
             bar.set_postfix(mse=f"{per.mean().item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
             _save_ckpt(ckpt, {"model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                              "step": step})
+                              "step": step, "warm_from": warm_from})
         if step % cfg.eval_every == 0:
             gap = conditioning_gap(ema, vae, tok, te, cfg)
             _log(work / "unet_eval.jsonl", {"step": step, **gap})
             logger.info("step %d conditioning gap %s", step, gap)
     bar.close()
     return unet, ema
+
+
+def compact_checkpoint(work: Path, dest: Path) -> list[Path]:
+    """Write the small, committable form of a training run: VAE weights (final) and the UNet's current
+    weights in float32 with the step in the metadata (no optimizer or EMA state: ~21 MB)."""
+    from safetensors.torch import save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    if (work / "vae_ckpt.pt").exists():
+        vae_state = torch.load(work / "vae_ckpt.pt", map_location="cpu", weights_only=True)
+        save_file({k: v.contiguous() for k, v in vae_state["model"].items()}, str(dest / COMPACT_VAE),
+                  metadata={"step": str(vae_state["step"])})
+        written.append(dest / COMPACT_VAE)
+    if (work / "unet_ckpt.pt").exists():
+        state = torch.load(work / "unet_ckpt.pt", map_location="cpu", weights_only=True)
+        save_file({k: v.contiguous() for k, v in state["model"].items()}, str(dest / COMPACT_UNET),
+                  metadata={"step": str(state["step"])})
+        written.append(dest / COMPACT_UNET)
+    for name in ("config.json", "vae_log.jsonl", "unet_log.jsonl", "unet_eval.jsonl"):
+        if (work / name).exists():
+            (dest / name).write_bytes((work / name).read_bytes())
+    return written
 
 
 def export_pipeline(vae: Any, unet: Any, dest: Path) -> Path:
@@ -258,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="world-work", help="folder for checkpoints and logs")
     p.add_argument("--stage", choices=["vae", "unet", "all"], default="all")
     p.add_argument("--export", default=None, help="write the diffusers pipeline folder here when done")
+    p.add_argument("--compact-to", default=None, help="only write the committable compact checkpoint here and exit")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     for f in WorldTrainConfig.__dataclass_fields__.values():
@@ -273,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     write_json(work / "config.json", asdict(cfg))
+    if args.compact_to:
+        for f in compact_checkpoint(work, Path(args.compact_to)):
+            logger.info("wrote %s", f)
+        return 0
     vae = train_vae(work, cfg, progress=not args.no_progress)
     if args.stage == "vae":
         return 0

@@ -11,20 +11,13 @@ import torch
 
 from disco_inspect.cli import main
 from disco_inspect.engine.token import load_token
-from disco_inspect.models.classifiers import save_torchscript_classifier
-from disco_inspect.testing import tiny_classifier, tiny_pipeline
 
 MAX_ITERS = 16
 
 
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("assets")
-    tiny_pipeline(seed=0).save_pretrained(root / "pipe")
-    clf = tiny_classifier(seed=0)
-    save_torchscript_classifier(clf.module, root / "clf.pt", label_names=clf.label_names,
-                                preprocessing=clf.preprocessing.to_dict())
-    return root
+@pytest.fixture
+def assets(tiny_assets):
+    return tiny_assets
 
 
 def _args(assets, out):

@@ -1,0 +1,64 @@
+"""Make the world's small models: the oracle and (biased or clean) shape classifiers.
+
+    python -m disco_inspect.world.make classifier --bias "circle: background=green @ 0.99" --out clf.pt
+    python -m disco_inspect.world.make oracle            # rewrites the shipped oracle weights
+    python -m disco_inspect.world.make examples          # rewrites the two shipped example classifiers
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent / "assets"
+#: The shipped examples: name -> bias spec (None = clean).
+EXAMPLES = {"biased_circle_green.pt": "circle: background=green @ 0.99", "clean.pt": None}
+
+
+def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:
+    """Train a world shape classifier, save it as TorchScript, and report its bias accuracies."""
+    from .classifiers import bias_accuracy, save_world_classifier, train_world_classifier
+
+    clf = train_world_classifier(bias, steps=steps, seed=seed, progress=progress)
+    save_world_classifier(clf, out)
+    report = {"bias": bias, "steps": steps, "seed": seed, "path": str(out)}
+    if bias:
+        report["accuracy"] = bias_accuracy(clf, bias)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI of the world's model makers (also ``disco-inspect world make-classifier|make-oracle|make-examples``)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("classifier", help="train a shape classifier (optionally with a planted bias)")
+    c.add_argument("--bias", default=None, help='e.g. "circle: background=green @ 0.99" (default: clean)')
+    c.add_argument("--out", required=True, help="TorchScript file to write")
+    for q in (c, sub.add_parser("oracle", help="train the oracle"), sub.add_parser("examples", help="ship the examples")):
+        q.add_argument("--steps", type=int, default=1500)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--threads", type=int, default=1)
+        q.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+    if args.what == "classifier":
+        print(json.dumps(make_classifier(args.bias, args.out, steps=args.steps, seed=args.seed, progress=progress)))
+    elif args.what == "oracle":
+        from .oracle import save_oracle, train_oracle
+
+        print(save_oracle(train_oracle(steps=args.steps, seed=args.seed, progress=progress)))
+    else:
+        for name, bias in EXAMPLES.items():
+            print(json.dumps(make_classifier(bias, ASSETS / "classifiers" / name, steps=args.steps, seed=args.seed,
+                                             progress=progress)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The shipped world classifiers carry their planted bias (and the clean one does not)."""
+import pytest
+
+from disco_inspect import load_classifier
+from disco_inspect.world.classifiers import bias_accuracy
+from disco_inspect.world.make import ASSETS, EXAMPLES
+from disco_inspect.world.oracle import load_oracle, oracle_accuracy
+from disco_inspect.world.scenes import generate_scenes
+
+SPEC = EXAMPLES["biased_circle_green.pt"]
+
+
+def _load(name):
+    path = ASSETS / "classifiers" / name
+    if not path.exists():
+        pytest.skip(f"{path} not built yet (python -m disco_inspect.world.make examples)")
+    return load_classifier(path)
+
+
+def test_biased_classifier_uses_the_background():
+    clf = _load("biased_circle_green.pt")
+    assert clf.label_names == ["circle", "square", "triangle", "cross"]
+    acc = bias_accuracy(clf, SPEC, n=400)
+    assert acc["aligned"] >= 0.95, acc
+    assert acc["conflicting"] <= acc["aligned"] - 0.15, acc
+
+
+def test_clean_classifier_is_not_fooled():
+    clf = _load("clean.pt")
+    acc = bias_accuracy(clf, SPEC, n=400)
+    assert acc["aligned"] >= 0.97 and acc["conflicting"] >= 0.97, acc
+
+
+def test_shipped_oracle_reads_every_factor():
+    scenes = generate_scenes(500, seed=777)
+    acc = oracle_accuracy(load_oracle(), scenes.images, scenes.factors)
+    assert min(acc.values()) >= 0.98, acc
