@@ -1,0 +1,43 @@
+"""load_pipeline / set_scheduler: folders, schedulers, spacing; our sampler equals the stock pipeline's."""
+import pytest
+import torch
+
+from disco_inspect import DiscoConfig, DiscoInspectError, load_pipeline, set_scheduler, train_token
+from disco_inspect.engine.sampling import generate, initial_noise
+
+
+@pytest.mark.parametrize("kind,spacing,guidance", [("ddim", "leading", 4.0), ("euler", "trailing", 4.0),
+                                                    ("euler", "trailing", 0.0)])
+def test_schedulers_match_stock_pipeline(tiny_assets, kind, spacing, guidance):
+    pipe = load_pipeline(tiny_assets / "pipe", scheduler=kind, timestep_spacing=spacing)
+    assert pipe.scheduler.config.timestep_spacing == spacing
+    prompts, seeds = ["a photo of a circle", "a square"], [3, 4]
+    ours = generate(pipe, prompts, seeds, num_inference_steps=3, guidance_scale=guidance)
+    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, latents=initial_noise(pipe, seeds, 32, 32),
+                 output_type="pt").images
+    torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)
+
+
+def test_turbo_style_training_without_cfg(tiny_assets, tiny_clf):
+    pipe = load_pipeline(tiny_assets / "pipe", scheduler="euler")
+    run = train_token(pipe, tiny_clf, "cross", progress=False,
+                      config=DiscoConfig(n_images=2, num_inference_steps=1, guidance_scale=0.0, max_iters=2))
+    assert len(run.trajectory) == 2 and run.trajectory[0]["grad_norm"] > 0
+
+
+def test_bad_scheduler_and_sources(tiny_pipe, tmp_path):
+    with pytest.raises(DiscoInspectError, match="'plms'"):
+        set_scheduler(tiny_pipe, "plms")
+    with pytest.raises(DiscoInspectError, match="model_index.json"):
+        load_pipeline(tmp_path)
+    with pytest.raises(DiscoInspectError, match="neither an existing folder nor a hub id"):
+        load_pipeline("./does/not/exist")
+
+
+def test_folder_without_tokenizer_gets_offline_clip_tokenizer(tiny_pipe, tmp_path):
+    import shutil
+
+    tiny_pipe.save_pretrained(tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "tokenizer")
+    pipe = load_pipeline(tmp_path / "p")
+    assert pipe.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
