@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import math
 import shutil
@@ -179,8 +180,6 @@ class _Trainer:
     def _baseline(self) -> None:
         cfg = self.cfg
         if self.folder is not None and (self.folder.path / "baseline.json").exists():
-            import json
-
             self.baseline = json.loads((self.folder.path / "baseline.json").read_text())
             return
         prompts, seeds = cfg.prompts(self.class_name, with_token=False), cfg.seeds()
