@@ -37,3 +37,12 @@ def test_world_training_reproduces_first_checkpoints(tmp_path):
         sa = torch.load(tmp_path / "a" / ckpt, weights_only=True)["model"]
         sb = torch.load(tmp_path / "b" / ckpt, weights_only=True)["model"]
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_quality_report_smoke(tiny_pipe):
+    from disco_inspect.world.quality import quality_report
+
+    rep = quality_report(tiny_pipe, n=4, steps=2, batch_size=4)
+    assert set(rep["accuracy"]) == {"shape", "color", "background", "texture", "object", "size", "object_presence"}
+    assert all(0 <= v <= 1 for v in rep["accuracy"].values())
+    assert all(0 <= v <= 1 for v in rep["shape_only_diversity"].values())
