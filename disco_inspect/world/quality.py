@@ -46,7 +46,7 @@ def quality_report(pipe: Any, oracle: WorldOracle | None = None, *, n: int = 200
         counts = torch.bincount(read2[f], minlength=len(FACTOR_VALUES[f])).float()
         p = counts / counts.sum()
         ent = -(p[p > 0] * p[p > 0].log()).sum().item()
-        diversity[f] = ent / math.log(len(FACTOR_VALUES[f]))  # normalised entropy in [0, 1]
+        diversity[f] = min(1.0, max(0.0, ent / math.log(len(FACTOR_VALUES[f]))))  # normalised entropy
     shape_only_acc = float((read2["shape"] == shapes.factors["shape"]).float().mean())
     return {"n": n, "steps": steps, "guidance": guidance, "accuracy": acc, "shape_only_shape_accuracy": shape_only_acc,
             "shape_only_diversity": diversity}
