@@ -134,3 +134,26 @@ def test_notebook_rerun_on_same_pipeline(tiny_pipe, tiny_clf):
     b = train_token(tiny_pipe, tiny_clf, 1, config=cfg, progress=False)
     assert torch.equal(a.initial_embedding, b.initial_embedding)
     assert a.trajectory[0]["loss"] == pytest.approx(b.trajectory[0]["loss"])
+
+
+def test_gradient_clipping_happens_after_backward(tiny_pipe, tiny_clf, monkeypatch):
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append(float(self.param_groups[0]["params"][0].grad.norm()))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    run = train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 2, "max_grad_norm": 1e-9}),
+                      progress=False)
+    assert seen and all(g <= 1e-9 * 1.0001 for g in seen)
+    assert all(r["grad_norm"] > 1e-9 for r in run.trajectory)  # recorded before clipping
+
+
+def test_downsampled_images(tiny_pipe, tiny_clf, tmp_path):
+    out = tmp_path / "r"
+    train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 1, "image_save_size": 16}), out=out,
+                progress=False)
+    assert Image.open(out / "images" / "step_0000" / "00.png").size == (16, 16)
+    assert Image.open(out / "images" / "baseline" / "00.png").size == (16, 16)
