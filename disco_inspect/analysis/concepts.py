@@ -1,0 +1,140 @@
+"""Concept scoring behind one small protocol: ``scorer.concepts`` and ``scorer.score(images) -> [N, K]``.
+
+* :class:`OracleScorer` — the bundled world's oracle: one concept per factor value ("background=green").
+* :class:`OpenClipScorer` — zero-shot presence of free-text concepts with an open_clip model whose weights
+  the user has locally (nothing downloads): p(concept) = softmax over {"a photo of <concept>", neutral}.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DiscoInspectError, missing_extra
+
+#: A default concept bank for real pipelines: backgrounds, scenes, co-occurring objects, person attributes.
+DEFAULT_CONCEPTS: tuple[str, ...] = (
+    # backgrounds and scenes
+    "a plate", "a table", "water", "the sea", "grass", "snow", "sand", "a forest", "a street", "a room", "the sky",
+    "a white background", "a dark background", "a gym", "a kitchen", "a market", "an aquarium", "a beach",
+    # co-occurring objects
+    "a person", "a hand", "food", "a car", "a dog", "a tree", "a flower", "a net", "a cage", "a bowl", "text",
+    # person attributes
+    "an old person", "a young person", "a child", "a man", "a woman", "glasses", "a beard", "an athlete",
+    # image properties
+    "a close-up", "a drawing", "a blurry photo", "a black and white photo",
+)
+
+
+@runtime_checkable
+class ConceptScorer(Protocol):
+    """Anything that scores named concepts on images in [0, 1]."""
+
+    concepts: list[str]
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Concept presence in [0, 1], shape [N, K] for images [N, 3, H, W] in [0, 1]."""
+        ...
+
+
+def load_concepts(path: str | Path) -> list[str]:
+    """Read a concept file: one concept per line; blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiscoInspectError(f"`concepts` file `{path}` does not exist; pass a text file with one concept per line.")
+    concepts = [ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    concepts = [c for c in concepts if c]
+    if not concepts:
+        raise DiscoInspectError(f"`concepts` file `{path}` holds no concepts; write one per line.")
+    return list(dict.fromkeys(concepts))
+
+
+class OracleScorer:
+    """The world's oracle as a concept scorer: concept ``"factor=value"`` scored by the oracle's softmax."""
+
+    def __init__(self, oracle: Any = None, factors: Sequence[str] | None = None) -> None:
+        from ..world.oracle import load_oracle
+        from ..world.scenes import FACTOR_VALUES, FACTORS
+
+        self.oracle = oracle if oracle is not None else load_oracle()
+        self.factors = list(factors or [f for f in FACTORS if f != "shape"])
+        unknown = [f for f in self.factors if f not in FACTOR_VALUES]
+        if unknown:
+            raise DiscoInspectError(f"`factors` {unknown} are unknown; use some of {list(FACTORS)}.")
+        self.concepts = [f"{f}={v}" for f in self.factors for v in FACTOR_VALUES[f]]
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, K] probabilities, columns in :attr:`concepts` order."""
+        probs = self.oracle.probabilities(images.float().cpu())
+        return torch.cat([probs[f] for f in self.factors], dim=1)
+
+
+class OpenClipScorer:
+    """Zero-shot concept presence with an open_clip model.
+
+    Args:
+        model: an ``open_clip`` CLIP model (``encode_image``/``encode_text``/``logit_scale``).
+        tokenizer: the matching open_clip tokenizer.
+        concepts: free-text concepts (default :data:`DEFAULT_CONCEPTS`).
+        image_size, mean, std: the model's preprocessing (applied with differentiable torch ops).
+        template: how a concept becomes a caption; ``neutral`` is the caption it competes against.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, concepts: Sequence[str] | None = None, *, image_size: int = 224,
+                 mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
+                 std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711),
+                 template: str = "a photo of {}", neutral: str = "a photo", batch_size: int = 32) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.concepts = list(concepts or DEFAULT_CONCEPTS)
+        if not self.concepts:
+            raise DiscoInspectError("`concepts` is empty; pass at least one concept.")
+        self.image_size, self.batch_size = image_size, batch_size
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        with torch.no_grad():
+            text = tokenizer([template.format(c) for c in self.concepts] + [neutral])
+            feats = F.normalize(model.encode_text(text).float(), dim=-1)
+        self._concept_feats, self._neutral = feats[:-1], feats[-1]
+
+    @classmethod
+    def from_pretrained(cls, arch: str, weights: str | Path, concepts: Sequence[str] | None = None,
+                        **kwargs: Any) -> OpenClipScorer:
+        """Build from an open_clip architecture name and a LOCAL weights file (nothing is downloaded)."""
+        try:
+            import open_clip
+        except ImportError as e:
+            raise missing_extra("open_clip_torch", "report") from e
+        weights = Path(weights)
+        if not weights.is_file():
+            raise DiscoInspectError(
+                f"open_clip weights `{weights}` do not exist; download them on a connected machine and pass the file "
+                "(this tool never downloads)."
+            )
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(weights))
+        except Exception as e:
+            raise DiscoInspectError(f"Could not load open_clip `{arch}` from `{weights}`: {e}.") from e
+        size = model.visual.image_size
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        return cls(model, open_clip.get_tokenizer(arch), concepts, image_size=int(size), **kwargs)
+
+    def _prep(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(images.float(), size=(self.image_size, self.image_size), mode="bicubic",
+                          align_corners=False, antialias=True)
+        return (x.clamp(0, 1) - self.mean) / self.std
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, K] = softmax(scale * [cos(img, concept), cos(img, neutral)])[0] per concept."""
+        out = []
+        scale = float(self.model.logit_scale.exp()) if hasattr(self.model, "logit_scale") else 100.0
+        for i in range(0, len(images), self.batch_size):
+            f = F.normalize(self.model.encode_image(self._prep(images[i : i + self.batch_size])).float(), dim=-1)
+            s_c, s_n = f @ self._concept_feats.T, (f @ self._neutral)[:, None]
+            out.append(torch.sigmoid(scale * (s_c - s_n)))  # 2-way softmax == sigmoid of the difference
+        return torch.cat(out)

@@ -1,0 +1,53 @@
+"""Concept scorers: the world oracle and an open_clip zero-shot scorer on a tiny random model."""
+import pytest
+import torch
+
+from disco_inspect.analysis.concepts import ConceptScorer, OpenClipScorer, OracleScorer, load_concepts
+from disco_inspect.errors import DiscoInspectError
+from disco_inspect.world.scenes import generate_scenes
+
+
+def test_oracle_scorer_reads_the_planted_background():
+    scorer = OracleScorer()
+    assert isinstance(scorer, ConceptScorer)
+    green = generate_scenes(20, seed=3, fixed={"background": "green"}).images
+    gray = generate_scenes(20, seed=4, fixed={"background": "gray"}).images
+    col = scorer.concepts.index("background=green")
+    assert scorer.score(green)[:, col].mean() > 0.9 > 0.1 > scorer.score(gray)[:, col].mean()
+    assert scorer.score(green).shape == (20, len(scorer.concepts))
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    model = open_clip.CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8,
+                                                                   image_size=32),
+                           text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
+    return model, open_clip.get_tokenizer("ViT-B-32")
+
+
+def test_open_clip_scorer_shapes_and_range(tiny_clip):
+    model, tok = tiny_clip
+    scorer = OpenClipScorer(model, tok, ["a plate", "the sea", "<script>"], image_size=32)
+    images = torch.rand(5, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    s = scorer.score(images)
+    assert s.shape == (5, 3) and ((0 <= s) & (s <= 1)).all()
+    assert torch.equal(s, scorer.score(images))  # deterministic
+    assert not torch.allclose(s[0], s[1])  # depends on the image
+
+
+def test_open_clip_missing_weights_is_clear(tmp_path):
+    with pytest.raises(DiscoInspectError, match="never downloads"):
+        OpenClipScorer.from_pretrained("ViT-B-32", tmp_path / "nope.bin")
+
+
+def test_concept_file(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("# mine\na plate\n\nthe sea  # water\na plate\n")
+    assert load_concepts(f) == ["a plate", "the sea"]
+    f.write_text("# nothing\n")
+    with pytest.raises(DiscoInspectError, match="no concepts"):
+        load_concepts(f)
