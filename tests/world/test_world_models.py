@@ -46,3 +46,16 @@ def test_quality_report_smoke(tiny_pipe):
     assert set(rep["accuracy"]) == {"shape", "color", "background", "texture", "object", "size", "object_presence"}
     assert all(0 <= v <= 1 for v in rep["accuracy"].values())
     assert all(0 <= v <= 1 for v in rep["shape_only_diversity"].values())
+
+
+def test_compact_checkpoint_resumes(tmp_path):
+    from disco_inspect.world.train import COMPACT_UNET, compact_checkpoint, main
+
+    args = ["--vae-steps", "2", "--vae-batch", "4", "--unet-batch", "4", "--checkpoint-every", "2", "--eval-every",
+            "1000", "--no-progress"]
+    assert main(["--work", str(tmp_path / "a"), "--unet-steps", "2", *args]) == 0
+    compact_checkpoint(tmp_path / "a", tmp_path / "c")
+    assert main(["--work", str(tmp_path / "c"), "--unet-steps", "4", *args]) == 0  # continues from step 2
+    state = torch.load(tmp_path / "c" / "unet_ckpt.pt", weights_only=True)
+    assert state["step"] == 4 and state["warm_from"] == 2
+    assert (tmp_path / "c" / COMPACT_UNET).stat().st_size < 12_000_000
