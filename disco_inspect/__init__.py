@@ -31,6 +31,13 @@ _LAZY = {
     "install_token": "disco_inspect.engine.token",
     "TowardClass": "disco_inspect.engine.objectives",
     "AwayFromClass": "disco_inspect.engine.objectives",
+    "ConceptScorer": "disco_inspect.analysis.concepts",
+    "OracleScorer": "disco_inspect.analysis.concepts",
+    "OpenClipScorer": "disco_inspect.analysis.concepts",
+    "load_concepts": "disco_inspect.analysis.concepts",
+    "generate_scenes": "disco_inspect.world.scenes",
+    "BiasSpec": "disco_inspect.world.bias",
+    "load_oracle": "disco_inspect.world.oracle",
 }
 
 __all__ = ["DiscoConfig", "DiscoInspectError", "PAPER_TEMPLATES", "__version__", *_LAZY]
