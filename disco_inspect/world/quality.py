@@ -56,18 +56,16 @@ def pipeline_from_work(work: Path, dest: Path | None = None) -> Any:
     """Export the EMA UNet + VAE of a (running) training folder to a pipeline and load it."""
     from ..models.pipelines import load_pipeline
     from .model import build_unet, build_vae
-    from .train import export_pipeline
+    from .train import WorldTrainConfig, export_pipeline, set_scaling_factor
 
     vae_state = torch.load(work / "vae_ckpt.pt", map_location="cpu", weights_only=True)
     unet_state = torch.load(work / "unet_ckpt.pt", map_location="cpu", weights_only=True)
     vae, unet = build_vae(), build_unet()
     vae.load_state_dict(vae_state["model"])
     unet.load_state_dict(unet_state["ema"])
-    from .scenes import generate_scenes as _g
-
-    with torch.no_grad():
-        lat = vae.encode(_g(1024, seed=3_000_017).images * 2 - 1).latent_dist.mean
-    vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+    cfg_file = work / "config.json"
+    cfg = WorldTrainConfig(**json.loads(cfg_file.read_text())) if cfg_file.exists() else WorldTrainConfig()
+    set_scaling_factor(vae.eval(), cfg)  # the factor the UNet was trained with
     dest = dest or Path(tempfile.mkdtemp()) / "world"
     export_pipeline(vae, unet, dest)
     return load_pipeline(dest), int(unet_state["step"])

@@ -128,11 +128,16 @@ def train_vae(work: Path, cfg: WorldTrainConfig, progress: bool = True) -> Any:
             _save_ckpt(ckpt, {"model": vae.state_dict(), "optimizer": opt.state_dict(), "step": step})
     bar.close()
     vae.eval()
-    with torch.no_grad():
-        scenes = generate_scenes(1024, seed=batch_seed(cfg, "eval", 0))
-        lat = vae.encode(scenes.images * 2 - 1).latent_dist.mean
-    vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+    set_scaling_factor(vae, cfg)
     return vae
+
+
+@torch.no_grad()
+def set_scaling_factor(vae: Any, cfg: WorldTrainConfig) -> None:
+    """Set ``vae.config.scaling_factor`` = 1 / std of latents of 1,024 held-out scenes (as SD's 0.18215)."""
+    scenes = generate_scenes(1024, seed=batch_seed(cfg, "eval", 0))
+    lat = vae.encode(scenes.images * 2 - 1).latent_dist.mean
+    vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
 
 
 def _min_snr_weights(sched: Any, t: torch.Tensor, gamma: float) -> torch.Tensor:
