@@ -4,7 +4,7 @@ Prints (one run, medians of repeats):
   * seconds to import disco_inspect and ``load_pipeline("world")`` in a fresh process, hub access blocked;
   * seconds to generate 8 images at 20 DDIM steps (CFG 4);
   * with --quality: the oracle-read factor accuracies of issue "Bundled world" (200 held-out prompts);
-  * with --audit: DisCo on the shipped biased classifier ("circle: background=green @ 0.99"): target
+  * with --audit: DisCo (10 images, 10 steps, gradients through all steps, 50 iterations) on the shipped biased classifier ("circle: background=green @ 0.99"): target
     probability and the oracle's green-background rate on baseline vs final images (same seeds).
 
 Usage: python benchmarks/bench_world.py [--threads 1] [--quality] [--audit] [--pipeline world]
@@ -30,7 +30,7 @@ def load_seconds(source: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def audit(pipe, n_images: int = 10, iters: int = 20, lr: float = 0.005) -> dict:
+def audit(pipe, n_images: int = 10, iters: int = 50, lr: float = 0.005) -> dict:
     """DisCo for 'circle' under the shipped biased classifier; oracle green rate before/after."""
     from disco_inspect import DiscoConfig, load_classifier, train_token
     from disco_inspect.world.make import ASSETS
@@ -38,7 +38,7 @@ def audit(pipe, n_images: int = 10, iters: int = 20, lr: float = 0.005) -> dict:
     from disco_inspect.world.scenes import BACKGROUNDS
 
     clf = load_classifier(ASSETS / "classifiers" / "biased_circle_green.pt")
-    cfg = DiscoConfig(n_images=n_images, num_inference_steps=10, guidance_scale=4.0, max_iters=iters, lr=lr,
+    cfg = DiscoConfig(n_images=n_images, num_inference_steps=10, guidance_scale=4.0, max_iters=iters, lr=lr, grad_steps=-1,
                       accuracy_threshold=1.0, patience=iters, templates=("a photo of a {token} {class_name}",
                                                                           "a {token} {class_name}"))
     t = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
               json.dumps({k: round(v, 2) for k, v in rep["shape_only_diversity"].items()}))
     if args.audit:
         a = audit(load_pipeline(args.pipeline))
-        print(f"audit biased circle classifier ({a['n_images']} images, 20 iterations, {a['seconds']:.0f} s): "
+        print(f"audit biased circle classifier ({a['n_images']} images, 10 steps, K=all, 50 iterations, {a['seconds']:.0f} s): "
               f"p(circle) {a['target_prob_first']:.3f} -> {a['target_prob_last']:.3f}; oracle green-background rate "
               f"{a['green_rate_baseline']:.2f} -> {a['green_rate_final']:.2f}")
 
