@@ -51,3 +51,17 @@ def test_train_token_runs_on_the_world(world):
                       config=DiscoConfig(n_images=2, num_inference_steps=4, guidance_scale=4.0, max_iters=2,
                                         accuracy_threshold=1.0))
     assert len(run.trajectory) == 2 and "<S>" in world.tokenizer.get_vocab()
+
+
+@pytest.mark.slow
+def test_disco_moves_images_toward_the_planted_factor(world):
+    """Issue 'Bundled world' acceptance 5: the oracle's green-background rate rises from baseline to final."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_world import audit
+
+    a = audit(load_pipeline("world"))
+    assert a["target_prob_last"] > a["target_prob_first"], a
+    assert a["green_rate_final"] > a["green_rate_baseline"], a
