@@ -164,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, r in (("baseline", res.baseline), ("token", res.token)):
         print(f"{name:10s} {r['accuracy']:7.3f} {r['top5_accuracy']:7.3f} {r['target_prob_mean']:10.3f}")
     if args.json:
-        from .engine.run import write_json
+        from .io import write_json
 
         write_json(Path(args.json), res.to_dict())
     return 0

@@ -14,10 +14,11 @@ import torch
 
 from ..config import DiscoConfig
 from ..errors import DiscoInspectError
+from ..io import write_json
 from ..models.pipelines import describe_pipeline
 from .objectives import make_objective
 from .result import TokenRun
-from .run import RunFolder, save_png, write_json
+from .run import RunFolder, save_png
 from .sampling import decode, denoise, encode, image_size, initial_noise
 from .scoring import image_records, summarize
 from .token import ClassToken, save_token

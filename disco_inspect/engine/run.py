@@ -21,40 +21,17 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import DiscoInspectError
+from ..io import atomic_write, atomic_write_text, write_json
 
 #: Config keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("max_iters", "patience", "accuracy_threshold", "save_images", "image_save_size")
 TOKEN_FILE = "learned_embeds.safetensors"
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically."""
-
-    def _w(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-
-    _atomic_write(path, _w)
 
 
 def save_png(path: Path, image: torch.Tensor, max_side: int | None = None) -> None:
@@ -66,7 +43,7 @@ def save_png(path: Path, image: torch.Tensor, max_side: int | None = None) -> No
     if max_side and max(img.size) > max_side:
         scale = max_side / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
-    _atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 class RunFolder:
@@ -144,7 +121,7 @@ class RunFolder:
     # -- state ---------------------------------------------------------------------------------
     def save_state(self, state: dict[str, Any]) -> None:
         """Write ``state.pt`` atomically; this is what marks an iteration finished."""
-        _atomic_write(self.path / "state.pt", lambda tmp: torch.save(state, tmp))
+        atomic_write(self.path / "state.pt", lambda tmp: torch.save(state, tmp))
 
     def load_state(self) -> dict[str, Any] | None:
         """The last saved state, or None."""
@@ -182,11 +159,7 @@ class RunFolder:
         if (path.read_text() if path.exists() else "") == text:
             return
 
-        def _w(tmp: str) -> None:
-            with open(tmp, "w") as f:
-                f.write(text)
-
-        _atomic_write(self.path / "trajectory.jsonl", _w)
+        atomic_write_text(self.path / "trajectory.jsonl", text)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

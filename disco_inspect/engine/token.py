@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import DiscoInspectError
+from ..io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +84,8 @@ def save_token(path: str | Path, token: str, vector: torch.Tensor) -> Path:
     """Write ``{token: vector}`` as safetensors, atomically; loadable by ``pipe.load_textual_inversion``."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file({token: vector.detach().float().cpu().contiguous().clone()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    tensor = vector.detach().float().cpu().contiguous().clone()
+    return atomic_write(path, lambda tmp: save_file({token: tensor}, tmp))
 
 
 def load_token(path: str | Path) -> tuple[str, torch.Tensor]:

@@ -20,7 +20,6 @@ import math
 import operator
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DiscoInspectError, missing_extra
+from ..io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -648,15 +648,11 @@ def save_torchscript_classifier(
             module.train(was_training)
     scripted.eval()
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def _save(tmp: str) -> None:
         with _quiet_jit():
             torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, _save)
     logger.info("Saved TorchScript classifier to %s", path)
     return path
 

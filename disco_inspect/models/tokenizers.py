@@ -10,11 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import DiscoInspectError, missing_extra
+from ..io import atomic_write_text
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 CLIP_VOCAB_SIZE = 49408
@@ -62,10 +62,7 @@ def write_clip_tokenizer_files(folder: str | Path) -> tuple[Path, Path]:
         "merges.txt": "#version: 0.2\n" + "\n".join(merges) + "\n",
     }
     for name, text in targets.items():
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, folder / name)
+        atomic_write_text(folder / name, text)
     return folder / "vocab.json", folder / "merges.txt"
 
 

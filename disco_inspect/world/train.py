@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..engine.run import _atomic_write, write_json
+from ..io import atomic_write, write_json
 from .model import TEXT_MAX_LENGTH, build_training_scheduler, build_unet, build_vae, load_text_encoder
 from .scenes import generate_scenes
 
@@ -66,7 +66,7 @@ def encode_captions(tokenizer: Any, text_encoder: Any, captions: list[str]) -> t
 
 
 def _save_ckpt(path: Path, obj: dict[str, Any]) -> None:
-    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _log(path: Path, record: dict[str, Any]) -> None:
