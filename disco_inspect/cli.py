@@ -41,10 +41,11 @@ def _seeds(text: str) -> list[int]:
         raise DiscoInspectError(f"`--seeds` = {text!r} is invalid; use a range '0-7' or a list '1,5,9'.") from e
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("model", help="classifier: TorchScript file, state dict (+ --arch), .safetensors (+ --arch), .onnx, "
-                                 "or a pickled module (+ --trust-pickle)")
-    p.add_argument("--class", dest="target", required=True, help="target class: a label name or an index")
+                                 "a pickled module (+ --trust-pickle), or world:NAME for a shipped world classifier "
+                                 "(world:biased_circle_green, world:clean, ...)")
+    p.add_argument("--class", dest="target", required=required, help="target class: a label name or an index")
     p.add_argument("--arch", help="timm architecture name for a state-dict file, e.g. resnet50 (default: none)")
     p.add_argument("--labels", help="label names: a text file (one per line) or JSON list (default: from the model)")
     p.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled nn.Module (runs code from the file)")
@@ -81,8 +82,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--objective", choices=["toward", "away"], help="toward the class (paper) or away (default: toward)")
 
 
-def _config_from(args: argparse.Namespace) -> DiscoConfig:
-    cfg = DiscoConfig.load(args.config) if getattr(args, "config", None) else DiscoConfig()
+def _config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> DiscoConfig:
+    cfg = DiscoConfig.load(args.config) if getattr(args, "config", None) else (base or DiscoConfig())
     changes = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items() if getattr(args, flag, None) is not None}
     return cfg.replace(**changes) if changes else cfg
 
@@ -99,8 +100,76 @@ def _setup(args: argparse.Namespace) -> Any:
 
 def _classifier(args: argparse.Namespace, source: str | None = None) -> Any:
     from .models.classifiers import load_classifier
+    from .world.make import resolve_model
 
-    return load_classifier(source or args.model, arch=args.arch, labels=args.labels, trust_pickle=args.trust_pickle)
+    return load_classifier(resolve_model(source or args.model), arch=args.arch, labels=args.labels,
+                           trust_pickle=args.trust_pickle)
+
+
+def _scorer(args: argparse.Namespace, pipe: Any) -> Any:
+    from .analysis.concepts import OpenClipScorer, load_concept_file
+
+    concepts, interventions = load_concept_file(args.concepts) if args.concepts else (None, {})
+    if args.clip_weights:
+        return OpenClipScorer.from_pretrained(args.clip_arch, args.clip_weights, concepts, interventions=interventions)
+    if concepts:
+        raise DiscoInspectError("`--concepts` needs an open_clip scorer: add --clip-weights FILE (and --clip-arch).")
+    from .audit import default_scorer
+
+    return default_scorer(pipe)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Audit one or more classes and write self-contained HTML reports plus report.json."""
+    from .audit import AuditSettings, audit, default_config
+    from .report.html import write_index
+
+    if bool(args.target) == bool(args.classes):
+        raise DiscoInspectError("Pass exactly one of `--class NAME` or `--classes a,b,c`.")
+    names = [args.target] if args.target else [c.strip() for c in args.classes.split(",") if c.strip()]
+    if not names:
+        raise DiscoInspectError(f"`--classes` = {args.classes!r} names no class; write e.g. --classes circle,square.")
+    clf = _classifier(args)
+    targets = [clf.resolve_class(n) for n in names]  # fail on a bad name before loading the pipeline
+    settings = AuditSettings(eval_seeds=args.eval_seeds, intervention_seeds=args.intervention_seeds, alpha=args.alpha,
+                             min_effect=args.min_effect, attribution_images=0 if args.no_attributions else 6)
+    pipe = _setup(args)
+    cfg = _config_from(args, default_config(pipe))
+    scorer = _scorer(args, pipe)
+    root = Path(args.out) / _slug(Path(str(args.model)).stem)
+    entries = []
+    for idx in targets:
+        name = clf.class_name(idx)
+        folder = root / _slug(name)
+        res = audit(pipe, clf, idx, scorer=scorer, config=cfg, settings=settings, out=folder,
+                    progress=not args.no_progress)
+        top = res.factors.top(3)
+        print(f"{name}: report {folder / 'index.html'}")
+        print(f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f}; "
+              + ("factors: " + ", ".join(f"{f.concept} ({f.effect:+.2f}, q={f.q_value:.3g}"
+                                         f"{', confirmed' if f.confirmed else ''})" for f in top) if top
+                 else "no factor passed the false-discovery threshold"))
+        entries.append({"class_name": name, "href": f"{_slug(name)}/index.html", "doc": res.to_dict()})
+    if len(entries) > 1:
+        print(f"index: {write_index(entries, root, f'disco-inspect audit of {Path(str(args.model)).name}')}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """``disco-inspect world benchmark``: the planted-bias benchmark on the bundled world."""
+    import torch
+
+    from .world.benchmark import HEADER, run_benchmark
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+    print(HEADER)
+    rows = run_benchmark(names=args.only.split(",") if args.only else None, out=args.out, config_overrides=overrides,
+                         progress=not args.no_progress)
+    passed = sum(r["passed"] for r in rows)
+    print(f"{passed}/{len(rows)} passed; reports in {args.out}/index.html")
+    return 0 if passed == len(rows) else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -172,6 +241,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_world(args: argparse.Namespace) -> int:
     """``disco-inspect world train ...``: forwards to :mod:`disco_inspect.world.train`."""
+    if args.world_command == "benchmark":
+        bp = argparse.ArgumentParser(prog="disco-inspect world benchmark", formatter_class=_Formatter,
+                                     description="Audit every shipped world classifier; check the planted bias is found.")
+        bp.add_argument("--out", default="reports/world-benchmark", help="output folder")
+        bp.add_argument("--only", default=None, help="comma-separated classifier files, e.g. clean.pt (default: all)")
+        bp.add_argument("--max-iters", type=int, default=None, help="DisCo iterations (default: the world preset's)")
+        bp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        bp.add_argument("--no-progress", action="store_true")
+        return cmd_benchmark(bp.parse_args(args.rest))
     if args.world_command == "train":
         from .world.train import main as train_main
 
@@ -224,10 +302,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("world", help="the bundled world: train its text-to-image model", formatter_class=_Formatter)
-    p.add_argument("world_command", choices=["train", "make-classifier", "make-oracle", "make-examples"],
+    p = sub.add_parser("report", help="audit a class: token, factors, interventions, attributions, HTML report",
+                       formatter_class=_Formatter)
+    _add_model_args(p, required=False)
+    p.add_argument("--classes", default=None, help="audit several classes into one index page: 'a,b,c'")
+    _add_pipeline_args(p)
+    _add_config_args(p)
+    g = p.add_argument_group("analysis")
+    g.add_argument("--out", default="reports", help="reports go to OUT/<model>/<class>/ (index.html, report.json)")
+    g.add_argument("--eval-seeds", type=int, default=32, help="paired evaluation images with/without the token")
+    g.add_argument("--intervention-seeds", type=int, default=16, help="paired seeds per intervention")
+    g.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate across concepts")
+    g.add_argument("--min-effect", type=float, default=0.05, help="smallest concept-presence shift that counts")
+    g.add_argument("--concepts", default=None, help="concept file (one per line; 'concept | prompt | contrasts')")
+    g.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
+    g.add_argument("--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)")
+    g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("world", help="the bundled world: train its model, make classifiers, run the benchmark",
+                       formatter_class=_Formatter)
+    p.add_argument("world_command", choices=["train", "make-classifier", "make-oracle", "make-examples", "benchmark"],
                    help="train: (re)train the world model (resumable); make-classifier --bias SPEC --out FILE: a "
-                        "shape classifier with a planted bias; make-oracle / make-examples: rebuild shipped models")
+                        "shape classifier with a planted bias; make-oracle / make-examples: rebuild shipped models; "
+                        "benchmark: the planted-bias benchmark of the audit")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the world command (see `world train --help`)")
     p.set_defaults(func=cmd_world)
     return parser

@@ -39,17 +39,46 @@ class ConceptScorer(Protocol):
         """Concept presence in [0, 1], shape [N, K] for images [N, 3, H, W] in [0, 1]."""
         ...
 
+    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
+        """A prompt that shows ``class_name`` with ``concept`` and contrasting prompts without it."""
+        ...
 
-def load_concepts(path: str | Path) -> list[str]:
-    """Read a concept file: one concept per line; blank lines and ``#`` comments ignored."""
+
+def load_concept_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
+    """Read a concept file: one concept per line; blank lines and ``#`` comments ignored.
+
+    A line may also name its intervention prompts: ``concept | factor prompt | contrast; contrast``, with
+    ``{class_name}`` in the prompts, e.g. ``a plate | a photo of a {class_name} on a plate | a photo of a
+    {class_name} in the sea``. Returns the concepts and those interventions.
+    """
     path = Path(path)
     if not path.is_file():
         raise DiscoInspectError(f"`concepts` file `{path}` does not exist; pass a text file with one concept per line.")
-    concepts = [ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    concepts = [c for c in concepts if c]
+    concepts: list[str] = []
+    interventions: dict[str, tuple[str, list[str]]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = [x.strip() for x in line.split("#", 1)[0].split("|")]
+        if not parts[0]:
+            continue
+        if len(parts) not in (1, 3) or (len(parts) == 3 and not (parts[1] and parts[2])):
+            raise DiscoInspectError(f"`concepts` file `{path}` line {n} ({line.strip()!r}) is malformed; write "
+                                    "'concept' or 'concept | factor prompt | contrast prompt; contrast prompt'.")
+        concepts.append(parts[0])
+        if len(parts) == 3:
+            contrasts = [c.strip() for c in parts[2].split(";") if c.strip()]
+            for prompt in [parts[1], *contrasts]:
+                if "{class_name}" not in prompt:
+                    raise DiscoInspectError(f"`concepts` file `{path}` line {n}: prompt {prompt!r} needs "
+                                            "'{class_name}' where the class goes.")
+            interventions[parts[0]] = (parts[1], contrasts)
     if not concepts:
         raise DiscoInspectError(f"`concepts` file `{path}` holds no concepts; write one per line.")
-    return list(dict.fromkeys(concepts))
+    return list(dict.fromkeys(concepts)), interventions
+
+
+def load_concepts(path: str | Path) -> list[str]:
+    """The concepts of a concept file (see :func:`load_concept_file`)."""
+    return load_concept_file(path)[0]
 
 
 class OracleScorer:
@@ -72,6 +101,23 @@ class OracleScorer:
         probs = self.oracle.probabilities(images.float().cpu())
         return torch.cat([probs[f] for f in self.factors], dim=1)
 
+    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
+        """World captions: ``"a circle on a green background"`` vs the same with every other value."""
+        from ..world.scenes import FACTOR_VALUES, SHAPES, caption_for
+
+        if concept not in self.concepts:
+            raise DiscoInspectError(f"Unknown concept {concept!r}; this scorer knows {self.concepts}.")
+        factor, value = concept.split("=", 1)
+        shape = class_name.strip().lower()
+
+        def caption(v: str) -> str:
+            fixed = {factor: v}
+            if shape in SHAPES:
+                return caption_for({"shape": shape, **fixed})
+            return caption_for(fixed).replace("shape", class_name, 1)  # a non-world label: say it as the noun
+
+        return caption(value), [caption(v) for v in FACTOR_VALUES[factor] if v != value]
+
 
 class OpenClipScorer:
     """Zero-shot concept presence with an open_clip model.
@@ -82,13 +128,17 @@ class OpenClipScorer:
         concepts: free-text concepts (default :data:`DEFAULT_CONCEPTS`).
         image_size, mean, std: the model's preprocessing (applied with differentiable torch ops).
         template: how a concept becomes a caption; ``neutral`` is the caption it competes against.
+        interventions: per concept, a factor prompt and contrast prompts with ``{class_name}``
+            (default: "a photo of a {class_name} with {concept}" vs "a photo of a {class_name}").
     """
 
     def __init__(self, model: Any, tokenizer: Any, concepts: Sequence[str] | None = None, *, image_size: int = 224,
                  mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
                  std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711),
-                 template: str = "a photo of {}", neutral: str = "a photo", batch_size: int = 32) -> None:
+                 template: str = "a photo of {}", neutral: str = "a photo", batch_size: int = 32,
+                 interventions: dict[str, tuple[str, list[str]]] | None = None) -> None:
         self.model = model.eval()
+        self.interventions = dict(interventions or {})
         self.tokenizer = tokenizer
         self.concepts = list(concepts or DEFAULT_CONCEPTS)
         if not self.concepts:
@@ -138,3 +188,9 @@ class OpenClipScorer:
             s_c, s_n = f @ self._concept_feats.T, (f @ self._neutral)[:, None]
             out.append(torch.sigmoid(scale * (s_c - s_n)))  # 2-way softmax == sigmoid of the difference
         return torch.cat(out)
+
+    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
+        """The concept file's prompts, or "a photo of a {class} with {concept}" vs "a photo of a {class}"."""
+        factor, contrasts = self.interventions.get(
+            concept, ("a photo of a {class_name} with " + concept, ["a photo of a {class_name}"]))
+        return factor.replace("{class_name}", class_name), [c.replace("{class_name}", class_name) for c in contrasts]

@@ -600,11 +600,14 @@ def save_torchscript_classifier(
     *,
     label_names: Sequence[str] | None = None,
     preprocessing: Preprocessing | Mapping[str, Any] | None = None,
+    eager: Mapping[str, Any] | None = None,
 ) -> Path:
     """Script (or, failing that, trace) ``module`` and save it with label/preprocessing metadata, atomically.
 
     ``module`` may be a :class:`Classifier`; its labels and preprocessing are then the defaults. The metadata
     lands in the archive's ``disco_inspect.json`` extra file, which :func:`load_classifier` reads back.
+    ``eager`` = ``{"factory": "disco_inspect.<module>:<class>", "kwargs": {...}}`` names a disco-inspect
+    architecture that :func:`load_classifier` rebuilds as an eager module (hookable, e.g. for GradCAM).
     """
     if isinstance(module, Classifier):
         label_names = module.label_names if label_names is None else label_names
@@ -614,6 +617,8 @@ def save_torchscript_classifier(
         raise DiscoInspectError(f"`module` must be a torch.nn.Module, got {type(module).__name__}.")
     pre = Preprocessing() if preprocessing is None else Preprocessing.from_dict(preprocessing)
     meta: dict[str, Any] = {"preprocessing": pre.to_dict()}
+    if eager is not None:
+        meta["eager"] = {"factory": str(eager["factory"]), "kwargs": dict(eager.get("kwargs", {}))}
     if label_names is not None:
         meta["label_names"] = _check_labels(label_names, "`label_names`")
     path = Path(path).expanduser()
@@ -779,6 +784,8 @@ def _load_path(path: Path, *, arch: str | None, trust_pickle: bool) -> _Loaded:
     else:
         _warn_arch_ignored(arch, "a TorchScript file")
         meta = _parse_metadata(extra[METADATA_NAME], path)
+        if meta.get("eager"):
+            module = _eager_module(meta["eager"], module, path)
         return _Loaded(module, f"torchscript:{path}", file_preprocessing=meta.get("preprocessing"),
                        file_labels=meta.get("label_names"))
 
@@ -816,6 +823,28 @@ def _load_path(path: Path, *, arch: str | None, trust_pickle: bool) -> _Loaded:
     return _from_state_dict(state_dict, path, arch)
 
 
+def _eager_module(spec: Mapping[str, Any], scripted: nn.Module, path: Path) -> nn.Module:
+    """Rebuild a disco-inspect architecture named in the metadata and load the scripted weights into it.
+
+    Only factories inside the ``disco_inspect`` package are imported (no code from the file runs); on any
+    mismatch the TorchScript module is kept.
+    """
+    import importlib
+
+    factory = str(spec.get("factory", ""))
+    mod_name, _, cls_name = factory.partition(":")
+    if not (mod_name == "disco_inspect" or mod_name.startswith("disco_inspect.")) or not cls_name:
+        logger.warning("Ignoring eager factory %r in `%s`: only disco_inspect architectures are rebuilt.", factory, path)
+        return scripted
+    try:
+        eager = getattr(importlib.import_module(mod_name), cls_name)(**dict(spec.get("kwargs", {})))
+        eager.load_state_dict(scripted.state_dict())
+    except Exception as e:  # noqa: BLE001 - fall back to the scripted module
+        logger.warning("Could not rebuild %s from `%s` (%s); using the TorchScript module.", factory, path, _first_line(e))
+        return scripted
+    return eager.eval()
+
+
 def _warn_arch_ignored(arch: str | None, what: str) -> None:
     if arch is not None:
         logger.warning("`arch=%s` is ignored for %s (the file holds the architecture).", arch, what)
@@ -851,6 +880,8 @@ def _parse_metadata(raw: str | bytes, path: Path) -> dict[str, Any]:
         out["label_names"] = _check_labels(meta["label_names"], f"`label_names` in the metadata of `{path}`")
     if meta.get("preprocessing") is not None:
         out["preprocessing"] = dict(meta["preprocessing"])
+    if isinstance(meta.get("eager"), dict):
+        out["eager"] = dict(meta["eager"])
     return out
 
 

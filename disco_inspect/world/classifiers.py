@@ -69,7 +69,10 @@ def save_world_classifier(clf: Any, path: str | Path) -> Path:
     """Save as TorchScript with labels + preprocessing metadata."""
     from ..models.classifiers import save_torchscript_classifier
 
-    save_torchscript_classifier(clf.module, path, label_names=clf.label_names, preprocessing=clf.preprocessing.to_dict())
+    width = clf.module.head.in_features // 2
+    save_torchscript_classifier(clf.module, path, label_names=clf.label_names, preprocessing=clf.preprocessing.to_dict(),
+                                eager={"factory": "disco_inspect.world.classifiers:SceneCNN",
+                                       "kwargs": {"num_classes": len(clf.label_names), "width": width}})
     return Path(path)
 
 

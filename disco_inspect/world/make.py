@@ -16,7 +16,29 @@ import torch
 logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: The shipped examples: name -> bias spec (None = clean).
-EXAMPLES = {"biased_circle_green.pt": "circle: background=green @ 0.99", "clean.pt": None}
+EXAMPLES = {
+    "biased_circle_green.pt": "circle: background=green @ 0.99",
+    "biased_square_stripes.pt": "square: texture=stripes @ 0.99",
+    "biased_triangle_sun.pt": "triangle: object=sun @ 0.99",
+    "biased_cross_red.pt": "cross: color=red @ 0.99",
+    "biased_square_small.pt": "square: size=small @ 0.99",
+    "clean.pt": None,
+}
+
+
+def resolve_model(source: str | Path) -> str | Path:
+    """``world:NAME`` -> the shipped world classifier ``NAME.pt``; anything else unchanged."""
+    text = str(source)
+    if not text.startswith("world:"):
+        return source
+    name = text.removeprefix("world:").removesuffix(".pt")
+    path = ASSETS / "classifiers" / f"{name}.pt"
+    if not path.is_file():
+        from ..errors import DiscoInspectError
+
+        names = ", ".join(f"world:{Path(n).stem}" for n in EXAMPLES)
+        raise DiscoInspectError(f"`{text}` is not a shipped world classifier; use one of {names}.")
+    return path
 
 
 def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:

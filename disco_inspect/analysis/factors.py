@@ -1,0 +1,159 @@
+"""Factor discovery: which concepts does the class token add to the images, and how surely?
+
+For every concept: the paired shift of its presence between baseline and token images (same seeds and
+templates), a bootstrap interval, a one-sided sign-flip test of "the shift exceeds ``min_effect``",
+Benjamini–Hochberg q-values across concepts, and the correlation of the concept's presence with the
+target probability along the optimisation trajectory. The result is a ranked list of :class:`Factor`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import DiscoInspectError
+from .stats import benjamini_hochberg, correlation, paired_shift
+
+
+@dataclass
+class Intervention:
+    """Confirmation of a factor by prompting it explicitly vs. contrasting phrases on paired seeds."""
+
+    factor_prompt: str
+    contrast_prompts: list[str]
+    target_prob_factor: float
+    target_prob_contrast: float
+    effect: float
+    """Mean paired change of the classifier's target probability (factor minus contrasts)."""
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    confirmed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+
+@dataclass
+class Factor:
+    """One concept's audit: presence with/without the token, the paired effect and its evidence."""
+
+    concept: str
+    baseline_rate: float
+    token_rate: float
+    effect: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    q_value: float
+    trajectory_corr: float | None
+    """Correlation of the concept's mean presence with the mean target probability over iterations."""
+    significant: bool
+    rank: int = 0
+    intervention: Intervention | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """True when an intervention showed the classifier's target probability depends on the factor."""
+        return bool(self.intervention and self.intervention.confirmed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (NaN correlations become ``None``)."""
+        d = asdict(self)
+        d["confirmed"] = self.confirmed
+        if d["trajectory_corr"] is not None and d["trajectory_corr"] != d["trajectory_corr"]:
+            d["trajectory_corr"] = None
+        return d
+
+
+@dataclass
+class FactorAudit:
+    """Ranked factors plus the settings that produced them."""
+
+    factors: list[Factor]
+    alpha: float
+    min_effect: float
+    n_pairs: int
+    method: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def significant(self) -> list[Factor]:
+        """Factors whose q-value is below :attr:`alpha` (in rank order)."""
+        return [f for f in self.factors if f.significant]
+
+    def top(self, k: int = 3) -> list[Factor]:
+        """The first ``k`` significant factors."""
+        return self.significant[:k]
+
+    def get(self, concept: str) -> Factor:
+        """The factor of one concept."""
+        for f in self.factors:
+            if f.concept == concept:
+                return f
+        raise DiscoInspectError(f"No factor {concept!r}; concepts are {[f.concept for f in self.factors]}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return {"alpha": self.alpha, "min_effect": self.min_effect, "n_pairs": self.n_pairs, "method": self.method,
+                "factors": [f.to_dict() for f in self.factors]}
+
+
+def discover_factors(
+    concepts: Sequence[str],
+    baseline_scores: torch.Tensor,
+    token_scores: torch.Tensor,
+    *,
+    trajectory_scores: torch.Tensor | None = None,
+    trajectory_target: Sequence[float] | None = None,
+    alpha: float = 0.05,
+    min_effect: float = 0.05,
+    n_boot: int = 2000,
+    n_perm: int = 10000,
+    seed: int = 0,
+) -> FactorAudit:
+    """Rank concepts by how much the token raises their presence.
+
+    Args:
+        concepts: K concept names.
+        baseline_scores, token_scores: concept presence in [0, 1], [N, K], row i of both from the same seed
+            and template.
+        trajectory_scores: mean presence per recorded iteration [T, K] (optional).
+        trajectory_target: mean target probability per recorded iteration [T] (optional).
+        alpha: false-discovery rate for :attr:`Factor.significant`.
+        min_effect: smallest presence shift that counts; the test is H0 "shift <= min_effect".
+
+    Significant factors come first, ordered by effect; the rest follow by effect.
+    """
+    if not 0 < alpha < 1:
+        raise DiscoInspectError(f"`alpha` = {alpha!r} is invalid; use a false-discovery rate in (0, 1), e.g. 0.05.")
+    if min_effect < 0:
+        raise DiscoInspectError(f"`min_effect` = {min_effect!r} is invalid; use a shift >= 0, e.g. 0.05.")
+    k = len(concepts)
+    if baseline_scores.ndim != 2 or baseline_scores.shape[1] != k:
+        raise DiscoInspectError(f"Scores must have shape [N, {k}] (one column per concept); got {tuple(baseline_scores.shape)}.")
+    shift = paired_shift(baseline_scores, token_scores, margin=min_effect, alternative="greater", n_boot=n_boot,
+                         n_perm=n_perm, seed=seed)
+    q = benjamini_hochberg(shift.p_value)
+    corr: list[float | None] = [None] * k
+    if trajectory_scores is not None and trajectory_target is not None and len(trajectory_target) >= 3:
+        corr = [float(v) for v in correlation(torch.tensor(list(trajectory_target)), trajectory_scores)]
+    factors = [
+        Factor(concept=c, baseline_rate=float(shift.mean_a[i]), token_rate=float(shift.mean_b[i]),
+               effect=float(shift.effect[i]), ci_low=float(shift.ci_low[i]), ci_high=float(shift.ci_high[i]),
+               p_value=float(shift.p_value[i]), q_value=float(q[i]), trajectory_corr=corr[i],
+               significant=bool(q[i] < alpha))
+        for i, c in enumerate(concepts)
+    ]
+    factors.sort(key=lambda f: (not f.significant, -f.effect))
+    for r, f in enumerate(factors, 1):
+        f.rank = r
+    method = {"effect": "mean paired shift of concept presence (token - baseline)",
+              "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
+              "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} ({n_perm} flips or exact)",
+              "fdr": "Benjamini-Hochberg across concepts", "trajectory": "Pearson r of mean presence vs mean target "
+              "probability over recorded iterations"}
+    return FactorAudit(factors=factors, alpha=alpha, min_effect=min_effect, n_pairs=shift.n, method=method)

@@ -1,0 +1,121 @@
+"""Paired statistics for the audit: effect, bootstrap interval, sign-flip test, false-discovery control.
+
+Everything works column-wise on paired matrices ``a, b`` of shape [N, K] (N paired samples — the same
+seed and prompt template with and without the token — and K concepts), so one call tests every concept.
+Random draws use a seeded ``torch.Generator``: results are deterministic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DiscoInspectError
+
+
+@dataclass
+class PairedShift:
+    """Per-concept paired comparison of ``b`` against ``a`` (all tensors of shape [K])."""
+
+    mean_a: torch.Tensor
+    mean_b: torch.Tensor
+    effect: torch.Tensor
+    """Mean paired difference ``b - a``."""
+    ci_low: torch.Tensor
+    ci_high: torch.Tensor
+    """Percentile bootstrap interval of the effect (level :attr:`level`)."""
+    p_value: torch.Tensor
+    """Sign-flip permutation p-value of H0 "effect <= margin" (one-sided) or "effect == 0" (two-sided)."""
+    level: float
+    n: int
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.ndim == 1:
+        a, b = a[:, None], b[:, None]
+    if a.shape != b.shape or a.ndim != 2:
+        raise DiscoInspectError(f"Paired samples must have equal shapes [N, K]; got {tuple(a.shape)} and {tuple(b.shape)}.")
+    if a.shape[0] < 2:
+        raise DiscoInspectError(f"A paired test needs at least 2 pairs; got {a.shape[0]}. Use more evaluation seeds.")
+    return a, b
+
+
+def paired_shift(a: torch.Tensor, b: torch.Tensor, *, margin: float = 0.0, alternative: str = "greater",
+                 n_boot: int = 2000, n_perm: int = 5000, level: float = 0.95, seed: int = 0) -> PairedShift:
+    """Effect ``mean(b - a)`` per column with a bootstrap interval and a paired sign-flip test.
+
+    Args:
+        a, b: paired samples [N, K] (or [N]).
+        margin: smallest effect of interest; the one-sided test asks whether the effect exceeds it
+            (the differences are shifted by ``margin`` before sign flipping).
+        alternative: ``greater`` (effect > margin), ``less`` (effect < -margin) or ``two-sided``.
+        n_boot, n_perm: bootstrap resamples and random sign flips (exact enumeration when 2^N <= n_perm).
+    """
+    if alternative not in ("greater", "less", "two-sided"):
+        raise DiscoInspectError(f"`alternative` = {alternative!r} is invalid; use 'greater', 'less' or 'two-sided'.")
+    if not 0 < level < 1:
+        raise DiscoInspectError(f"`level` = {level!r} is invalid; use a number in (0, 1) such as 0.95.")
+    a, b = _check_pair(a, b)
+    d = b - a
+    n = d.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (n_boot, n), generator=gen)
+    boot = d[idx].mean(1)  # [n_boot, K]
+    lo, hi = torch.quantile(boot, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=d.dtype), dim=0)
+    if alternative == "greater":
+        x = d - margin
+    elif alternative == "less":
+        x = -(d + margin)
+    else:
+        x = d
+    if 2**n <= n_perm:  # exact: every sign pattern once
+        codes = torch.arange(2**n)
+        signs = ((codes[:, None] >> torch.arange(n)) & 1).to(d.dtype) * 2 - 1
+        include_observed = False
+    else:
+        signs = torch.randint(0, 2, (n_perm, n), generator=gen).to(d.dtype) * 2 - 1
+        include_observed = True
+    null = signs @ x / n  # [P, K]
+    obs = x.mean(0)
+    eps = 1e-12
+    if alternative == "two-sided":
+        hits = (null.abs() >= obs.abs() - eps).sum(0)
+    else:
+        hits = (null >= obs - eps).sum(0)
+    total = null.shape[0]
+    if include_observed:  # a Monte-Carlo p-value is never 0 (Phipson & Smyth 2010)
+        hits, total = hits + 1, total + 1
+    p = hits.to(d.dtype) / total
+    return PairedShift(mean_a=a.mean(0), mean_b=b.mean(0), effect=d.mean(0), ci_low=lo, ci_high=hi, p_value=p,
+                       level=level, n=n)
+
+
+def benjamini_hochberg(p: torch.Tensor) -> torch.Tensor:
+    """Benjamini–Hochberg q-values (false-discovery-rate adjusted p-values), same order as ``p``."""
+    p = torch.as_tensor(p, dtype=torch.float64).flatten()
+    m = p.numel()
+    if m == 0:
+        return p.clone()
+    order = torch.argsort(p)
+    ranked = p[order] * m / torch.arange(1, m + 1, dtype=p.dtype)
+    ranked = torch.flip(torch.cummin(torch.flip(ranked, [0]), 0).values, [0]).clamp(max=1.0)
+    q = torch.empty_like(p)
+    q[order] = ranked
+    return q
+
+
+def correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of ``x`` [T] with each column of ``y`` [T, K] (NaN where a series is constant)."""
+    x = torch.as_tensor(x, dtype=torch.float64).flatten()
+    y = torch.as_tensor(y, dtype=torch.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.shape[0] != x.shape[0]:
+        raise DiscoInspectError(f"Series lengths differ: {x.shape[0]} vs {y.shape[0]}.")
+    if x.shape[0] < 3:
+        return torch.full((y.shape[1],), float("nan"), dtype=torch.float64)
+    xc, yc = x - x.mean(), y - y.mean(0)
+    denom = xc.norm() * yc.norm(dim=0)
+    r = (xc @ yc) / denom
+    return torch.where(denom > 1e-12, r, torch.full_like(r, float("nan")))

@@ -1,0 +1,303 @@
+"""`audit`: train (or reuse) the class token, then explain what it changed and whether the classifier uses it.
+
+Data flows one way: train_token (run folder) -> paired evaluation images with/without the token ->
+concept scores -> factor statistics -> interventions on the top factors -> Captum attributions with
+cross-attention object masks -> :class:`AuditResult` (which the report module renders).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import DiscoConfig
+from .errors import DiscoInspectError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AuditSettings:
+    """Settings of the analysis that follows the token optimisation."""
+
+    eval_seeds: int = 32
+    """Paired evaluation images (baseline and token, same seed and template)."""
+    eval_seed: int = 1000
+    """First evaluation seed (distinct from the training seeds)."""
+    alpha: float = 0.05
+    """False-discovery rate across concepts; also the level of the intervention tests (Bonferroni)."""
+    min_effect: float = 0.05
+    """Smallest shift of concept presence that counts as a factor."""
+    confirm_top: int = 3
+    """Significant factors confirmed by intervention."""
+    intervention_seeds: int = 16
+    confirm_min_effect: float = 0.05
+    """Smallest rise of the target probability that confirms a factor."""
+    attribution_images: int = 6
+    """Images per side (baseline/token) with Captum attributions; 0 disables the section."""
+    attribution_methods: tuple[str, ...] = ("integrated_gradients", "grad_cam", "occlusion")
+    mask_threshold: float = 0.5
+    strip_seeds: int = 4
+    """Seeds shown in the trajectory strips of the report."""
+
+    def __post_init__(self) -> None:
+        self.attribution_methods = tuple(self.attribution_methods)
+        for name in ("eval_seeds", "intervention_seeds"):
+            if int(getattr(self, name)) < 4:
+                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds.")
+        for name in ("confirm_top", "attribution_images", "strip_seeds"):
+            if int(getattr(self, name)) < 0:
+                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0.")
+        if not 0 < self.alpha < 1:
+            raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
+        if not 0 < self.mask_threshold < 1:
+            raise DiscoInspectError(f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1).")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["attribution_methods"] = list(self.attribution_methods)
+        return d
+
+
+@dataclass
+class AuditResult:
+    """Everything the report shows; :meth:`to_dict` is ``report.json``."""
+
+    class_name: str
+    target: int
+    classifier: dict[str, Any]
+    pipeline: dict[str, Any]
+    config: DiscoConfig
+    settings: AuditSettings
+    run: Any
+    """The :class:`~disco_inspect.engine.result.TokenRun`."""
+    scorer: str
+    concepts: list[str]
+    eval_seeds: list[int]
+    eval_prompts: dict[str, list[str]]
+    baseline_probs: torch.Tensor
+    token_probs: torch.Tensor
+    factors: Any
+    """The :class:`~disco_inspect.analysis.factors.FactorAudit`."""
+    trajectory_concepts: dict[str, list[float]] = field(default_factory=dict)
+    attribution: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    """``baseline``/``token`` evaluation images, their ``*_masks``/``*_attention``, ``attr_*`` saliency maps and
+    ``intervention_*`` examples."""
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``report.json`` (schema: :data:`disco_inspect.report.schema.REPORT_SCHEMA`)."""
+        from .report.build import report_dict
+
+        return report_dict(self)
+
+    def _repr_html_(self) -> str:
+        from .report.html import render_report
+
+        return render_report(self, inline=True)
+
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write ``index.html``, ``report.json`` and figures to ``out`` (default: the audit folder)."""
+        from .report.html import write_report
+
+        target = Path(out) if out is not None else self.out_dir
+        if target is None:
+            raise DiscoInspectError("This audit has no folder; pass `out=` to save the report.")
+        return write_report(self, target)
+
+
+def is_world_pipeline(pipe: Any) -> bool:
+    """True for the bundled world's pipeline (``load_pipeline("world")``)."""
+    return str(getattr(pipe, "_disco_source", "")) == "world"
+
+
+def default_scorer(pipe: Any) -> Any:
+    """The world's oracle for the world pipeline; otherwise an error naming how to give a scorer."""
+    if is_world_pipeline(pipe):
+        from .analysis.concepts import OracleScorer
+
+        return OracleScorer()
+    raise DiscoInspectError(
+        "No concept scorer for this pipeline: pass `scorer=OpenClipScorer.from_pretrained(arch, weights)` "
+        "(CLI: --clip-arch ViT-B-32 --clip-weights FILE; weights must be local)."
+    )
+
+
+def _load_images(paths: list[Path]) -> torch.Tensor | None:
+    import numpy as np
+    from PIL import Image
+
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    arrs = [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths]
+    return torch.stack(arrs).float() / 255
+
+
+def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, list[float]] | None:
+    """Mean concept presence and target probability per recorded iteration (baseline first, as step -1)."""
+    if run.run_dir is None:
+        return None
+    steps, rows, targets = [], [], []
+    base = _load_images(run.image_paths("baseline"))
+    if base is not None and run.baseline.get("target_prob_mean") is not None:
+        steps.append(-1)
+        rows.append(scorer.score(base).mean(0))
+        targets.append(float(run.baseline["target_prob_mean"]))
+    for rec in run.trajectory:
+        imgs = _load_images(run.image_paths(rec["step"]))
+        if imgs is None:
+            continue
+        steps.append(rec["step"])
+        rows.append(scorer.score(imgs).mean(0))
+        targets.append(float(rec["target_prob_mean"]))
+    if len(rows) < 3:
+        return None
+    return steps, torch.stack(rows), targets
+
+
+def audit(
+    pipe: Any,
+    classifier: Any,
+    target: str | int,
+    *,
+    scorer: Any = None,
+    config: DiscoConfig | None = None,
+    settings: AuditSettings | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    save: bool = True,
+) -> AuditResult:
+    """Audit ``classifier`` for class ``target`` through ``pipe``.
+
+    Args:
+        pipe: a diffusers Stable Diffusion pipeline (:func:`load_pipeline`; ``"world"`` offline).
+        classifier: a :class:`Classifier` or anything :func:`load_classifier` accepts.
+        target: class name or index.
+        scorer: a :class:`ConceptScorer` (default: the world's oracle on the world pipeline).
+        config: token optimisation settings (default: :func:`default_config` for the pipeline).
+        settings: analysis settings (:class:`AuditSettings`).
+        out: audit folder; the token run lives in ``out/run`` and is reused when it matches.
+        save: write ``index.html`` and ``report.json`` into ``out``.
+    """
+    from .analysis.factors import discover_factors
+    from .analysis.intervention import target_probabilities
+    from .engine.optimize import _as_classifier, _versions, train_token
+    from .analysis.attention import object_masks
+    from .models.pipelines import describe_pipeline
+
+    settings = settings or AuditSettings()
+    cfg = config or default_config(pipe)
+    clf = _as_classifier(classifier)
+    scorer = scorer if scorer is not None else default_scorer(pipe)
+    timings: dict[str, float] = {}
+    out_dir = Path(out) if out is not None else None
+
+    t = time.perf_counter()
+    run = train_token(pipe, clf, target, config=cfg, out=None if out_dir is None else out_dir / "run", progress=progress)
+    timings["token"] = time.perf_counter() - t
+    target_idx, class_name = run.target, run.class_name
+
+    t = time.perf_counter()
+    eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed)
+    seeds = eval_cfg.seeds()
+    prompts = {"baseline": eval_cfg.prompts(class_name, with_token=False), "token": eval_cfg.prompts(class_name)}
+    gen = {"num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale, "height": cfg.height,
+           "width": cfg.width}
+    images: dict[str, torch.Tensor] = {}
+    for side in ("baseline", "token"):  # one pass: images plus cross-attention object masks
+        images[side], images[f"{side}_attention"], images[f"{side}_masks"] = object_masks(
+            pipe, prompts[side], seeds, class_name, threshold=settings.mask_threshold, **gen)
+    probs = {k: target_probabilities(clf, images[k], target_idx) for k in ("baseline", "token")}
+    scores = {k: scorer.score(images[k]) for k in ("baseline", "token")}
+    timings["evaluation"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    traj = _trajectory_scores(run, scorer)
+    factors = discover_factors(
+        scorer.concepts, scores["baseline"], scores["token"],
+        trajectory_scores=None if traj is None else traj[1], trajectory_target=None if traj is None else traj[2],
+        alpha=settings.alpha, min_effect=settings.min_effect)
+    trajectory_concepts: dict[str, list[float]] = {}
+    if traj is not None:
+        trajectory_concepts = {"steps": traj[0], "target_prob": traj[2],
+                               **{c: [float(v) for v in traj[1][:, i]] for i, c in enumerate(scorer.concepts)}}
+    timings["factors"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
+    timings["interventions"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    attribution = _attributions(clf, target_idx, settings, images)
+    timings["attributions"] = time.perf_counter() - t
+
+    result = AuditResult(
+        class_name=class_name, target=target_idx, classifier=clf.describe(), pipeline=describe_pipeline(pipe), config=cfg,
+        settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
+        eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
+        trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,
+        versions=_versions(), out_dir=out_dir,
+    )
+    if save and out_dir is not None:
+        t = time.perf_counter()
+        result.save(out_dir)
+        timings["report"] = time.perf_counter() - t
+    return result
+
+
+def _confirm(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, factors: Any, settings: AuditSettings,
+             gen: dict[str, Any], images: dict[str, torch.Tensor], progress: bool) -> None:
+    """Intervene on the top significant factors (Bonferroni over those tested)."""
+    from tqdm.auto import tqdm
+
+    from .analysis.intervention import intervene
+
+    top = factors.top(settings.confirm_top)
+    if not top or not hasattr(scorer, "intervention"):
+        return
+    seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
+    for f in tqdm(top, desc="interventions", disable=not progress):
+        factor_prompt, contrasts = scorer.intervention(f.concept, class_name)
+        f.intervention, with_f, without_f = intervene(
+            pipe, clf, target, factor_prompt, contrasts, seeds, alpha=settings.alpha / len(top),
+            min_effect=settings.confirm_min_effect, **gen)
+        images[f"intervention_{f.rank}_factor"] = with_f[:4]
+        images[f"intervention_{f.rank}_contrast"] = without_f[:4]
+
+
+def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Captum maps on the first evaluation images and their context reliance against the object masks."""
+    from .analysis.attribution import attribute, context_reliance
+
+    n = min(settings.attribution_images, len(images["baseline"]))
+    if n == 0:
+        return {}
+    out: dict[str, Any] = {"n_images": n, "methods": {}, "skipped": {}, "mask_area": {}}
+    for side in ("baseline", "token"):
+        imgs, masks = images[side][:n], images[f"{side}_masks"][:n]
+        attrs = attribute(clf, imgs, target, methods=settings.attribution_methods)
+        out["skipped"].update(attrs.skipped)
+        for method, maps in attrs.maps.items():
+            images[f"attr_{side}_{method}"] = maps
+            share = context_reliance(maps, masks)
+            out["methods"].setdefault(method, {})[side] = {"context_reliance": float(share.mean()),
+                                                           "per_image": [float(v) for v in share]}
+        out["mask_area"][side] = float(masks.mean())
+    return out
+
+
+def default_config(pipe: Any) -> DiscoConfig:
+    """The paper's defaults, or the world preset (:data:`disco_inspect.world.presets.WORLD_CONFIG`) on the world."""
+    if is_world_pipeline(pipe):
+        from .world.presets import world_config
+
+        return world_config()
+    return DiscoConfig()

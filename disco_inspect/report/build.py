@@ -1,0 +1,67 @@
+"""`report_dict`: the JSON document of an audit (``report.json``), every number of the report in it."""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from .schema import SCHEMA_VERSION
+
+
+def _mean(xs: Any) -> float:
+    return float(xs.float().mean()) if len(xs) else float("nan")
+
+
+def report_dict(result: Any) -> dict[str, Any]:
+    """Build ``report.json`` from an :class:`~disco_inspect.audit.AuditResult` (see :data:`REPORT_SCHEMA`)."""
+    from ..analysis.stats import paired_shift
+
+    run, cfg = result.run, result.config
+    shift = paired_shift(result.baseline_probs, result.token_probs, alternative="two-sided", seed=0)
+    traj = [{k: r.get(k) for k in ("step", "loss", "accuracy", "top5_accuracy", "target_prob_mean", "token_dist")}
+            for r in run.trajectory]
+    token_file = None
+    if run.token_path is not None and run.token_path.exists() and result.out_dir is not None:
+        try:
+            token_file = str(run.token_path.relative_to(result.out_dir))
+        except ValueError:
+            token_file = str(run.token_path)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "audited": {
+            "class_name": result.class_name,
+            "target_index": result.target,
+            "classifier": result.classifier,
+            "pipeline": result.pipeline,
+            "config": cfg.to_dict(),
+            "settings": result.settings.to_dict(),
+            "scorer": result.scorer,
+            "concepts": result.concepts,
+            "versions": result.versions,
+            "seeds": {"train": cfg.seeds(), "eval": result.eval_seeds,
+                      "intervention": [result.settings.eval_seed + 10_000 + i
+                                       for i in range(result.settings.intervention_seeds)]},
+            "prompts": result.eval_prompts,
+        },
+        "token": {
+            "token": run.token, "stopped": run.stopped, "best_step": run.best_step, "iterations": len(run.trajectory),
+            "token_file": token_file,
+        },
+        "trajectory": traj,
+        "evaluation": {
+            "n_pairs": len(result.eval_seeds),
+            "baseline_target_prob": _mean(result.baseline_probs),
+            "token_target_prob": _mean(result.token_probs),
+            "target_prob_shift": {"effect": float(shift.effect[0]), "ci_low": float(shift.ci_low[0]),
+                                  "ci_high": float(shift.ci_high[0]), "p_value": float(shift.p_value[0])},
+            "baseline_target_probs": [float(v) for v in result.baseline_probs],
+            "token_target_probs": [float(v) for v in result.token_probs],
+        },
+        "factors": {
+            **{k: v for k, v in result.factors.to_dict().items() if k != "factors"},
+            "ranked": result.factors.to_dict()["factors"],
+        },
+        "trajectory_concepts": result.trajectory_concepts or None,
+        "attribution": result.attribution or None,
+        "timings": result.timings,
+    }

@@ -1,0 +1,237 @@
+"""Render an audit as one self-contained HTML file (plotly.js embedded, images inline; works offline).
+
+All user-derived text goes through Jinja2's autoescaping; chart data is JSON with ``<``, ``>`` and ``&``
+escaped as unicode escapes, so a class name like ``<script>`` is shown as text everywhere.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DiscoInspectError, missing_extra
+from ..io import atomic_write_text, write_json
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _safe_json(obj: Any) -> str:
+    """JSON that is safe inside a <script> element."""
+    text = json.dumps(obj, allow_nan=False, default=float)
+    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(a, b)
+    return text
+
+
+def _clean(obj: Any) -> Any:
+    """Replace NaN/inf floats by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def png_uri(image: torch.Tensor) -> str:
+    """``data:`` URI of an image [3, H, W] (or [H, W]) in [0, 1]."""
+    from PIL import Image
+
+    x = image.detach().float().clamp(0, 1)
+    if x.ndim == 2:
+        x = x[None].expand(3, -1, -1)
+    arr = (x * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def heat_overlay(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
+    """Saliency [H, W] (normalised per image) over a dimmed grey copy of ``image`` [3, H, W]; 'inferno' colours."""
+    try:
+        from matplotlib import colormaps
+    except ImportError as e:
+        raise missing_extra("matplotlib", "report") from e
+    s = saliency.float()
+    s = (s - s.min()) / (s.max() - s.min()).clamp(min=1e-12)
+    heat = torch.from_numpy(colormaps["inferno"](s.numpy())[..., :3]).permute(2, 0, 1).float()
+    grey = image.float().mean(0, keepdim=True).expand(3, -1, -1)
+    return (0.35 * grey + 0.65 * heat).clamp(0, 1)
+
+
+def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Plotly figure specs (data + layout) built from report.json alone."""
+    figs: dict[str, dict[str, Any]] = {}
+    traj = doc["trajectory"]
+    if traj:
+        steps = [r["step"] for r in traj]
+        figs["curves"] = {
+            "data": [{"x": steps, "y": [r[k] for r in traj], "name": name, "mode": "lines+markers", "type": "scatter"}
+                     for k, name in (("target_prob_mean", "mean target probability"), ("accuracy", "top-1 accuracy"),
+                                     ("top5_accuracy", "top-5 accuracy"))],
+            "layout": {"title": {"text": "Optimisation trajectory"}, "xaxis": {"title": {"text": "iteration"}},
+                       "yaxis": {"title": {"text": "value"}, "range": [0, 1.05]}, "height": 360,
+                       "margin": {"t": 40, "l": 50, "r": 10, "b": 40}},
+        }
+    ranked = doc["factors"]["ranked"][:12]
+    if ranked:
+        rev = list(reversed(ranked))
+        figs["factors"] = {
+            "data": [{"type": "bar", "orientation": "h", "y": [f["concept"] for f in rev], "x": [f["effect"] for f in rev],
+                      "error_x": {"type": "data", "symmetric": False,
+                                  "array": [f["ci_high"] - f["effect"] for f in rev],
+                                  "arrayminus": [f["effect"] - f["ci_low"] for f in rev]},
+                      "marker": {"color": ["#c0392b" if f["significant"] else "#95a5a6" for f in rev]},
+                      "name": "presence shift"}],
+            "layout": {"title": {"text": "Concept presence shift (token - baseline), 95% CI"},
+                       "xaxis": {"title": {"text": "shift"}}, "height": 60 + 26 * len(rev),
+                       "margin": {"t": 40, "l": 180, "r": 10, "b": 40}},
+        }
+    tc = doc.get("trajectory_concepts")
+    top = [f["concept"] for f in doc["factors"]["ranked"] if f["significant"]][:3]
+    if tc and top:
+        figs["concepts"] = {
+            "data": [{"x": tc["steps"], "y": tc["target_prob"], "name": "mean target probability", "type": "scatter",
+                      "mode": "lines", "line": {"dash": "dot", "color": "#333"}}]
+            + [{"x": tc["steps"], "y": tc[c], "name": c, "type": "scatter", "mode": "lines+markers"} for c in top],
+            "layout": {"title": {"text": "Top factors along the trajectory (step -1 = baseline)"},
+                       "xaxis": {"title": {"text": "iteration"}}, "yaxis": {"range": [0, 1.05]}, "height": 340,
+                       "margin": {"t": 40, "l": 50, "r": 10, "b": 40}},
+        }
+    return figs
+
+
+def _strips(result: Any) -> list[dict[str, Any]]:
+    """Per seed: images at the baseline and at up to 8 evenly spaced recorded iterations."""
+    from ..audit import _load_images
+
+    run = result.run
+    if run.run_dir is None or not run.trajectory:
+        return []
+    steps = [r["step"] for r in run.trajectory]
+    pick = sorted({steps[round(i * (len(steps) - 1) / 7)] for i in range(8)}) if len(steps) > 8 else steps
+    n = min(result.settings.strip_seeds, run.config.n_images)
+    rows = []
+    cols = [("baseline", "baseline")] + [(s, f"it {s}") for s in pick]
+    loaded = {s: _load_images(run.image_paths(s)) for s, _ in cols}
+    probs = {"baseline": [r["target_prob"] for r in run.baseline.get("items", [])]}
+    for r in run.trajectory:
+        probs[r["step"]] = [it["target_prob"] for it in r["items"]]
+    for j in range(n):
+        cells = []
+        for s, label in cols:
+            imgs = loaded.get(s)
+            if imgs is None:
+                continue
+            p = probs.get(s, [])
+            cells.append({"uri": png_uri(imgs[j]), "label": label, "p": p[j] if j < len(p) else None})
+        rows.append({"seed": run.config.seeds()[j], "prompt": run.config.prompts(run.class_name)[j], "cells": cells})
+    return rows
+
+
+def _attribution_rows(result: Any) -> list[dict[str, Any]]:
+    att, imgs = result.attribution, result.images
+    if not att:
+        return []
+    methods = list(att["methods"])
+    rows = []
+    for side in ("baseline", "token"):
+        for j in range(att["n_images"]):
+            base = imgs[side][j]
+            cells = [{"label": "image", "uri": png_uri(base)},
+                     {"label": "object mask", "uri": png_uri(base * (0.25 + 0.75 * imgs[f"{side}_masks"][j]))}]
+            for m in methods:
+                share = att["methods"][m][side]["per_image"][j]
+                cells.append({"label": f"{m} ({share:.0%} outside)",
+                              "uri": png_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j]))})
+            rows.append({"side": side, "cells": cells})
+    return rows
+
+
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v, d=3: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{d}f}"
+    env.filters["pval"] = lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}")
+    return env
+
+
+def _plotly_js() -> str:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError as e:
+        raise missing_extra("plotly", "report") from e
+    return get_plotlyjs()
+
+
+def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | None = None) -> str:
+    """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks."""
+    doc = _clean(doc or result.to_dict())
+    figs = {k: {"data": _safe_json(v["data"]), "layout": _safe_json(v["layout"])} for k, v in _figures(doc).items()}
+    n_grid = min(8, len(result.eval_seeds))
+    grid = [{"seed": result.eval_seeds[j],
+             "baseline": png_uri(result.images["baseline"][j]), "token": png_uri(result.images["token"][j]),
+             "p_baseline": float(result.baseline_probs[j]), "p_token": float(result.token_probs[j])}
+            for j in range(n_grid)]
+    interventions = []
+    for f in doc["factors"]["ranked"]:
+        if f["intervention"] is None:
+            continue
+        key = f"intervention_{f['rank']}"
+        interventions.append({"factor": f, "with": [png_uri(x) for x in result.images.get(f"{key}_factor", [])],
+                              "without": [png_uri(x) for x in result.images.get(f"{key}_contrast", [])]})
+    page = _env().get_template("report.html.j2").render(
+        doc=doc, figs=figs, plotly_js=_plotly_js(), strips=_strips(result), grid=grid,
+        interventions=interventions, attribution_rows=_attribution_rows(result),
+        config_json=json.dumps(doc["audited"]["config"], indent=1),
+        top=[f for f in doc["factors"]["ranked"] if f["significant"]][:3],
+    )
+    if not inline:
+        return page
+    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:1100px;border:1px solid #ddd" '
+            'title="disco-inspect report"></iframe>')
+
+
+def write_report(result: Any, out: str | Path) -> Path:
+    """Write ``index.html``, ``report.json`` (validated) and static figures into ``out``; returns index.html."""
+    from .figures import save_figures
+    from .schema import validate_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = _clean(result.to_dict())
+    validate_report(doc)
+    write_json(out / "report.json", doc)
+    try:
+        save_figures(result, doc, out / "figures")
+    except DiscoInspectError:
+        raise
+    page = render_report(result, doc=doc)
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"
+
+
+def write_index(entries: list[dict[str, Any]], out: str | Path, title: str) -> Path:
+    """An index page linking several class reports. ``entries``: dicts with ``class_name``, ``href`` and
+    ``doc`` (the class's report.json)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for e in entries:
+        ranked = e["doc"]["factors"]["ranked"]
+        sig = [f for f in ranked if f["significant"]]
+        rows.append({"class_name": e["class_name"], "href": e["href"], "top": sig[0] if sig else None,
+                     "n_significant": len(sig), "n_confirmed": sum(f["confirmed"] for f in ranked),
+                     "shift": e["doc"]["evaluation"]["target_prob_shift"]})
+    page = _env().get_template("index.html.j2").render(rows=rows, title=title)
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"

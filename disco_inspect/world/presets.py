@@ -1,0 +1,16 @@
+"""Settings tuned for the bundled world (small images, few steps; a whole audit takes minutes on a CPU)."""
+from __future__ import annotations
+
+from ..config import DiscoConfig
+
+#: Prompt templates for world audits (the world's captions are short; no "photo" style words are needed).
+WORLD_TEMPLATES: tuple[str, ...] = ("a photo of a {token} {class_name}", "a {token} {class_name}")
+
+
+def world_config(**overrides: object) -> DiscoConfig:
+    """DisCo settings for the world: 10 images x 10 DDIM steps, CFG 4, gradients through all steps (cheap
+    here), a fixed number of iterations (no early stop, so trajectories are comparable)."""
+    base = DiscoConfig(n_images=10, num_inference_steps=10, guidance_scale=4.0, grad_steps=-1, lr=0.005,
+                       max_iters=50, patience=50, accuracy_threshold=1.0, templates=WORLD_TEMPLATES,
+                       image_save_size=None)
+    return base.replace(**overrides) if overrides else base
