@@ -1,0 +1,61 @@
+"""Paired statistics: planted shifts are found, null data is not, q-values match Benjamini–Hochberg."""
+import math
+
+import pytest
+import torch
+
+from disco_inspect.analysis.stats import benjamini_hochberg, correlation, paired_shift
+from disco_inspect.errors import DiscoInspectError
+
+
+def test_planted_shift_is_detected_and_interval_covers_it():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(40, 3, generator=g)
+    b = a.clone()
+    b[:, 0] += 0.3 + 0.05 * torch.randn(40, generator=g)
+    b[:, 1] += 0.05 * torch.randn(40, generator=g)  # noise only
+    s = paired_shift(a, b)
+    assert s.p_value[0] < 0.001 and s.p_value[1] > 0.05
+    assert s.ci_low[0] < 0.3 < s.ci_high[0]
+    assert math.isclose(float(s.effect[2]), 0.0, abs_tol=1e-12) and s.p_value[2] == 1.0
+    again = paired_shift(a, b)
+    assert torch.equal(s.p_value, again.p_value) and torch.equal(s.ci_low, again.ci_low)  # seeded
+
+
+def test_exact_sign_flip_p_value_for_small_samples():
+    a = torch.zeros(6, 1)
+    b = torch.full((6, 1), 0.2)
+    # every pair moved up: only the all-plus pattern reaches the observed mean -> p = 1 / 2^6
+    assert float(paired_shift(a, b).p_value[0]) == pytest.approx(1 / 64)
+    # the margin turns "any rise" into "a rise larger than the margin"
+    assert float(paired_shift(a, b, margin=0.25).p_value[0]) == 1.0
+    assert float(paired_shift(b, a, alternative="less").p_value[0]) == pytest.approx(1 / 64)
+
+
+def test_null_data_rejects_at_about_the_nominal_rate():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(24, 400, generator=g), torch.rand(24, 400, generator=g)
+    rate = float((paired_shift(a, b, n_perm=2000, n_boot=10).p_value < 0.05).float().mean())
+    assert rate < 0.08
+
+
+def test_benjamini_hochberg_matches_hand_computation():
+    p = torch.tensor([0.01, 0.04, 0.03, 0.005])
+    # sorted: .005 (x4/1=.02), .01 (x4/2=.02), .03 (x4/3=.04), .04 (x4/4=.04)
+    assert torch.allclose(benjamini_hochberg(p), torch.tensor([0.02, 0.04, 0.04, 0.02], dtype=torch.float64))
+    assert benjamini_hochberg(torch.tensor([0.9, 0.8])).max() <= 1.0
+
+
+def test_correlation_and_constant_series():
+    x = torch.arange(10.0)
+    y = torch.stack([2 * x + 1, -x, torch.ones(10)], 1)
+    r = correlation(x, y)
+    assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(-1.0) and math.isnan(float(r[2]))
+
+
+@pytest.mark.parametrize("a, b", [(torch.zeros(5, 2), torch.zeros(5, 3)), (torch.zeros(1, 2), torch.zeros(1, 2))])
+def test_bad_inputs_raise_one_clear_error(a, b):
+    with pytest.raises(DiscoInspectError):
+        paired_shift(a, b)
+    with pytest.raises(DiscoInspectError, match="alternative"):
+        paired_shift(torch.zeros(4), torch.zeros(4), alternative="bigger")
