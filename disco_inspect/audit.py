@@ -187,10 +187,10 @@ def audit(
         out: audit folder; the token run lives in ``out/run`` and is reused when it matches.
         save: write ``index.html`` and ``report.json`` into ``out``.
     """
+    from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
     from .analysis.intervention import target_probabilities
     from .engine.optimize import _as_classifier, _versions, train_token
-    from .analysis.attention import object_masks
     from .models.pipelines import describe_pipeline
 
     settings = settings or AuditSettings()

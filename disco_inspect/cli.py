@@ -136,7 +136,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     pipe = _setup(args)
     cfg = _config_from(args, default_config(pipe))
     scorer = _scorer(args, pipe)
-    root = Path(args.out) / _slug(Path(str(args.model)).stem)
+    from .world.make import resolve_model
+
+    model_file = Path(str(resolve_model(args.model)))
+    root = Path(args.out) / _slug(model_file.stem)
     entries = []
     for idx in targets:
         name = clf.class_name(idx)
@@ -151,7 +154,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                  else "no factor passed the false-discovery threshold"))
         entries.append({"class_name": name, "href": f"{_slug(name)}/index.html", "doc": res.to_dict()})
     if len(entries) > 1:
-        print(f"index: {write_index(entries, root, f'disco-inspect audit of {Path(str(args.model)).name}')}")
+        print(f"index: {write_index(entries, root, f'disco-inspect audit of {model_file.name}')}")
     return 0
 
 

@@ -36,6 +36,10 @@ class DiscoConfig:
     """Images per iteration (the paper's batch size), generated in one batched forward."""
     seed: int = 35
     """Image ``j`` always uses noise seed ``seed + j`` (the same noises every iteration)."""
+    seed_pool: int = 0
+    """0 = the paper's fixed seeds. ``P > 0``: iteration ``t`` uses seeds ``seed + (t * n_images + j) % P``, cycling
+    through a pool of P noises so the token must work across seeds (it generalises instead of fitting
+    ``n_images`` particular noises)."""
     num_inference_steps: int = 30
     guidance_scale: float = 7.0
     """Classifier-free guidance against the empty prompt; ``<= 1`` disables CFG (SD-Turbo)."""
@@ -92,6 +96,8 @@ class DiscoConfig:
         if self.grad_steps != -1 and not (1 <= self.grad_steps <= self.num_inference_steps):
             raise bad("grad_steps", self.grad_steps,
                       f"use 1..{self.num_inference_steps} (num_inference_steps) or -1 for all steps")
+        if self.seed_pool and self.seed_pool < self.n_images:
+            raise bad("seed_pool", self.seed_pool, f"use 0 (fixed seeds) or at least n_images ({self.n_images})")
         if self.patience < 0:
             raise bad("patience", self.patience, "use an integer >= 0")
         for name in ("lr", "eps"):
@@ -131,6 +137,12 @@ class DiscoConfig:
     def seeds(self, offset: int = 0) -> list[int]:
         """The noise seeds of the ``n_images`` images."""
         return [self.seed + offset + j for j in range(self.n_images)]
+
+    def iteration_seeds(self, step: int, offset: int = 0) -> list[int]:
+        """The noise seeds of iteration ``step`` (see :attr:`seed_pool`)."""
+        if not self.seed_pool:
+            return self.seeds(offset)
+        return [self.seed + offset + (step * self.n_images + j) % self.seed_pool for j in range(self.n_images)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

@@ -46,3 +46,39 @@ def test_bad_seeds_flag(assets, capsys):
     assert main(["generate", "--token", "x.safetensors", "--prompt", "p", "--seeds", "a-b",
                  "--pipeline", str(assets / "pipe")]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_report_on_a_non_world_pipeline_needs_a_scorer(assets, capsys):
+    assert main(["report", str(assets / "clf.pt"), "--class", "triangle", "--pipeline", str(assets / "pipe"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--clip-weights" in err[0]
+
+
+def test_report_rejects_bad_class_lists(capsys):
+    assert main(["report", "world:clean", "--class", "circle", "--classes", "circle,square"]) == 2
+    assert "exactly one" in capsys.readouterr().err
+    assert main(["report", "world:clean", "--classes", "circle,hexagon"]) == 2
+    assert "hexagon" in capsys.readouterr().err
+    assert main(["report", "world:no_such", "--class", "circle"]) == 2
+    assert "world:biased_circle_green" in capsys.readouterr().err
+
+
+def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
+    """`--classes` audits each class into its own report and links them from one index page; a second call
+    reuses the finished runs."""
+    args = ["report", "world:clean", "--classes", "circle,square", "--out", str(tmp_path), "--max-iters", "2",
+            "--n-images", "4", "--eval-seeds", "8", "--intervention-seeds", "4", "--no-attributions", "--no-progress",
+            "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    root = tmp_path / "clean"
+    index = (root / "index.html").read_text()
+    assert 'href="circle/index.html"' in index and 'href="square/index.html"' in index and "index:" in out
+    for cls in ("circle", "square"):
+        doc = json.loads((root / cls / "report.json").read_text())
+        assert doc["audited"]["class_name"] == cls and doc["attribution"] is None
+    state = root / "circle" / "run" / "state.pt"
+    mtime = state.stat().st_mtime_ns
+    assert main(args) == 0
+    assert state.stat().st_mtime_ns == mtime

@@ -208,7 +208,7 @@ class _Trainer:
                     s["stopped"] = "max_iters"
                     break
                 t0 = time.perf_counter()
-                seeds = cfg.seeds(s["seed_offset"])
+                seeds = cfg.iteration_seeds(step, s["seed_offset"])
                 opt.zero_grad(set_to_none=True)
                 images, logits = self._forward(self.prompts, seeds, grad=True)
                 losses = self.objective(logits)

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..config import DiscoConfig
 from ..errors import DiscoInspectError
 from ..io import atomic_write, atomic_write_text, write_json
 
@@ -180,7 +181,9 @@ def _differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key in sorted(set(saved) | set(new)):
         a, b = saved.get(key), new.get(key)
         if key == "config" and isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"config.{k}" for k in sorted(set(a) | set(b)) if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
+            defaults = DiscoConfig().to_dict()  # a key missing from an older folder holds its default
+            diffs += [f"config.{k}" for k in sorted(set(a) | set(b))
+                      if k not in RESUMABLE_CHANGES and a.get(k, defaults.get(k)) != b.get(k, defaults.get(k))]
         elif key not in ("versions",) and a != b:
             diffs.append(key)
     return diffs

@@ -692,13 +692,17 @@ def load_classifier(
     Args:
         source: a :class:`Classifier` (returned, with overrides applied), an ``nn.Module``, or a path to a
             TorchScript file, a state dict (``.pt/.pth/.bin/.safetensors``, needs ``arch``), an ``.onnx`` file
-            or a pickled module (needs ``trust_pickle``).
+            or a pickled module (needs ``trust_pickle``), or ``world:NAME`` for a shipped world classifier.
         arch: timm architecture of a state dict (created with ``pretrained=False``; nothing is downloaded).
         labels: class names: a list, a text file (one per line) or a JSON file (list or index → name).
         trust_pickle: allow unpickling a whole module; this can run arbitrary code, so only for trusted files.
         preprocessing: :class:`Preprocessing` fields overriding the file's metadata, timm's config and defaults.
         check: run 2 random images through the classifier to check the logits' shape and label count.
     """
+    if isinstance(source, str) and source.startswith("world:"):
+        from ..world.make import resolve_model
+
+        source = resolve_model(source)
     explicit_labels = _coerce_labels(labels)
     if preprocessing is not None and not isinstance(preprocessing, (Mapping, Preprocessing)):
         raise DiscoInspectError(

@@ -38,7 +38,8 @@ def report_dict(result: Any) -> dict[str, Any]:
             "scorer": result.scorer,
             "concepts": result.concepts,
             "versions": result.versions,
-            "seeds": {"train": cfg.seeds(), "eval": result.eval_seeds,
+            "seeds": {"train": cfg.seeds() if not cfg.seed_pool else [cfg.seed + i for i in range(cfg.seed_pool)],
+                      "eval": result.eval_seeds,
                       "intervention": [result.settings.eval_seed + 10_000 + i
                                        for i in range(result.settings.intervention_seeds)]},
             "prompts": result.eval_prompts,

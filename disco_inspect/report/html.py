@@ -115,7 +115,9 @@ def _strips(result: Any) -> list[dict[str, Any]]:
     run = result.run
     if run.run_dir is None or not run.trajectory:
         return []
-    steps = [r["step"] for r in run.trajectory]
+    first = run.config.seeds()
+    # with a seed pool only some iterations reuse the baseline's seeds; strips show those
+    steps = [r["step"] for r in run.trajectory if [it["seed"] for it in r["items"]] == first]
     pick = sorted({steps[round(i * (len(steps) - 1) / 7)] for i in range(8)}) if len(steps) > 8 else steps
     n = min(result.settings.strip_seeds, run.config.n_images)
     rows = []
@@ -132,7 +134,7 @@ def _strips(result: Any) -> list[dict[str, Any]]:
                 continue
             p = probs.get(s, [])
             cells.append({"uri": png_uri(imgs[j]), "label": label, "p": p[j] if j < len(p) else None})
-        rows.append({"seed": run.config.seeds()[j], "prompt": run.config.prompts(run.class_name)[j], "cells": cells})
+        rows.append({"seed": first[j], "prompt": run.config.prompts(run.class_name)[j], "cells": cells})
     return rows
 
 
