@@ -15,7 +15,8 @@ logger = logging.getLogger("disco_inspect")
 
 #: CLI flag -> DiscoConfig field
 CONFIG_FLAGS = {
-    "token": "token", "initializer": "initializer", "n_images": "n_images", "seed": "seed", "steps": "num_inference_steps",
+    "token": "token", "initializer": "initializer", "n_images": "n_images", "seed": "seed", "seed_pool": "seed_pool",
+    "steps": "num_inference_steps",
     "guidance": "guidance_scale", "grad_steps": "grad_steps", "height": "height", "width": "width", "lr": "lr",
     "weight_decay": "weight_decay", "max_grad_norm": "max_grad_norm", "max_iters": "max_iters", "patience": "patience",
     "accuracy_threshold": "accuracy_threshold", "image_save_size": "image_save_size", "objective": "objective",
@@ -66,6 +67,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--initializer", help=f"word that initialises the token (default: {d.initializer})")
     g.add_argument("--n-images", type=int, help=f"images per iteration, one batched forward (default: {d.n_images})")
     g.add_argument("--seed", type=int, help=f"first noise seed (default: {d.seed})")
+    g.add_argument("--seed-pool", type=int, help="cycle each iteration through a pool of this many seeds; 0 = the "
+                                                 f"paper's fixed seeds (default: {d.seed_pool}; world preset: 40)")
     g.add_argument("--steps", type=int, help=f"denoising steps (default: {d.num_inference_steps})")
     g.add_argument("--guidance", type=float, help=f"classifier-free guidance scale, <=1 disables (default: {d.guidance_scale})")
     g.add_argument("--grad-steps", type=int, help=f"final steps with gradients, -1 = all (default: {d.grad_steps})")

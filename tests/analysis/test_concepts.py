@@ -51,3 +51,33 @@ def test_concept_file(tmp_path):
     f.write_text("# nothing\n")
     with pytest.raises(DiscoInspectError, match="no concepts"):
         load_concepts(f)
+
+
+def test_concept_file_with_intervention_prompts(tmp_path):
+    from disco_inspect.analysis.concepts import load_concept_file
+
+    f = tmp_path / "concepts.txt"
+    f.write_text("# backgrounds\na plate | a photo of a {class_name} on a plate | a photo of a {class_name} in the sea\n"
+                 "the sea\n\na plate\n")
+    concepts, interventions = load_concept_file(f)
+    assert concepts == ["a plate", "the sea"]
+    assert interventions == {"a plate": ("a photo of a {class_name} on a plate", ["a photo of a {class_name} in the sea"])}
+    f.write_text("a plate | on a plate\n")
+    with pytest.raises(DiscoInspectError, match="line 1"):
+        load_concept_file(f)
+    f.write_text("a plate | a photo on a plate | a photo in the sea\n")
+    with pytest.raises(DiscoInspectError, match="class_name"):
+        load_concept_file(f)
+
+
+def test_intervention_prompts_of_both_scorers(tiny_clip):
+    fp, contrasts = OracleScorer().intervention("background=green", "circle")
+    assert fp == "a circle on a green background" and len(contrasts) == 5 and "a circle on a gray background" in contrasts
+    fp, contrasts = OracleScorer().intervention("object=sun", "triangle")
+    assert fp == "a triangle with a sun" and contrasts == ["a triangle", "a triangle with a tree"]
+    model, tok = tiny_clip
+    scorer = OpenClipScorer(model, tok, ["a plate"], image_size=32,
+                            interventions={"a plate": ("a {class_name} on a plate", ["a {class_name} in the sea"])})
+    assert scorer.intervention("a plate", "lobster") == ("a lobster on a plate", ["a lobster in the sea"])
+    plain = OpenClipScorer(model, tok, ["a dog"], image_size=32)
+    assert plain.intervention("a dog", "leash") == ("a photo of a leash with a dog", ["a photo of a leash"])

@@ -157,3 +157,13 @@ def test_downsampled_images(tiny_pipe, tiny_clf, tmp_path):
                 progress=False)
     assert Image.open(out / "images" / "step_0000" / "00.png").size == (16, 16)
     assert Image.open(out / "images" / "baseline" / "00.png").size == (16, 16)
+
+
+def test_seed_pool_cycles_through_noises(tiny_pipe, tiny_clf):
+    cfg = DiscoConfig(**{**FAST, "n_images": 2, "max_iters": 4, "seed": 10, "seed_pool": 6})
+    assert [cfg.iteration_seeds(t) for t in range(4)] == [[10, 11], [12, 13], [14, 15], [10, 11]]
+    assert DiscoConfig(**FAST).iteration_seeds(3) == DiscoConfig(**FAST).seeds()  # default: the paper's fixed seeds
+    run = train_token(tiny_pipe, tiny_clf, 1, config=cfg, progress=False)
+    assert [[it["seed"] for it in r["items"]] for r in run.trajectory] == [cfg.iteration_seeds(t) for t in range(4)]
+    with pytest.raises(DiscoInspectError, match="seed_pool"):
+        DiscoConfig(**{**FAST, "seed_pool": 3})  # smaller than n_images
