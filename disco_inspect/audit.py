@@ -269,8 +269,9 @@ def _confirm(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, fac
         f.intervention, with_f, without_f = intervene(
             pipe, clf, target, factor_prompt, contrasts, seeds, alpha=settings.alpha / len(top),
             min_effect=settings.confirm_min_effect, **gen)
-        images[f"intervention_{f.rank}_factor"] = with_f[:4]
-        images[f"intervention_{f.rank}_contrast"] = without_f[:4]
+        images[f"intervention_{f.concept}_factor"] = with_f[:4]
+        images[f"intervention_{f.concept}_contrast"] = without_f[:4]
+    factors.rank_by_reliance()
 
 
 def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]) -> dict[str, Any]:

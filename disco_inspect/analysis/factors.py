@@ -96,6 +96,20 @@ class FactorAudit:
                 return f
         raise DiscoInspectError(f"No factor {concept!r}; concepts are {[f.concept for f in self.factors]}.")
 
+    def rank_by_reliance(self) -> None:
+        """Final order once interventions ran: factors confirmed by intervention first, by their effect on the
+        classifier (what it relies on most), then the other significant ones by presence shift, then the rest."""
+        def key(f: Factor) -> tuple[int, float]:
+            if f.confirmed:
+                return (0, -f.intervention.effect)  # type: ignore[union-attr]
+            return (1 if f.significant else 2, -f.effect)
+
+        self.factors.sort(key=key)
+        for r, f in enumerate(self.factors, 1):
+            f.rank = r
+        self.method["ranking"] = ("confirmed factors first, by the intervention's effect on the target probability; "
+                                  "then other significant factors, then the rest, by presence shift")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
         return {"alpha": self.alpha, "min_effect": self.min_effect, "n_pairs": self.n_pairs, "method": self.method,

@@ -188,7 +188,7 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
     for f in doc["factors"]["ranked"]:
         if f["intervention"] is None:
             continue
-        key = f"intervention_{f['rank']}"
+        key = f"intervention_{f['concept']}"
         interventions.append({"factor": f, "with": [png_uri(x) for x in result.images.get(f"{key}_factor", [])],
                               "without": [png_uri(x) for x in result.images.get(f"{key}_contrast", [])]})
     page = _env().get_template("report.html.j2").render(

@@ -48,3 +48,21 @@ def test_bad_settings_name_the_value():
         discover_factors(CONCEPTS, base, tok, alpha=1.5)
     with pytest.raises(DiscoInspectError, match="column"):
         discover_factors(CONCEPTS[:2], base, tok)
+
+
+def test_confirmed_factors_rank_first_by_their_effect_on_the_classifier():
+    from disco_inspect.analysis.factors import Intervention
+
+    base, tok = _scores(0.6)
+    tok[:, 2] = 1.0  # a second, larger shift: texture=stripes everywhere
+    audit = discover_factors(CONCEPTS, base, tok)
+    assert [f.concept for f in audit.significant][:2] == ["texture=stripes", "background=green"]
+
+    def intervention(effect):
+        return Intervention("f", ["c"], 0.9, 0.9 - effect, effect, effect - 0.1, effect + 0.1, 0.001, 16, effect > 0.05)
+
+    audit.get("texture=stripes").intervention = intervention(0.1)
+    audit.get("background=green").intervention = intervention(0.4)
+    audit.rank_by_reliance()
+    assert [(f.concept, f.rank) for f in audit.factors[:2]] == [("background=green", 1), ("texture=stripes", 2)]
+    assert "ranking" in audit.to_dict()["method"]
