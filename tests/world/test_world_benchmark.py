@@ -26,8 +26,11 @@ def test_table_row_format():
 @pytest.mark.slow
 def test_benchmark_finds_planted_biases_and_nothing_in_the_clean_model(tmp_path):
     """Issue 'Audit' acceptance 2 (subset): two planted biases ranked first and confirmed; clean: no factor."""
+    import torch
+
     from disco_inspect.world.benchmark import run_benchmark
 
+    torch.set_num_threads(2)  # the longest test; the autouse fixture restores the thread count
     rows = run_benchmark(names=["biased_circle_green.pt", "biased_cross_red.pt", "clean.pt"], out=tmp_path,
                          progress=False, echo=lambda _line: None)
     by_name = {r["classifier"]: r for r in rows}
