@@ -22,24 +22,30 @@ PREPROCESSING = {"input_size": [32, 32], "interpolation": "bilinear", "crop_pct"
 
 
 class SceneCNN(nn.Module):
-    """A 3-conv-layer CNN classifier for 32x32 scenes."""
+    """A 3-conv-layer CNN classifier for 32x32 scenes.
 
-    def __init__(self, num_classes: int = len(SHAPES), width: int = 16) -> None:
+    ``spatial=False`` pools globally (translation invariant: a sun detector also fires on a sun-coloured
+    shape); ``spatial=True`` keeps a 4x4 grid before the head, so the model can tie a cue to its position.
+    """
+
+    def __init__(self, num_classes: int = len(SHAPES), width: int = 16, spatial: bool = False) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4 if spatial else 1),
         )
-        self.head = nn.Linear(2 * width, num_classes)
+        self.head = nn.Linear(2 * width * (16 if spatial else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
 
 
 def train_world_classifier(bias: BiasSpec | str | None = None, *, steps: int = 1500, batch: int = 128, seed: int = 0,
-                           lr: float = 3e-3, progress: bool = True) -> Any:
-    """Train a shape classifier on scenes drawn with ``bias``; returns a :class:`Classifier`."""
+                           lr: float = 3e-3, spatial: bool = False, progress: bool = True) -> Any:
+    """Train a shape classifier on scenes drawn with ``bias``; returns a :class:`Classifier`.
+
+    ``spatial``: keep a 4x4 feature grid before the head (see :class:`SceneCNN`)."""
     from tqdm.auto import tqdm
 
     from ..models.classifiers import Classifier, Preprocessing
@@ -47,7 +53,7 @@ def train_world_classifier(bias: BiasSpec | str | None = None, *, steps: int = 1
 
     spec = BiasSpec.parse(bias) if isinstance(bias, str) else bias
     torch.manual_seed(seed)
-    model = SceneCNN(width=32)
+    model = SceneCNN(width=32, spatial=spatial)
     pre = Preprocessing.from_dict(PREPROCESSING)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -69,10 +75,12 @@ def save_world_classifier(clf: Any, path: str | Path) -> Path:
     """Save as TorchScript with labels + preprocessing metadata."""
     from ..models.classifiers import save_torchscript_classifier
 
-    width = clf.module.head.in_features // 2
+    width = clf.module.features[0].out_channels
+    spatial = clf.module.head.in_features != 2 * width
     save_torchscript_classifier(clf.module, path, label_names=clf.label_names, preprocessing=clf.preprocessing.to_dict(),
                                 eager={"factory": "disco_inspect.world.classifiers:SceneCNN",
-                                       "kwargs": {"num_classes": len(clf.label_names), "width": width}})
+                                       "kwargs": {"num_classes": len(clf.label_names), "width": width,
+                                                  "spatial": spatial}})
     return Path(path)
 
 

@@ -21,12 +21,12 @@ EXAMPLES = {
     "biased_square_stripes.pt": "square: texture=stripes @ 1.0",
     "biased_triangle_sun.pt": "triangle: object=sun @ 1.0",
     "biased_cross_red.pt": "cross: color=red @ 0.99",
-    "biased_square_small.pt": "square: size=small @ 0.99",
+    "biased_circle_large.pt": "circle: size=large @ 1.0",
     "clean.pt": None,
 }
-#: Training steps per example (default 1,500): the texture and object shortcuts are subtle, so those two are
+#: Training steps per example (default 1,500): the texture, object and size shortcuts are subtle, so those are
 #: trained shorter (500 steps, bias rate 1.0) and lean on the shortcut as much as the others do.
-EXAMPLE_STEPS = {"biased_square_stripes.pt": 500, "biased_triangle_sun.pt": 500}
+EXAMPLE_STEPS = {"biased_square_stripes.pt": 500, "biased_triangle_sun.pt": 500, "biased_circle_large.pt": 500}
 
 
 def resolve_model(source: str | Path) -> str | Path:
@@ -44,13 +44,14 @@ def resolve_model(source: str | Path) -> str | Path:
     return path
 
 
-def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:
+def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, seed: int = 0, spatial: bool = False,
+                    progress: bool = True) -> dict:
     """Train a world shape classifier, save it as TorchScript, and report its bias accuracies."""
     from .classifiers import bias_accuracy, save_world_classifier, train_world_classifier
 
-    clf = train_world_classifier(bias, steps=steps, seed=seed, progress=progress)
+    clf = train_world_classifier(bias, steps=steps, seed=seed, spatial=spatial, progress=progress)
     save_world_classifier(clf, out)
-    report = {"bias": bias, "steps": steps, "seed": seed, "path": str(out)}
+    report = {"bias": bias, "steps": steps, "seed": seed, "spatial": spatial, "path": str(out)}
     if bias:
         report["accuracy"] = bias_accuracy(clf, bias)
     return report

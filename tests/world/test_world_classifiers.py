@@ -35,3 +35,29 @@ def test_shipped_oracle_reads_every_factor():
     scenes = generate_scenes(500, seed=777)
     acc = oracle_accuracy(load_oracle(), scenes.images, scenes.factors)
     assert min(acc.values()) >= 0.98, acc
+
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_world_classifier_file_loads_back_as_an_eager_module(tmp_path, spatial):
+    """The TorchScript file names its architecture, so loading rebuilds a hookable SceneCNN (GradCAM works)."""
+    import torch
+
+    from disco_inspect import load_classifier
+    from disco_inspect.analysis.attribution import last_conv_layer
+    from disco_inspect.models.classifiers import Classifier, Preprocessing
+    from disco_inspect.world.classifiers import PREPROCESSING, SceneCNN, save_world_classifier
+    from disco_inspect.world.scenes import SHAPES
+
+    torch.manual_seed(0)
+    clf = Classifier(SceneCNN(width=8, spatial=spatial).eval(), Preprocessing.from_dict(PREPROCESSING), list(SHAPES))
+    save_world_classifier(clf, tmp_path / "c.pt")
+    loaded = load_classifier(tmp_path / "c.pt")
+    assert isinstance(loaded.module, SceneCNN) and last_conv_layer(loaded) is not None
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.allclose(loaded(x), clf(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n, b in EXAMPLES.items() if b])
+def test_every_shipped_biased_classifier_leans_on_its_planted_factor(name):
+    acc = bias_accuracy(load_classifier(ASSETS / "classifiers" / name), EXAMPLES[name], n=400)
+    assert acc["aligned"] > 0.95 and acc["conflicting"] < acc["aligned"] - 0.25, acc
