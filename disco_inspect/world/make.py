@@ -27,6 +27,9 @@ EXAMPLES = {
 #: Training steps per example (default 1,500): the texture, object and size shortcuts are subtle, so those are
 #: trained shorter (500 steps, bias rate 1.0) and lean on the shortcut as much as the others do.
 EXAMPLE_STEPS = {"biased_square_stripes.pt": 500, "biased_triangle_sun.pt": 500, "biased_circle_large.pt": 500}
+#: Examples with a position-aware head: a globally pooled CNN's "sun detector" also fires on a white or yellow
+#: triangle, so the audit found "color=white" instead of the sun; with a 4x4 grid the cue is the top-right sun.
+EXAMPLE_SPATIAL = {"biased_triangle_sun.pt"}
 
 
 def resolve_model(source: str | Path) -> str | Path:
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, bias in EXAMPLES.items():
             steps = EXAMPLE_STEPS.get(name, args.steps)
             print(json.dumps(make_classifier(bias, ASSETS / "classifiers" / name, steps=steps, seed=args.seed,
-                                             progress=progress)))
+                                             spatial=name in EXAMPLE_SPATIAL, progress=progress)))
     return 0
 
 
