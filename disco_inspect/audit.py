@@ -206,7 +206,7 @@ def audit(
     target_idx, class_name = run.target, run.class_name
 
     t = time.perf_counter()
-    eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed)
+    eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed, seed_pool=0)
     seeds = eval_cfg.seeds()
     prompts = {"baseline": eval_cfg.prompts(class_name, with_token=False), "token": eval_cfg.prompts(class_name)}
     gen = {"num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale, "height": cfg.height,

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DiscoInspectError, missing_extra
+from ..errors import missing_extra
 from ..io import atomic_write_text, write_json
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -213,10 +213,7 @@ def write_report(result: Any, out: str | Path) -> Path:
     doc = _clean(result.to_dict())
     validate_report(doc)
     write_json(out / "report.json", doc)
-    try:
-        save_figures(result, doc, out / "figures")
-    except DiscoInspectError:
-        raise
+    save_figures(result, doc, out / "figures")
     page = render_report(result, doc=doc)
     atomic_write_text(out / "index.html", page)
     return out / "index.html"
