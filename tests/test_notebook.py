@@ -24,6 +24,11 @@ def test_notebook_runs_and_shows_the_report(tmp_path, monkeypatch):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the static figures
     assert (tmp_path / "reports" / "circle" / "index.html").is_file()
-    assert (tmp_path / "reports" / "circle" / "report.json").is_file()
+    import json
+
+    doc = json.loads((tmp_path / "reports" / "circle" / "report.json").read_text())
+    # issue 'Audit' acceptance 6: the attribution section is there for world runs, all three Captum methods
+    assert set(doc["attribution"]["methods"]) == {"integrated_gradients", "grad_cam", "occlusion"}
+    assert "Attributions and context reliance" in report[0] and "grad_cam (" in report[0]
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert os.environ["DISCO_NOTEBOOK_ITERS"] == "8"
