@@ -117,14 +117,14 @@ def _scorer(args: argparse.Namespace, pipe: Any) -> Any:
         return OpenClipScorer.from_pretrained(args.clip_arch, args.clip_weights, concepts, interventions=interventions)
     if concepts:
         raise DiscoInspectError("`--concepts` needs an open_clip scorer: add --clip-weights FILE (and --clip-arch).")
-    from .audit import default_scorer
+    from .auditor import default_scorer
 
     return default_scorer(pipe)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Audit one or more classes and write self-contained HTML reports plus report.json."""
-    from .audit import AuditSettings, audit, default_config
+    from .auditor import AuditSettings, audit, default_config
     from .report.html import write_index
 
     if bool(args.target) == bool(args.classes):

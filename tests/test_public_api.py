@@ -14,3 +14,10 @@ def test_import_is_lazy():
     code = "import sys, disco_inspect; print(any(m.startswith(('diffusers', 'transformers', 'timm')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_audit_is_the_function_even_after_its_module_loaded():
+    code = ("from disco_inspect import AuditSettings, audit, AuditResult; import disco_inspect as di; "
+            "print(callable(audit) and di.audit is audit and not hasattr(audit, '__path__'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

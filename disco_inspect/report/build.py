@@ -12,7 +12,7 @@ def _mean(xs: Any) -> float:
 
 
 def report_dict(result: Any) -> dict[str, Any]:
-    """Build ``report.json`` from an :class:`~disco_inspect.audit.AuditResult` (see :data:`REPORT_SCHEMA`)."""
+    """Build ``report.json`` from an :class:`~disco_inspect.auditor.AuditResult` (see :data:`REPORT_SCHEMA`)."""
     from ..analysis.stats import paired_shift
 
     run, cfg = result.run, result.config

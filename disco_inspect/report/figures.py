@@ -9,10 +9,7 @@ from ..io import atomic_write
 
 
 def _plt() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+    try:  # no matplotlib.use(): keep Jupyter's inline backend; headless runs fall back to Agg by themselves
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise missing_extra("matplotlib", "report") from e

@@ -110,7 +110,7 @@ def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _strips(result: Any) -> list[dict[str, Any]]:
     """Per seed: images at the baseline and at up to 8 evenly spaced recorded iterations."""
-    from ..audit import _load_images
+    from ..auditor import _load_images
 
     run = result.run
     if run.run_dir is None or not run.trajectory:

@@ -38,7 +38,7 @@ def run_benchmark(pipe: Any = None, *, names: Sequence[str] | None = None, out: 
                   config_overrides: dict[str, Any] | None = None, settings: Any = None, progress: bool = True,
                   echo: Any = print) -> list[dict[str, Any]]:
     """Audit each case and return one row per case with ``passed`` (also written to ``out/benchmark.json``)."""
-    from ..audit import audit
+    from ..auditor import audit
     from ..io import write_json
     from ..models.pipelines import load_pipeline
     from ..report.html import write_index

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from disco_inspect import DiscoConfig
-from disco_inspect.audit import AuditSettings, audit
+from disco_inspect.auditor import AuditSettings, audit
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import Classifier, Preprocessing
 from disco_inspect.report.schema import validate_report
