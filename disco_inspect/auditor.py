@@ -152,6 +152,8 @@ def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, 
         rows.append(scorer.score(base).mean(0))
         targets.append(float(run.baseline["target_prob_mean"]))
     for rec in run.trajectory:
+        if not rec.get("validation", True):  # with a seed pool: only iterations on the baseline's seeds compare
+            continue
         imgs = _load_images(run.image_paths(rec["step"]))
         if imgs is None:
             continue
@@ -174,6 +176,8 @@ def audit(
     out: str | Path | None = None,
     progress: bool = True,
     save: bool = True,
+    overwrite: bool = False,
+    allow_unfinished: bool = False,
 ) -> AuditResult:
     """Audit ``classifier`` for class ``target`` through ``pipe``.
 
@@ -186,12 +190,14 @@ def audit(
         settings: analysis settings (:class:`AuditSettings`).
         out: audit folder; the token run lives in ``out/run`` and is reused when it matches.
         save: write ``index.html`` and ``report.json`` into ``out``.
+        overwrite: retrain the token even if ``out/run`` holds a finished (or a different) run.
+        allow_unfinished: on Ctrl-C during training, go on and report the best token so far (the report says the
+            run was interrupted). By default the interrupt propagates and nothing is reported.
     """
     from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
     from .analysis.intervention import target_probabilities
-    from .engine.optimize import _as_classifier, _versions, train_token
-    from .models.pipelines import describe_pipeline
+    from .engine.optimize import RunInterrupted, _as_classifier, _versions, run_identity, train_token
 
     settings = settings or AuditSettings()
     cfg = config or default_config(pipe)
@@ -201,7 +207,14 @@ def audit(
     out_dir = Path(out) if out is not None else None
 
     t = time.perf_counter()
-    run = train_token(pipe, clf, target, config=cfg, out=None if out_dir is None else out_dir / "run", progress=progress)
+    try:
+        run = train_token(pipe, clf, target, config=cfg, out=None if out_dir is None else out_dir / "run",
+                          overwrite=overwrite, progress=progress)
+    except RunInterrupted as e:
+        if not allow_unfinished:
+            raise
+        logger.warning("Reporting an unfinished token (interrupted after %d iterations).", len(e.run.trajectory))
+        run = e.run
     timings["token"] = time.perf_counter() - t
     target_idx, class_name = run.target, run.class_name
 
@@ -240,7 +253,7 @@ def audit(
     timings["attributions"] = time.perf_counter() - t
 
     result = AuditResult(
-        class_name=class_name, target=target_idx, classifier=clf.describe(), pipeline=describe_pipeline(pipe), config=cfg,
+        class_name=class_name, target=target_idx, **run_identity(clf, pipe), config=cfg,
         settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
         eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
         trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,

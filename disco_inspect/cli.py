@@ -5,6 +5,7 @@ import argparse
 import logging
 import re
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,33 @@ CONFIG_FLAGS = {
     "guidance": "guidance_scale", "grad_steps": "grad_steps", "height": "height", "width": "width", "lr": "lr",
     "weight_decay": "weight_decay", "max_grad_norm": "max_grad_norm", "max_iters": "max_iters", "patience": "patience",
     "accuracy_threshold": "accuracy_threshold", "image_save_size": "image_save_size", "objective": "objective",
+    "gradient_checkpointing": "gradient_checkpointing",
 }
+#: ``--dtype`` names -> torch dtypes.
+DTYPES = ("float32", "float16", "bfloat16")
+#: Exit code after Ctrl-C (128 + SIGINT), as shells use.
+EXIT_INTERRUPTED = 130
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows a flag's default once: argparse's "(default: X)" unless the help already states it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "class"
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "class"
+
+
+def class_folder(index: int, name: str) -> str:
+    """Folder name of a class's report or run: ``<index>-<slug>``, so that ImageNet's two "crane" classes (134, 517)
+    and names without ASCII letters never share a folder."""
+    return f"{int(index)}-{_slug(name)}"
 
 
 def _seeds(text: str) -> list[int]:
@@ -53,36 +72,54 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    from .models.pipelines import SCHEDULERS, SPACINGS
+
     p.add_argument("--pipeline", default="world", help="'world', a diffusers folder, or a hub id")
-    p.add_argument("--scheduler", default="ddim", choices=["ddim", "euler", "euler-ancestral", "shipped"])
-    p.add_argument("--timestep-spacing", default="trailing", choices=["trailing", "leading", "linspace"])
+    p.add_argument("--scheduler", default="ddim", choices=SCHEDULERS, help="sampler")
+    p.add_argument("--timestep-spacing", default="trailing", choices=SPACINGS, help="timestep spacing of the sampler")
+    p.add_argument("--device", default=None, help="where the pipeline and classifier run: cpu, cuda, cuda:1, mps "
+                                                  "(default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default=None, choices=DTYPES,
+                   help="pipeline weights dtype (default: float16 on cuda, float32 elsewhere; the classifier keeps "
+                        "its own dtype, its inputs are cast)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    d = DiscoConfig()
-    g = p.add_argument_group("optimisation (defaults: the paper's)")
+    from .world.presets import world_config
+
+    d, w = DiscoConfig(), world_config()
+
+    def dflt(field: str) -> str:
+        """'(default: paper value; world: preset value)' -- the world preset applies with --pipeline world."""
+        a, b = getattr(d, field), getattr(w, field)
+        return f"(default: {a})" if a == b else f"(default: {a}; world: {b})"
+
+    g = p.add_argument_group("optimisation (defaults: the paper's; with --pipeline world, the world preset's)")
     g.add_argument("--config", help="JSON file with DiscoConfig fields; flags override it")
-    g.add_argument("--token", help=f"new token string (default: {d.token})")
-    g.add_argument("--initializer", help=f"word that initialises the token (default: {d.initializer})")
-    g.add_argument("--n-images", type=int, help=f"images per iteration, one batched forward (default: {d.n_images})")
-    g.add_argument("--seed", type=int, help=f"first noise seed (default: {d.seed})")
+    g.add_argument("--token", help=f"new token string {dflt('token')}")
+    g.add_argument("--initializer", help=f"word that initialises the token {dflt('initializer')}")
+    g.add_argument("--n-images", type=int, help=f"images per iteration, one batched forward {dflt('n_images')}")
+    g.add_argument("--seed", type=int, help=f"first noise seed {dflt('seed')}")
     g.add_argument("--seed-pool", type=int, help="cycle each iteration through a pool of this many seeds; 0 = the "
-                                                 f"paper's fixed seeds (default: {d.seed_pool}; world preset: 40)")
-    g.add_argument("--steps", type=int, help=f"denoising steps (default: {d.num_inference_steps})")
-    g.add_argument("--guidance", type=float, help=f"classifier-free guidance scale, <=1 disables (default: {d.guidance_scale})")
-    g.add_argument("--grad-steps", type=int, help=f"final steps with gradients, -1 = all (default: {d.grad_steps})")
+                                                 f"paper's fixed seeds {dflt('seed_pool')}")
+    g.add_argument("--steps", type=int, help=f"denoising steps {dflt('num_inference_steps')}")
+    g.add_argument("--guidance", type=float, help=f"classifier-free guidance scale, <=1 disables {dflt('guidance_scale')}")
+    g.add_argument("--grad-steps", type=int, help=f"final steps with gradients, -1 = all {dflt('grad_steps')}")
     g.add_argument("--height", type=int, help="image height (default: the pipeline's)")
     g.add_argument("--width", type=int, help="image width (default: the pipeline's)")
-    g.add_argument("--lr", type=float, help=f"AdamW learning rate (default: {d.lr})")
-    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay on the token (default: {d.weight_decay})")
-    g.add_argument("--max-grad-norm", type=float, help=f"gradient clipping (default: {d.max_grad_norm})")
-    g.add_argument("--max-iters", type=int, help=f"maximum iterations (default: {d.max_iters})")
-    g.add_argument("--patience", type=int, help=f"iterations without a better loss before stopping (default: {d.patience})")
+    g.add_argument("--lr", type=float, help=f"AdamW learning rate {dflt('lr')}")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay on the token {dflt('weight_decay')}")
+    g.add_argument("--max-grad-norm", type=float, help=f"gradient clipping {dflt('max_grad_norm')}")
+    g.add_argument("--max-iters", type=int, help=f"maximum iterations {dflt('max_iters')}")
+    g.add_argument("--patience", type=int, help=f"validation iterations without a better loss before stopping "
+                                                f"{dflt('patience')}")
     g.add_argument("--accuracy-threshold", type=float,
-                   help=f"stop once batch accuracy exceeds this (default: {d.accuracy_threshold})")
+                   help=f"stop once batch accuracy exceeds this {dflt('accuracy_threshold')}")
     g.add_argument("--image-save-size", type=int, help="downsample saved PNGs to this longer side (default: full size)")
-    g.add_argument("--objective", choices=["toward", "away"], help="toward the class (paper) or away (default: toward)")
+    g.add_argument("--objective", choices=["toward", "away"], help=f"toward the class (paper) or away {dflt('objective')}")
+    g.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute UNet activations in the backward pass (less GPU memory, slower)")
 
 
 def _config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> DiscoConfig:
@@ -91,22 +128,52 @@ def _config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> D
     return cfg.replace(**changes) if changes else cfg
 
 
+def _device(args: argparse.Namespace) -> Any:
+    """``--device`` as a torch.device (default: cuda if available, else cpu); a bad name is one clear error."""
+    import torch
+
+    name = getattr(args, "device", None)
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise DiscoInspectError(f"`--device` = {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps.") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DiscoInspectError(f"`--device` = {name!r}, but CUDA is not available here; use `--device cpu`.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DiscoInspectError(f"`--device` = {name!r}, but MPS is not available here; use `--device cpu`.")
+    return device
+
+
+def _dtype(args: argparse.Namespace, device: Any) -> Any:
+    import torch
+
+    name = getattr(args, "dtype", None) or ("float16" if device.type == "cuda" else "float32")
+    if device.type == "cpu" and name != "float32":
+        logger.warning("--dtype %s on the CPU is slow (bfloat16 ~100x) or unsupported; float32 is advised.", name)
+    return getattr(torch, name)
+
+
 def _setup(args: argparse.Namespace) -> Any:
     import torch
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    from .models.pipelines import load_pipeline
+    from .models import pipelines
 
-    return load_pipeline(args.pipeline, scheduler=args.scheduler, timestep_spacing=args.timestep_spacing)
+    device = _device(args)
+    return pipelines.load_pipeline(args.pipeline, scheduler=args.scheduler, timestep_spacing=args.timestep_spacing,
+                                   device=str(device), torch_dtype=_dtype(args, device))
 
 
 def _classifier(args: argparse.Namespace, source: str | None = None) -> Any:
     from .models.classifiers import load_classifier
     from .world.make import resolve_model
 
-    return load_classifier(resolve_model(source or args.model), arch=args.arch, labels=args.labels,
-                           trust_pickle=args.trust_pickle)
+    clf = load_classifier(resolve_model(source or args.model), arch=args.arch, labels=args.labels,
+                          trust_pickle=args.trust_pickle)
+    return clf.to(_device(args))
 
 
 def _scorer(args: argparse.Namespace, pipe: Any) -> Any:
@@ -126,6 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Audit one or more classes and write self-contained HTML reports plus report.json."""
     from .auditor import AuditSettings, audit, default_config
     from .report.html import write_index
+    from .report.requirements import check_report_dependencies
 
     if bool(args.target) == bool(args.classes):
         raise DiscoInspectError("Pass exactly one of `--class NAME` or `--classes a,b,c`.")
@@ -136,6 +204,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     targets = [clf.resolve_class(n) for n in names]  # fail on a bad name before loading the pipeline
     settings = AuditSettings(eval_seeds=args.eval_seeds, intervention_seeds=args.intervention_seeds, alpha=args.alpha,
                              min_effect=args.min_effect, attribution_images=0 if args.no_attributions else 6)
+    check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     pipe = _setup(args)
     cfg = _config_from(args, default_config(pipe))
     scorer = _scorer(args, pipe)
@@ -146,16 +215,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     entries = []
     for idx in targets:
         name = clf.class_name(idx)
-        folder = root / _slug(name)
+        folder = root / class_folder(idx, name)
         res = audit(pipe, clf, idx, scorer=scorer, config=cfg, settings=settings, out=folder,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, overwrite=args.overwrite,
+                    allow_unfinished=args.report_unfinished)
         top = res.factors.top(3)
         print(f"{name}: report {folder / 'index.html'}")
         print(f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f}; "
               + ("factors: " + ", ".join(f"{f.concept} ({f.effect:+.2f}, q={f.q_value:.3g}"
                                          f"{', confirmed' if f.confirmed else ''})" for f in top) if top
                  else "no factor passed the false-discovery threshold"))
-        entries.append({"class_name": name, "href": f"{_slug(name)}/index.html", "doc": res.to_dict()})
+        entries.append({"class_name": name, "href": f"{class_folder(idx, name)}/index.html", "doc": res.to_dict()})
     if len(entries) > 1:
         print(f"index: {write_index(entries, root, f'disco-inspect audit of {model_file.name}')}")
     return 0
@@ -185,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _config_from(args)
     clf = _classifier(args)
     idx = clf.resolve_class(args.target)
-    out = Path(args.out) if args.out else Path("runs") / _slug(clf.class_name(idx))
+    out = Path(args.out) if args.out else Path("runs") / class_folder(idx, clf.class_name(idx))
     pipe = _setup(args)
     run = train_token(pipe, clf, idx, config=cfg, out=out, overwrite=args.overwrite, progress=not args.no_progress)
     first, last = run.trajectory[0] if run.trajectory else {}, run.trajectory[-1] if run.trajectory else {}
@@ -200,20 +270,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate images with a learned token."""
-    from .engine.run import save_png
+    from .auditor import default_config
+    from .engine.run import TOKEN_FILE, save_png
     from .engine.sampling import generate
     from .engine.token import install_token
 
     seeds = _seeds(args.seeds)  # validate flags before loading anything
     pipe = _setup(args)
+    defaults = default_config(pipe)
     token_file = Path(args.token)
     if token_file.is_dir():
-        token_file = token_file / "learned_embeds.safetensors"
+        token_file = token_file / TOKEN_FILE
     token = install_token(pipe, token_file)
     if token not in args.prompt:
         logger.warning("The prompt does not contain the token %r; images will not use it.", token)
-    images = generate(pipe, [args.prompt] * len(seeds), seeds, num_inference_steps=args.steps,
-                      guidance_scale=args.guidance, height=args.height, width=args.width)
+    images = generate(pipe, [args.prompt] * len(seeds), seeds,
+                      num_inference_steps=args.steps or defaults.num_inference_steps,
+                      guidance_scale=defaults.guidance_scale if args.guidance is None else args.guidance,
+                      height=args.height, width=args.width)
     out = Path(args.out)
     for s, img in zip(seeds, images, strict=False):
         save_png(out / f"seed_{s:04d}.png", img)
@@ -246,25 +320,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
-    """``disco-inspect world train ...``: forwards to :mod:`disco_inspect.world.train`."""
+    """``disco-inspect world ...``: forwards to the world's own commands."""
     if args.world_command == "benchmark":
-        bp = argparse.ArgumentParser(prog="disco-inspect world benchmark", formatter_class=_Formatter,
-                                     description="Audit every shipped world classifier; check the planted bias is found.")
-        bp.add_argument("--out", default="reports/world-benchmark", help="output folder")
-        bp.add_argument("--only", default=None, help="comma-separated classifier files, e.g. clean.pt (default: all)")
-        bp.add_argument("--max-iters", type=int, default=None, help="DisCo iterations (default: the world preset's)")
-        bp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        bp.add_argument("--no-progress", action="store_true")
-        return cmd_benchmark(bp.parse_args(args.rest))
+        return cmd_benchmark(args)
     if args.world_command == "train":
-        from .world.train import main as train_main
+        from .world.train import run
 
-        return train_main(args.rest)
-    if args.world_command.startswith("make-"):
-        from .world.make import main as make_main
+        return run(args)
+    from .world.make import run as make_run
 
-        return make_main([args.world_command.removeprefix("make-"), *args.rest])
-    raise DiscoInspectError(f"Unknown `world` command {args.world_command!r}; use `disco-inspect world train --help`.")
+    return make_run(args.world_command.removeprefix("make-"), args)
+
+
+def _add_world_parsers(p: argparse.ArgumentParser) -> None:
+    from .world import make, train
+
+    sub = p.add_subparsers(dest="world_command", required=True, metavar="{train,make-classifier,make-oracle,"
+                                                                           "make-examples,benchmark}")
+    q = sub.add_parser("train", help="(re)train the world's text-to-image model (resumable)", formatter_class=_Formatter,
+                       description="Train the bundled world's VAE and UNet; resumes from --work.")
+    train.add_arguments(q)
+    for what, text in make.WHAT.items():
+        q = sub.add_parser(f"make-{what}", help=text, description=text[0].upper() + text[1:] + ".",
+                           formatter_class=_Formatter)
+        make.add_arguments(q, what)
+    q = sub.add_parser("benchmark", help="the planted-bias benchmark of the audit", formatter_class=_Formatter,
+                       description="Audit every shipped world classifier; check the planted bias is found.")
+    q.add_argument("--out", default="reports/world-benchmark", help="output folder")
+    q.add_argument("--only", default=None, help="comma-separated classifier files, e.g. clean.pt (default: all)")
+    q.add_argument("--max-iters", type=int, default=None, help="DisCo iterations (default: the world preset's)")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    q.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disco-inspect", formatter_class=_Formatter,
                                      description="Audit an image classifier by learning a discriminative class token.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="learn a class token for a classifier", formatter_class=_Formatter)
@@ -288,8 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True, help='prompt containing the token, e.g. "a photo of a <S> lobster"')
     _add_pipeline_args(p)
     p.add_argument("--seeds", default="0-3", help="noise seeds: a range '0-7' or a list '1,5,9'")
-    p.add_argument("--steps", type=int, default=30, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: the paper's 30; world: the world preset's 10)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the paper's 7.0; world: 4.0)")
     p.add_argument("--height", type=int, default=None, help="image height (default: the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="image width (default: the pipeline's)")
     p.add_argument("--out", default="generated", help="output folder")
@@ -300,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", required=True, help="run folder or token file")
     _add_pipeline_args(p)
     p.add_argument("--n-seeds", type=int, default=10, help="number of seeds")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="first seed (default: 1000, or past the run's training seeds)")
     p.add_argument("--template", default="A photo of a {token} {class_name}", help="prompt template")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the run's, else 30)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the run's, else 7.0)")
@@ -324,22 +414,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
     g.add_argument("--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)")
     g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain the token even if the class's run folder holds a finished run")
+    p.add_argument("--report-unfinished", action="store_true",
+                   help="on Ctrl-C during training, report the best token so far instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("world", help="the bundled world: train its model, make classifiers, run the benchmark",
                        formatter_class=_Formatter)
-    p.add_argument("world_command", choices=["train", "make-classifier", "make-oracle", "make-examples", "benchmark"],
-                   help="train: (re)train the world model (resumable); make-classifier --bias SPEC --out FILE: a "
-                        "shape classifier with a planted bias; make-oracle / make-examples: rebuild shipped models; "
-                        "benchmark: the planted-bias benchmark of the audit")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the world command (see `world train --help`)")
+    _add_world_parsers(p)
     p.set_defaults(func=cmd_world)
     return parser
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``disco-inspect`` console script."""
+    """Entry point of the ``disco-inspect`` console script.
+
+    Exit codes: 0 done, 1 a benchmark case failed, 2 a user error (one line on stderr), 130 interrupted (Ctrl-C;
+    every finished iteration is saved and the same command resumes).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("diffusers", "transformers"):
@@ -349,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     except DiscoInspectError as e:
         print(f"disco-inspect: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("disco-inspect: interrupted; finished work is saved, run the same command again to resume.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

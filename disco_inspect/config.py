@@ -54,9 +54,9 @@ class DiscoConfig:
     max_grad_norm: float | None = 1.0
     max_iters: int = 50
     patience: int = 15
-    """Stop after this many iterations without a new best loss."""
+    """Stop after this many validation iterations without a new best loss (see :meth:`is_validation_step`)."""
     accuracy_threshold: float = 0.7
-    """Stop once the batch accuracy is strictly above this."""
+    """Stop once the batch accuracy of a validation iteration is strictly above this."""
     reseed_on_divergence: bool = False
     """Reference behaviour: shift the seeds when the loss exceeds 2× the best. Off by default because
     the audit compares baseline and token images on the *same* seeds."""
@@ -143,6 +143,15 @@ class DiscoConfig:
         if not self.seed_pool:
             return self.seeds(offset)
         return [self.seed + offset + (step * self.n_images + j) % self.seed_pool for j in range(self.n_images)]
+
+    def is_validation_step(self, step: int, offset: int = 0) -> bool:
+        """Whether iteration ``step`` uses the first iteration's seeds (always, without a seed pool).
+
+        Only these iterations are judged (best token, patience, accuracy stop): comparing losses on different
+        seed subsets would pick the luckiest subset, not the best token. With a pool of P seeds and
+        ``n_images`` n, every ``P / gcd(P, n)``-th iteration is one.
+        """
+        return self.iteration_seeds(step, offset) == self.iteration_seeds(0, offset)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

@@ -16,8 +16,21 @@ def require(condition: bool, message: str) -> None:
         raise DiscoInspectError(message)
 
 
-def missing_extra(package: str, extra: str) -> DiscoInspectError:
-    """Error for an optional dependency that is not installed."""
+#: Optional packages -> the extra of ``pyproject.toml`` that installs them (a test keeps this true).
+EXTRAS: dict[str, str] = {
+    "plotly": "report", "matplotlib": "report", "captum": "report", "jsonschema": "report",
+    "onnx": "onnx", "onnx2torch": "onnx",
+}
+
+
+def missing_extra(package: str) -> DiscoInspectError:
+    """Error for a package that is not installed: names the extra that holds it, or says it is a core dependency."""
+    extra = EXTRAS.get(package)
+    if extra is None:
+        return DiscoInspectError(
+            f"The package `{package}` is not installed, but disco-inspect needs it; reinstall disco-inspect as "
+            f"README says (or `pip install {package}`)."
+        )
     return DiscoInspectError(
         f"The optional package `{package}` is not installed; install it with "
         f"`pip install \"disco-inspect[{extra}]\"` (or `pip install {package}`)."

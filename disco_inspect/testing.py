@@ -14,11 +14,13 @@ from .world.classifiers import SceneCNN
 TINY_LABELS = ("circle", "square", "triangle", "cross")
 
 
-def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, vae_factor: int = 2) -> Any:
+def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, vae_factor: int = 2,
+                  time_cond_proj_dim: int | None = None) -> Any:
     """A random-weight ``StableDiffusionPipeline``: UNet (32, 64), VAE, 2-layer CLIP text encoder.
 
     Images are ``vae_factor * sample_size`` pixels square (32 px by default); ``vae_factor`` is 2, 4 or 8
-    (8 = Stable Diffusion's). Scheduler: DDIM, trailing spacing.
+    (8 = Stable Diffusion's). Scheduler: DDIM, trailing spacing. ``time_cond_proj_dim`` gives the UNet a
+    guidance-scale embedding, as distilled (LCM) UNets have.
     """
     n_vae_blocks = {2: 2, 4: 3, 8: 4}[vae_factor]
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -31,7 +33,7 @@ def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, va
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=text_width, attention_head_dim=8, norm_num_groups=16,
+        cross_attention_dim=text_width, attention_head_dim=8, norm_num_groups=16, time_cond_proj_dim=time_cond_proj_dim,
     )
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(

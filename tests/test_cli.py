@@ -32,7 +32,7 @@ def test_train_generate_evaluate(assets, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "baseline" in printed and "token" in printed
     data = json.loads(res.read_text())
-    assert data["seeds"] == [0, 1, 2] and set(data["token"]) >= {"accuracy", "top5_accuracy"}
+    assert data["seeds"] == [1000, 1001, 1002]  # disjoint from the training seeds and set(data["token"]) >= {"accuracy", "top5_accuracy"}
 
 
 def test_help_lists_defaults():
@@ -74,11 +74,11 @@ def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
     out = capsys.readouterr().out
     root = tmp_path / "clean"
     index = (root / "index.html").read_text()
-    assert 'href="circle/index.html"' in index and 'href="square/index.html"' in index and "index:" in out
-    for cls in ("circle", "square"):
-        doc = json.loads((root / cls / "report.json").read_text())
+    assert 'href="0-circle/index.html"' in index and 'href="1-square/index.html"' in index and "index:" in out
+    for folder, cls in (("0-circle", "circle"), ("1-square", "square")):
+        doc = json.loads((root / folder / "report.json").read_text())
         assert doc["audited"]["class_name"] == cls and doc["attribution"] is None
-    state = root / "circle" / "run" / "state.pt"
+    state = root / "0-circle" / "run" / "state.pt"
     mtime = state.stat().st_mtime_ns
     assert main(args) == 0
     assert state.stat().st_mtime_ns == mtime

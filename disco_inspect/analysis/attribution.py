@@ -4,7 +4,8 @@ Methods (all batched; Captum is imported lazily):
 
 * ``integrated_gradients`` — IntegratedGradients from a black image, ``internal_batch_size`` bounded.
 * ``grad_cam`` — LayerGradCam on the classifier's last convolution (skipped, with a reason, when the
-  model exposes no hookable convolution, e.g. a TorchScript or ONNX-converted graph).
+  model exposes no hookable convolution, e.g. a TorchScript or ONNX-converted graph, or when its last
+  convolution is a transformer's patch embedding, after which there is no spatial feature map).
 * ``occlusion`` — Occlusion with a grey patch, ``perturbations_per_eval`` bounded.
 
 Maps are reduced to one non-negative [N, H, W] saliency per image (absolute value summed over colour
@@ -37,17 +38,38 @@ def _captum() -> Any:
     try:
         import captum.attr as attr
     except ImportError as e:
-        raise missing_extra("captum", "report") from e
+        raise missing_extra("captum") from e
     return attr
 
 
 def last_conv_layer(classifier: Any) -> nn.Module | None:
-    """The last ``nn.Conv2d`` of the classifier's module that accepts forward hooks, else ``None``."""
+    """The last hookable ``nn.Conv2d`` of the classifier's module that yields a spatial feature map, else ``None``.
+
+    ``None`` for TorchScript graphs and for transformers whose last convolution is the patch embedding.
+    """
+    return _gradcam_layer(classifier)[0]
+
+
+def _is_patch_embedding(name: str, conv: nn.Conv2d) -> bool:
+    """A patchify convolution: named so (timm ``patch_embed``, HF ``patch_embeddings``) or non-overlapping strided."""
+    kernel, stride = tuple(conv.kernel_size), tuple(conv.stride)
+    return "patch_embed" in name or (kernel == stride and max(stride) > 1)
+
+
+def _gradcam_layer(classifier: Any) -> tuple[nn.Module | None, str]:
+    """The layer GradCAM runs on, or ``None`` and the reason it cannot run."""
     module = getattr(classifier, "module", classifier)
     if isinstance(module, torch.jit.ScriptModule):
-        return None
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1] if convs else None
+        return None, ("the model exposes no hookable nn.Conv2d (TorchScript/ONNX graphs hide their layers); load an "
+                      "eager module to get GradCAM")
+    convs = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return None, "the model has no nn.Conv2d whose feature map GradCAM could weight"
+    name, conv = convs[-1]
+    if _is_patch_embedding(name, conv):
+        return None, (f"the last nn.Conv2d (`{name}`) is a transformer's patch embedding: there is no spatial conv "
+                      "feature map after it, so GradCAM would be meaningless; skipped")
+    return conv, ""
 
 
 def attribute(
@@ -92,10 +114,9 @@ def attribute(
                              internal_batch_size=max(internal_batch_size, 1))
             out["integrated_gradients"] = a.abs().sum(1).detach()
         if "grad_cam" in methods:
-            layer = last_conv_layer(classifier)
+            layer, reason = _gradcam_layer(classifier)
             if layer is None:
-                skipped["grad_cam"] = ("the model exposes no hookable nn.Conv2d (TorchScript/ONNX graphs hide their "
-                                       "layers); load an eager module to get GradCAM")
+                skipped["grad_cam"] = reason
             else:
                 cam = attr.LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=True)
                 cam = F.interpolate(cam.detach().float(), size=(h, w), mode="bilinear", align_corners=False)

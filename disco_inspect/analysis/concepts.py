@@ -126,15 +126,17 @@ class OpenClipScorer:
         model: an ``open_clip`` CLIP model (``encode_image``/``encode_text``/``logit_scale``).
         tokenizer: the matching open_clip tokenizer.
         concepts: free-text concepts (default :data:`DEFAULT_CONCEPTS`).
-        image_size, mean, std: the model's preprocessing (applied with differentiable torch ops).
+        image_size, mean, std, interpolation: override the model's own preprocess config (open_clip's
+            ``get_model_preprocess_cfg``: size, mean, std, interpolation, resize_mode), which is the default;
+            applied with differentiable torch ops.
         template: how a concept becomes a caption; ``neutral`` is the caption it competes against.
         interventions: per concept, a factor prompt and contrast prompts with ``{class_name}``
             (default: "a photo of a {class_name} with {concept}" vs "a photo of a {class_name}").
     """
 
-    def __init__(self, model: Any, tokenizer: Any, concepts: Sequence[str] | None = None, *, image_size: int = 224,
-                 mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
-                 std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711),
+    def __init__(self, model: Any, tokenizer: Any, concepts: Sequence[str] | None = None, *,
+                 image_size: int | Sequence[int] | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, interpolation: str | None = None,
                  template: str = "a photo of {}", neutral: str = "a photo", batch_size: int = 32,
                  interventions: dict[str, tuple[str, list[str]]] | None = None) -> None:
         self.model = model.eval()
@@ -143,9 +145,12 @@ class OpenClipScorer:
         self.concepts = list(concepts or DEFAULT_CONCEPTS)
         if not self.concepts:
             raise DiscoInspectError("`concepts` is empty; pass at least one concept.")
-        self.image_size, self.batch_size = image_size, batch_size
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.batch_size = batch_size
+        cfg = _open_clip_preprocess_cfg(model, size=image_size, mean=mean, std=std, interpolation=interpolation)
+        self.preprocess_cfg: dict[str, Any] = cfg
+        self.preprocessing = _preprocessing(cfg)
+        self.mean = torch.tensor(self.preprocessing.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(self.preprocessing.std).view(1, 3, 1, 1)
         with torch.no_grad():
             text = tokenizer([template.format(c) for c in self.concepts] + [neutral])
             feats = F.normalize(model.encode_text(text).float(), dim=-1)
@@ -158,7 +163,7 @@ class OpenClipScorer:
         try:
             import open_clip
         except ImportError as e:
-            raise missing_extra("open_clip_torch", "report") from e
+            raise missing_extra("open_clip_torch") from e
         weights = Path(weights)
         if not weights.is_file():
             raise DiscoInspectError(
@@ -169,14 +174,16 @@ class OpenClipScorer:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(weights))
         except Exception as e:
             raise DiscoInspectError(f"Could not load open_clip `{arch}` from `{weights}`: {e}.") from e
-        size = model.visual.image_size
-        size = size[0] if isinstance(size, (tuple, list)) else size
-        return cls(model, open_clip.get_tokenizer(arch), concepts, image_size=int(size), **kwargs)
+        return cls(model, open_clip.get_tokenizer(arch), concepts, **kwargs)
 
     def _prep(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images.float(), size=(self.image_size, self.image_size), mode="bicubic",
-                          align_corners=False, antialias=True)
-        return (x.clamp(0, 1) - self.mean) / self.std
+        x = images.float()
+        if self.preprocess_cfg["resize_mode"] == "squash":  # resize to the input size, aspect ratio not kept
+            pre = self.preprocessing
+            x = F.interpolate(x, size=pre.input_size, mode=pre.interpolation,
+                              **({} if pre.interpolation == "nearest" else {"align_corners": False, "antialias": True}))
+            return (x.clamp(0, 1) - self.mean) / self.std
+        return self.preprocessing(x.clamp(0, 1))  # "shortest": shorter side -> size, centre crop, normalise
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:
@@ -194,3 +201,34 @@ class OpenClipScorer:
         factor, contrasts = self.interventions.get(
             concept, ("a photo of a {class_name} with " + concept, ["a photo of a {class_name}"]))
         return factor.replace("{class_name}", class_name), [c.replace("{class_name}", class_name) for c in contrasts]
+
+
+def _open_clip_preprocess_cfg(model: Any, **overrides: Any) -> dict[str, Any]:
+    """open_clip's preprocess config of ``model`` (size, mean, std, interpolation, resize_mode) with overrides."""
+    try:
+        from open_clip import get_model_preprocess_cfg
+        from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+    except ImportError as e:
+        raise missing_extra("open_clip_torch") from e
+    try:
+        own = dict(get_model_preprocess_cfg(model))
+    except AttributeError:  # not an open_clip model: open_clip's defaults
+        own = {}
+    cfg = merge_preprocess_dict(merge_preprocess_dict(PreprocessCfg(), own), overrides)
+    if cfg["resize_mode"] not in ("shortest", "squash"):
+        raise DiscoInspectError(
+            f"open_clip resize_mode {cfg['resize_mode']!r} is not supported by the concept scorer; set the model's "
+            "preprocess cfg to 'shortest' or 'squash'."
+        )
+    return cfg
+
+
+def _preprocessing(cfg: dict[str, Any]) -> Any:
+    """The :class:`~disco_inspect.models.classifiers.Preprocessing` of an open_clip preprocess config."""
+    from ..models.classifiers import Preprocessing
+
+    size = cfg["size"]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return Preprocessing(input_size=size, interpolation=str(cfg["interpolation"]), crop_pct=1.0,
+                         mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+

@@ -1,6 +1,7 @@
 """`evaluate_accuracy`: the paper's Table-1 protocol (paired seeds, with vs without the token)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -8,12 +9,17 @@ from typing import Any
 import torch
 
 from ..errors import DiscoInspectError
+from ..models.pipelines import recorded_scheduler
 from .result import TokenRun
 from .sampling import generate
 from .scoring import image_records, summarize
 from .token import install_token
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TEMPLATE = "A photo of a {token} {class_name}"
+#: Default first evaluation seed: past the training seeds of default runs (``DiscoConfig.seed`` = 35).
+EVAL_SEED = 1000
 
 
 @dataclass
@@ -45,7 +51,7 @@ def evaluate_accuracy(
     token: TokenRun | str | Path,
     *,
     n_seeds: int = 10,
-    seed: int = 0,
+    seed: int | None = None,
     template: str = DEFAULT_TEMPLATE,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
@@ -58,7 +64,12 @@ def evaluate_accuracy(
 
     Args:
         token: a :class:`TokenRun`, a token file (textual-inversion format), or a token string already
-            in ``pipe``'s tokenizer.
+            in ``pipe``'s tokenizer. A TokenRun loaded from its folder also brings its scheduler and
+            timestep spacing: they are used for the evaluation and ``pipe``'s own are restored after.
+        seed: first of the ``n_seeds`` consecutive seeds. Default: :data:`EVAL_SEED` (1000), or just past
+            the last training seed of a TokenRun whose seeds reach that far, so evaluation images are
+            never training images. A ``seed`` that overlaps a TokenRun's training seeds is used, with a
+            warning. (A token file does not record its training seeds.)
         template: prompt with ``{token}`` and ``{class_name}``; the baseline drops ``{token}``
             ("A photo of a <S> lobster" vs "A photo of a lobster").
         num_inference_steps, guidance_scale, height, width: default to the training run's values when
@@ -91,19 +102,36 @@ def evaluate_accuracy(
             raise DiscoInspectError(f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead.")
     scorer = clf if eval_classifier is None else _as_classifier(eval_classifier)
     eval_target = target_idx if eval_classifier is None else scorer.resolve_class(class_name)
-    seeds = [seed + i for i in range(n_seeds)]
+    seeds = _eval_seeds(token, n_seeds, seed)
     base_t = template.replace("{token} ", "").replace("{token}", "")
     prompts = {"baseline": [base_t.format(class_name=class_name)] * n_seeds,
                "token": [template.format(token=token_str, class_name=class_name)] * n_seeds}
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind, ps in prompts.items():
-        images = generate(pipe, ps, seeds, num_inference_steps=steps, guidance_scale=guidance, height=height,
-                          width=width, batch_size=batch_size)
-        with torch.no_grad():
-            logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-        out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
+    with recorded_scheduler(pipe, token.pipeline if isinstance(token, TokenRun) else None):
+        for kind, ps in prompts.items():
+            images = generate(pipe, ps, seeds, num_inference_steps=steps, guidance_scale=guidance, height=height,
+                              width=width, batch_size=batch_size)
+            with torch.no_grad():
+                logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+            out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
     return AccuracyResult(
         target=eval_target, class_name=class_name, seeds=seeds,
         baseline=summarize(out["baseline"], eval_target), token=summarize(out["token"], eval_target),
         baseline_items=out["baseline"], token_items=out["token"],
     )
+
+
+def _eval_seeds(token: Any, n_seeds: int, seed: int | None) -> list[int]:
+    """The evaluation seeds: disjoint from a TokenRun's training seeds unless ``seed`` says otherwise."""
+    trained = token.training_seeds() if isinstance(token, TokenRun) else set()
+    if seed is None:
+        seed = max(EVAL_SEED, max(trained, default=-1) + 1)
+    seeds = [seed + i for i in range(n_seeds)]
+    overlap = sorted(trained.intersection(seeds))
+    if overlap:
+        logger.warning(
+            "Evaluation seeds %d..%d overlap %d of the run's training seeds (%d..%d): those images are not held out. "
+            "Omit `seed` to start past them (at %d).", seeds[0], seeds[-1], len(overlap), overlap[0], overlap[-1],
+            max(EVAL_SEED, max(trained) + 1),
+        )
+    return seeds

@@ -14,12 +14,13 @@ import torch
 
 from ..config import DiscoConfig
 from ..errors import DiscoInspectError
-from ..io import write_json
+from ..io import shareable_source, write_json
+from ..models.fingerprint import classifier_fingerprint
 from ..models.pipelines import describe_pipeline
 from .objectives import make_objective
 from .result import TokenRun
 from .run import RunFolder, save_png
-from .sampling import decode, denoise, encode, image_size, initial_noise
+from .sampling import decode, denoise, encode, image_size, initial_noise, seed_generators, uses_cfg
 from .scoring import image_records, summarize
 from .token import ClassToken, save_token
 
@@ -44,6 +45,25 @@ def check_pipeline(pipe: Any) -> None:
                 f"The pipeline has no `{part}`; pass a Stable Diffusion pipeline with tokenizer, text_encoder, unet, "
                 "vae and scheduler (load_pipeline(...) gives one)."
             )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train_token`: every finished iteration is saved (the run folder resumes), and the
+    partial :class:`TokenRun` is attached as ``run`` (``except KeyboardInterrupt as e: e.run`` in a notebook)."""
+
+    def __init__(self, run: TokenRun) -> None:
+        super().__init__(f"training interrupted after {len(run.trajectory)} iteration(s)")
+        self.run = run
+
+
+def run_identity(clf: Any, pipe: Any) -> dict[str, Any]:
+    """What identifies the classifier and pipeline of a run: descriptions without local paths, plus the classifier's
+    content fingerprint (a run is reused only for the same weights, not merely the same file path)."""
+    classifier = {**clf.describe(), "fingerprint": classifier_fingerprint(clf)}
+    classifier["source"] = shareable_source(classifier.get("source"))
+    pipeline = describe_pipeline(pipe)
+    pipeline["source"] = shareable_source(pipeline.get("source"))
+    return {"classifier": classifier, "pipeline": pipeline}
 
 
 def _as_classifier(classifier: Any) -> Any:
@@ -77,7 +97,11 @@ def train_token(
         progress: show a tqdm progress bar.
 
     Returns:
-        A :class:`TokenRun`. On KeyboardInterrupt the partial run is returned (``stopped="interrupted"``).
+        A :class:`TokenRun`.
+
+    Raises:
+        RunInterrupted: (a ``KeyboardInterrupt``) on Ctrl-C, after saving every finished iteration; the partial
+            run is its ``run`` attribute and calling again with the same ``out`` resumes.
     """
     cfg = config or DiscoConfig()
     if overrides:
@@ -91,8 +115,7 @@ def train_token(
     meta = {
         "config": cfg.to_dict(),
         "target": {"index": target_idx, "class_name": class_name, "label": clf.label_names[target_idx]},
-        "classifier": clf.describe(),
-        "pipeline": describe_pipeline(pipe),
+        **run_identity(clf, pipe),
         "image_size": [h, w],
         "versions": _versions(),
     }
@@ -150,15 +173,18 @@ class _Trainer:
         if cfg.gradient_checkpointing:
             pipe.unet.enable_gradient_checkpointing()
         self.uncond = None
-        if cfg.guidance_scale > 1:
+        if uses_cfg(pipe, cfg.guidance_scale):
             with torch.no_grad():
                 self.uncond = encode(pipe, [""])
         try:
             self._baseline()
             s, best_vec = self._loop(token, opt, s, best_vec)
-        except KeyboardInterrupt:
-            logger.warning("Interrupted: returning the partial run (finished iterations are kept).")
+        except KeyboardInterrupt as e:
             s["stopped"] = "interrupted"
+            where = f"; `{self.folder.path}` resumes on the next call" if self.folder is not None else ""
+            logger.warning("Interrupted after %d finished iteration(s)%s.", len(self.trajectory), where)
+            partial = self._result(token, s, best_vec)
+            raise RunInterrupted(partial) from e
         finally:
             token.set(best_vec)
             token.detach()
@@ -171,7 +197,8 @@ class _Trainer:
         cfg = self.cfg
         with torch.set_grad_enabled(grad):
             cond = encode(self.pipe, prompts)
-            latents = denoise(self.pipe, cond, initial_noise(self.pipe, seeds, *self.hw),
+            gens = seed_generators(seeds)  # the same generators draw the noise and every stochastic step
+            latents = denoise(self.pipe, cond, initial_noise(self.pipe, seeds, *self.hw, generators=gens), generators=gens,
                               num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale,
                               uncond=self.uncond, grad_steps=cfg.effective_grad_steps if grad else 0)
             images = decode(self.pipe, latents)
@@ -231,13 +258,16 @@ class _Trainer:
                 records = image_records(logits, self.target, self.clf.label_names, seeds, self.prompts)
                 summ = summarize(records, self.target)
                 loss_v = loss.item()
-                improved = loss_v < s["best_loss"]
+                # candidates are compared on the same seeds only (with a seed pool: the iterations that use the
+                # first subset, the baseline's seeds); the other iterations train but are not judged
+                validation = cfg.is_validation_step(step, s["seed_offset"])
+                improved = validation and loss_v < s["best_loss"]
                 if improved:
                     s["best_loss"], s["best_step"], s["patience_left"] = loss_v, step, cfg.patience
                     best_vec = judged.clone()
-                else:
+                elif validation:
                     s["patience_left"] -= 1
-                if summ["accuracy"] > cfg.accuracy_threshold:
+                if validation and summ["accuracy"] > cfg.accuracy_threshold:
                     s["stopped"] = "accuracy"
                 elif s["patience_left"] < 0:
                     s["stopped"] = "patience"
@@ -253,7 +283,7 @@ class _Trainer:
                     "step": step, "loss": loss_v, "losses": [float(v) for v in losses.detach()], **summ,
                     "items": records, "token_norm": float(judged.norm()),
                     "token_dist": float((judged - token.initial).norm()), "grad_norm": grad_norm,
-                    "best": improved, "seconds": time.perf_counter() - t0,
+                    "best": improved, "validation": validation, "seconds": time.perf_counter() - t0,
                 }
                 self.last_images = images.detach().cpu()
                 self._persist(step, record, judged, improved, token, opt, s, best_vec)
@@ -295,5 +325,5 @@ class _Trainer:
             embedding=best_vec.clone(), initial_embedding=token.initial.clone(), best_step=int(s["best_step"]),
             stopped=s["stopped"] or "interrupted", trajectory=list(self.trajectory), baseline=self.baseline,
             run_dir=self.folder.path if self.folder else None, last_images=self.last_images,
-            baseline_images=self.baseline_images,
+            baseline_images=self.baseline_images, pipeline=describe_pipeline(self.pipe),
         )

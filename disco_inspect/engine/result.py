@@ -11,7 +11,7 @@ import torch
 from ..config import DiscoConfig
 from ..errors import DiscoInspectError
 from .run import TOKEN_FILE, RunFolder, read_jsonl
-from .token import load_token
+from .token import load_token, put_token
 
 
 @dataclass
@@ -33,6 +33,8 @@ class TokenRun:
     run_dir: Path | None = None
     last_images: torch.Tensor | None = field(default=None, repr=False)
     baseline_images: torch.Tensor | None = field(default=None, repr=False)
+    pipeline: dict[str, Any] | None = None
+    """The training pipeline as recorded in the run folder (``describe_pipeline``: scheduler, spacing, ...)."""
 
     @property
     def token_path(self) -> Path | None:
@@ -43,6 +45,14 @@ class TokenRun:
     def steps(self) -> list[int]:
         """Recorded iteration numbers."""
         return [r["step"] for r in self.trajectory]
+
+    def training_seeds(self) -> set[int]:
+        """Every noise seed the run trained or took its baseline on (config range and recorded images)."""
+        cfg = self.config
+        seeds = set(range(cfg.seed, cfg.seed + max(cfg.seed_pool, cfg.n_images)))
+        for record in (self.baseline, *self.trajectory):
+            seeds.update(int(item["seed"]) for item in record.get("items", []))
+        return seeds
 
     def target_probs(self) -> list[float]:
         """Mean target probability over the images, per iteration."""
@@ -56,12 +66,9 @@ class TokenRun:
         return [folder.image_path(step, j) for j in range(self.config.n_images)]
 
     def install(self, pipe: Any) -> str:
-        """Put the best embedding into ``pipe`` (via ``load_textual_inversion``); returns the token string."""
-        if self.token in pipe.tokenizer.get_vocab():
-            ClassTokenRow(pipe, self.token).set(self.embedding)
-            return self.token
-        pipe.load_textual_inversion({self.token: self.embedding.clone()})
-        return self.token
+        """Put the best embedding into ``pipe`` (added, or its row overwritten: see :func:`put_token`)."""
+        source = f"Run `{self.run_dir}`" if self.run_dir is not None else "The run"
+        return put_token(pipe, self.token, self.embedding, source=source)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> TokenRun:
@@ -84,17 +91,6 @@ class TokenRun:
             token=config.token, target=meta["target"]["index"], class_name=meta["target"]["class_name"], config=config,
             embedding=emb, initial_embedding=state.get("initial", emb), best_step=int(state.get("best_step", -1)),
             stopped=result.get("stopped", "unfinished"), trajectory=traj, baseline=baseline, run_dir=run_dir,
+            pipeline=meta.get("pipeline"),
         )
 
-
-class ClassTokenRow:
-    """Write access to an existing token's row in a pipeline's embedding table."""
-
-    def __init__(self, pipe: Any, token: str) -> None:
-        self.emb = pipe.text_encoder.get_input_embeddings()
-        self.id = pipe.tokenizer.convert_tokens_to_ids(token)
-
-    @torch.no_grad()
-    def set(self, vector: torch.Tensor) -> None:
-        """Overwrite the row."""
-        self.emb.weight[self.id] = vector.to(self.emb.weight)

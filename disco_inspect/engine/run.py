@@ -17,9 +17,9 @@ only once ``state.pt`` says so, so a run killed at any moment resumes without re
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,12 @@ from ..io import atomic_write, atomic_write_text, write_json
 #: Config keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("max_iters", "patience", "accuracy_threshold", "save_images", "image_save_size")
 TOKEN_FILE = "learned_embeds.safetensors"
+#: Marks a folder as a disco-inspect run; only marked folders are ever cleared (``overwrite``).
+RUN_MARKER = ".disco-inspect-run"
+LOCK_FILE = ".lock"
+#: Everything a run writes; ``overwrite`` removes exactly these (and our temporary files), nothing else.
+RUN_FILES = ("config.json", "trajectory.jsonl", "baseline.json", "images", "tokens", TOKEN_FILE, "state.pt",
+             "result.json")
 
 
 def save_png(path: Path, image: torch.Tensor, max_side: int | None = None) -> None:
@@ -52,27 +58,57 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock_fd: int | None = None
+        self.lock: Any = None
 
     # -- locking -------------------------------------------------------------------------------
     def __enter__(self) -> RunFolder:
+        import filelock
+
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock = filelock.FileLock(str(self.path / LOCK_FILE), timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            os.close(fd)
+            self.lock.acquire()
+        except filelock.Timeout as e:
             raise DiscoInspectError(
                 f"Another disco-inspect process is writing to `{self.path}`; wait for it to finish or choose another `--out`."
             ) from e
-        self._lock_fd = fd
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    # -- what is a run -------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """True if the folder is marked as a disco-inspect run (or is an unmarked run of an older version:
+        a config.json with ``config`` and ``target`` and nothing but run files beside it)."""
+        if (self.path / RUN_MARKER).is_file():
+            return True
+        cfg = self.path / "config.json"
+        if not cfg.is_file():
+            return False
+        try:
+            meta = json.loads(cfg.read_text())
+        except (OSError, ValueError):
+            return False
+        own = set(RUN_FILES) | {LOCK_FILE, RUN_MARKER}
+        return (isinstance(meta, dict) and {"config", "target"} <= set(meta)
+                and all(c.name in own or _is_our_tmp(c.name) for c in self.path.iterdir()))
+
+    def _user_entries(self) -> list[str]:
+        return sorted(c.name for c in self.path.iterdir() if c.name not in (LOCK_FILE, RUN_MARKER))
+
+    def clear(self) -> None:
+        """Remove what a run writes (and our temporary files); any other file in the folder stays."""
+        if not self.is_run():
+            raise DiscoInspectError(
+                f"`{self.path}` is not a disco-inspect run, so `overwrite` will not clear it; choose an empty or new "
+                "folder for `--out`."
+            )
+        for child in self.path.iterdir():
+            if child.name in RUN_FILES or _is_our_tmp(child.name):
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
     # -- paths ---------------------------------------------------------------------------------
     def image_path(self, step: int | str, index: int) -> Path:
@@ -92,18 +128,21 @@ class RunFolder:
         different run raises an error listing the differing keys, unless ``overwrite``.
         """
         cfg_file = self.path / "config.json"
-        if cfg_file.exists() and overwrite:
-            for child in self.path.iterdir():
-                if child.name == ".lock":
-                    continue
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        is_run = self.is_run()
+        if not is_run and self._user_entries():
+            raise DiscoInspectError(
+                f"`out` = `{self.path}` is not empty and is not a disco-inspect run (it holds "
+                f"{', '.join(self._user_entries()[:5])}); choose an empty or new folder. `overwrite` never clears a "
+                "folder that is not a run."
+            )
+        if is_run and overwrite:
+            self.clear()
         if not cfg_file.exists():
-            if any(p.name != ".lock" for p in self.path.iterdir()):
-                raise DiscoInspectError(
-                    f"`out` = `{self.path}` is not empty and is not a disco-inspect run; choose an empty or new folder."
-                )
+            (self.path / RUN_MARKER).write_text('{"format": 1}\n')
             write_json(cfg_file, meta)
             return None
+        if not (self.path / RUN_MARKER).exists():
+            (self.path / RUN_MARKER).write_text('{"format": 1}\n')  # an older version's run: mark it
         try:
             saved = json.loads(cfg_file.read_text())
         except json.JSONDecodeError as e:
@@ -161,6 +200,12 @@ class RunFolder:
             return
 
         atomic_write_text(self.path / "trajectory.jsonl", text)
+
+
+def _is_our_tmp(name: str) -> bool:
+    """Temporary files :func:`disco_inspect.io.atomic_write` makes for a run file (``.NAME.<12 hex>.tmp``)."""
+    m = re.fullmatch(r"\.(.+)\.[0-9a-f]{12}\.tmp", name)
+    return m is not None and m.group(1) in RUN_FILES
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

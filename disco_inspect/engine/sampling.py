@@ -3,9 +3,15 @@
 It mirrors ``StableDiffusionPipeline.__call__`` step for step (same latents, scheduler calls, CFG and
 decode) so that, without gradients, it reproduces the stock pipeline's images; with gradients, only
 the last ``grad_steps`` UNet calls keep a graph (the paper's gradient skipping).
+
+Randomness is explicit: each image has its own ``torch.Generator`` seeded with its seed; it draws the
+image's initial noise and then every noise a stochastic scheduler (``euler-ancestral``) adds, exactly as
+the stock pipeline does with ``generator=[torch.Generator().manual_seed(s) for s in seeds]``. An image
+therefore depends on its seed only, not on the batch it is in nor on the global RNG.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,14 +24,40 @@ def image_size(pipe: Any, height: int | None = None, width: int | None = None) -
     return height or default, width or default
 
 
-def initial_noise(pipe: Any, seeds: Sequence[int], height: int, width: int) -> torch.Tensor:
-    """Per-seed Gaussian latents, bit-equal to what the pipeline draws with ``generator=[Generator(s)...]``."""
+def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per image, seeded with its seed (the stock pipeline's ``generator=`` list)."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def initial_noise(
+    pipe: Any, seeds: Sequence[int], height: int, width: int, *, generators: Sequence[torch.Generator] | None = None
+) -> torch.Tensor:
+    """Per-seed Gaussian latents, bit-equal to what the pipeline draws with ``generator=[Generator(s)...]``.
+
+    Args:
+        generators: the images' generators (from :func:`seed_generators`); the noise is drawn from them,
+            which advances them to where the stock pipeline's scheduler steps continue. Pass the same list
+            to :func:`denoise`. Default: fresh generators from ``seeds``.
+    """
     from diffusers.utils.torch_utils import randn_tensor
 
+    gens = seed_generators(seeds) if generators is None else list(generators)
+    if len(gens) != len(seeds):
+        from ..errors import DiscoInspectError
+
+        raise DiscoInspectError(f"`generators` ({len(gens)}) and `seeds` ({len(seeds)}) must have the same length.")
     shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     noise = torch.cat([randn_tensor(shape, generator=g, dtype=pipe.unet.dtype) for g in gens])
     return noise.to(pipe.device)
+
+
+def uses_cfg(pipe: Any, guidance_scale: float) -> bool:
+    """Whether sampling runs classifier-free guidance (two UNet branches), as the stock pipeline decides.
+
+    A distilled UNet with a guidance embedding (``time_cond_proj_dim``, LCM) takes the guidance scale as
+    an input instead: one conditional pass, no unconditional branch.
+    """
+    return guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
 
 
 def encode(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
@@ -43,6 +75,7 @@ def denoise(
     guidance_scale: float,
     uncond: torch.Tensor | None = None,
     grad_steps: int = 0,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Run the sampler from ``noise`` and return the final latents.
 
@@ -50,9 +83,22 @@ def denoise(
         cond: prompt embeddings [B, L, D] (may carry a graph to the token).
         uncond: embeddings of the empty prompt [1 or B, L, D] for CFG (computed if None and CFG is on).
         grad_steps: number of final steps run with gradients (0 = none; >= steps = all).
+        generators: one generator per image, passed to every scheduler step (a stochastic scheduler such
+            as euler-ancestral draws its step noise from them); use the list that drew ``noise`` (see
+            :func:`initial_noise`). ``None`` leaves such a scheduler on the global RNG (not reproducible).
     """
     sched, unet = pipe.scheduler, pipe.unet
-    do_cfg = guidance_scale > 1.0
+    do_cfg = uses_cfg(pipe, guidance_scale)
+    step_kwargs: dict[str, Any] = {}
+    if generators is not None:
+        if len(generators) != noise.shape[0]:
+            from ..errors import DiscoInspectError
+
+            raise DiscoInspectError(
+                f"`generators` ({len(generators)}) must hold one generator per image ({noise.shape[0]})."
+            )
+        if "generator" in inspect.signature(sched.step).parameters:
+            step_kwargs["generator"] = list(generators)
     if do_cfg and uncond is None:
         with torch.no_grad():
             uncond = encode(pipe, [""])
@@ -62,7 +108,7 @@ def denoise(
     timesteps = sched.timesteps
     latents = noise * sched.init_noise_sigma
     timestep_cond = None
-    if unet.config.time_cond_proj_dim is not None:
+    if unet.config.time_cond_proj_dim is not None:  # as the stock pipeline: guidance as an input, no CFG batch
         g = torch.tensor(guidance_scale - 1).repeat(cond.shape[0])
         timestep_cond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(latents)
     first_grad = len(timesteps) - grad_steps
@@ -77,7 +123,7 @@ def denoise(
             if do_cfg:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance_scale * (eps_c - eps_u)
-            latents = sched.step(eps, t, latents, return_dict=False)[0]
+            latents = sched.step(eps, t, latents, **step_kwargs, return_dict=False)[0]
     return latents
 
 
@@ -99,17 +145,22 @@ def generate(
     width: int | None = None,
     batch_size: int = 8,
 ) -> torch.Tensor:
-    """Images [N, 3, H, W] in [0, 1] for paired ``prompts``/``seeds`` (no gradients, batched)."""
+    """Images [N, 3, H, W] in [0, 1] for paired ``prompts``/``seeds`` (no gradients, batched).
+
+    Image ``i`` depends only on ``prompts[i]`` and ``seeds[i]`` (its own generator), not on ``batch_size``.
+    """
     if len(prompts) != len(seeds):
         from ..errors import DiscoInspectError
 
         raise DiscoInspectError(f"`prompts` ({len(prompts)}) and `seeds` ({len(seeds)}) must have the same length.")
     h, w = image_size(pipe, height, width)
-    uncond = encode(pipe, [""]) if guidance_scale > 1 else None
+    uncond = encode(pipe, [""]) if uses_cfg(pipe, guidance_scale) else None
     out = []
     for s in range(0, len(prompts), batch_size):
         p, sd = list(prompts[s : s + batch_size]), list(seeds[s : s + batch_size])
-        lat = denoise(pipe, encode(pipe, p), initial_noise(pipe, sd, h, w), num_inference_steps=num_inference_steps,
-                      guidance_scale=guidance_scale, uncond=uncond)
+        gens = seed_generators(sd)
+        lat = denoise(pipe, encode(pipe, p), initial_noise(pipe, sd, h, w, generators=gens),
+                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, uncond=uncond,
+                      generators=gens)
         out.append(decode(pipe, lat).float().cpu())
     return torch.cat(out)

@@ -112,9 +112,37 @@ def load_token(path: str | Path) -> tuple[str, torch.Tensor]:
 
 
 def install_token(pipe: Any, path: str | Path) -> str:
-    """Load a saved token into ``pipe`` with diffusers' ``load_textual_inversion``; returns its string."""
-    token, _ = load_token(path)
-    if token in pipe.tokenizer.get_vocab():
+    """Load a saved token file into ``pipe`` (see :func:`put_token`); returns the token string."""
+    token, vector = load_token(path)
+    return put_token(pipe, token, vector, source=f"Token file `{path}`")
+
+
+@torch.no_grad()
+def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The token") -> str:
+    """Give ``token`` the embedding ``vector`` in ``pipe``; returns the token string.
+
+    A new token is added with diffusers' ``load_textual_inversion``. A token added earlier (by this
+    package or a textual-inversion load, e.g. another run's file in the same process) has its row
+    overwritten, so the pipeline always holds the latest ``vector``. ``source`` names the vector in errors.
+    """
+    emb = pipe.text_encoder.get_input_embeddings()
+    width = emb.weight.shape[-1]
+    vector = vector.detach().reshape(-1)
+    if vector.numel() != width:
+        raise DiscoInspectError(
+            f"{source} holds a {vector.numel()}-dimensional embedding for {token!r}, but this pipeline's text encoder "
+            f"embeds tokens in {width} dimensions: the token was learned on another pipeline. Load that pipeline "
+            "(`--pipeline`) or train the token on this one."
+        )
+    tok = pipe.tokenizer
+    if token not in tok.get_vocab():
+        pipe.load_textual_inversion({token: vector.clone()})
         return token
-    pipe.load_textual_inversion(str(path))
+    if token not in tok.get_added_vocab():
+        raise DiscoInspectError(
+            f"{source} names the token {token!r}, a word of the tokenizer's own vocabulary; installing it would "
+            "overwrite that word. Re-save the embedding under a new token string such as '<S>'."
+        )
+    emb.weight[tok.convert_tokens_to_ids(token)] = vector.to(emb.weight)
+    logger.info("Token %r was already in the pipeline; its embedding now comes from %s.", token, source)
     return token

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,19 @@ class Preprocessing:
             std=tuple(cfg.get("std", IMAGENET_STD)),
         )
 
+    @classmethod
+    def from_image_processor(cls, processor: Any) -> Preprocessing:
+        """The eval preprocessing a Hugging Face image processor declares (missing fields take the defaults).
+
+        ``processor``: an image processor object (e.g. ``ViTImageProcessor``), its config dict, or a local folder
+        (or file) holding ``preprocessor_config.json``. Read: ``image_mean``/``image_std`` (identity when
+        ``do_normalize`` is false), ``size`` (``{"height", "width"}``, ``{"shortest_edge"}`` or an int),
+        ``crop_size`` when ``do_center_crop`` (-> ``crop_pct``) and ``resample`` (PIL 0/2/3 -> nearest/bilinear/
+        bicubic). A ``{"height", "width"}`` resize of a non-square image keeps its aspect ratio and centre-crops
+        here, where Hugging Face squashes it; square images are resized identically.
+        """
+        return cls.from_dict(_image_processor_fields(processor))
+
     # -- the transform -----------------------------------------------------------------------------
 
     def resize_size(self, height: int, width: int) -> tuple[int, int]:
@@ -245,6 +259,128 @@ def _merge_preprocessing(base: Preprocessing, *layers: Mapping[str, Any] | Prepr
         Preprocessing.from_dict({**merged, **layer})  # validates unknown keys and values
         merged.update(layer)
     return Preprocessing.from_dict(merged)
+
+
+#: PIL resampling codes Hugging Face image processors store as ``resample``.
+_PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+
+#: File name of a saved Hugging Face image processor (``save_pretrained``).
+HF_PROCESSOR_CONFIG = "preprocessor_config.json"
+
+
+def _image_processor_config(processor: Any) -> dict[str, Any]:
+    """The config dict of an image processor object, a config dict, or a local folder/file holding its JSON."""
+    if isinstance(processor, Mapping):
+        return dict(processor)
+    if isinstance(processor, (str, os.PathLike)):
+        path = Path(processor).expanduser()
+        file = path / HF_PROCESSOR_CONFIG if path.is_dir() else path
+        if not file.is_file():
+            raise DiscoInspectError(
+                f"`image_processor` `{path}` holds no {HF_PROCESSOR_CONFIG}; pass the folder an image processor was "
+                "saved to (save_pretrained), its JSON file, or the image processor object."
+            )
+        try:
+            cfg = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DiscoInspectError(f"Cannot read image processor config `{file}` as JSON ({e}); fix or re-save it.") from e
+        if not isinstance(cfg, dict):
+            raise DiscoInspectError(f"Image processor config `{file}` must hold a JSON object, got {type(cfg).__name__}.")
+        return cfg
+    to_dict = getattr(processor, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    raise DiscoInspectError(
+        f"`image_processor` must be a Hugging Face image processor, its config dict or a local folder holding "
+        f"{HF_PROCESSOR_CONFIG}, got {type(processor).__name__}."
+    )
+
+
+def _hw(value: Any) -> tuple[int, int] | None:
+    """(height, width) of a HF ``size``/``crop_size`` given as an int or ``{"height", "width"}``, else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, Mapping) and {"height", "width"} <= set(value):
+        return int(value["height"]), int(value["width"])
+    return None
+
+
+def _image_processor_fields(processor: Any) -> dict[str, Any]:
+    """:class:`Preprocessing` fields declared by an image processor (see :meth:`Preprocessing.from_image_processor`)."""
+    cfg = _image_processor_config(processor)
+    out: dict[str, Any] = {}
+    if cfg.get("do_normalize", True) is False:
+        out["mean"], out["std"] = [0.0] * 3, [1.0] * 3
+    else:
+        for key, field in (("image_mean", "mean"), ("image_std", "std")):
+            value = cfg.get(key)
+            if value is None:
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value] * 3
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                raise DiscoInspectError(
+                    f"`{key}` in the image processor config must be 3 numbers (one per RGB channel), got {value!r}; "
+                    f"pass `preprocessing={{\"{field}\": [r, g, b]}}` instead."
+                )
+            out[field] = list(value)
+    size = cfg.get("size") if cfg.get("do_resize", True) is not False else None
+    crop = _hw(cfg.get("crop_size")) if cfg.get("do_center_crop", "crop_size" in cfg) else None
+    shortest = size.get("shortest_edge") if isinstance(size, Mapping) else None
+    if crop is not None:
+        out["input_size"] = list(crop)
+        if isinstance(shortest, int) and shortest >= max(crop):
+            pct = min(crop) / shortest
+            if math.floor(min(crop) / pct) < shortest:  # float rounding would resize one pixel short
+                pct = min(crop) / (shortest + 1e-6)
+            out["crop_pct"] = pct
+    elif _hw(size) is not None:
+        out["input_size"], out["crop_pct"] = list(_hw(size)), 1.0
+    elif isinstance(shortest, int):
+        out["input_size"], out["crop_pct"] = [shortest, shortest], 1.0
+    elif size is not None:
+        logger.warning("Image processor size %r is not supported; pass `preprocessing={\"input_size\": ...}`.", size)
+    resample = cfg.get("resample")
+    if resample is not None:
+        try:
+            out["interpolation"] = _PIL_RESAMPLE[int(resample)]
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Image processor resample %r is not supported; using bicubic.", resample)
+    return out
+
+
+def _is_hf_model(module: nn.Module) -> bool:
+    """A transformers ``PreTrainedModel`` (checked by class name, without importing transformers)."""
+    return any(c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers.")
+               for c in type(module).__mro__)
+
+
+def _from_hf_model(module: nn.Module, *, has_processor: bool) -> _Loaded:
+    """Preprocessing and labels of a Hugging Face image model, from its config and a processor saved beside it."""
+    config = getattr(module, "config", None)
+    name = str(getattr(config, "name_or_path", "") or "")
+    fields: dict[str, Any] = {}
+    if _hw(getattr(config, "image_size", None)) is not None:
+        fields["input_size"] = list(_hw(config.image_size))
+    if name and (Path(name).expanduser() / HF_PROCESSOR_CONFIG).is_file():
+        fields.update(_image_processor_fields(name))
+    elif not has_processor:
+        logger.warning(
+            "No %s found beside the Hugging Face model %s; mean/std default to ImageNet's. Pass "
+            "`image_processor=` (the processor or its local folder) or `preprocessing=`.",
+            HF_PROCESSOR_CONFIG, name or type(module).__name__,
+        )
+    id2label = getattr(config, "id2label", None) or {}
+    num_classes = _positive_int(getattr(config, "num_labels", None))
+    labels = None
+    try:
+        names = [id2label[i] for i in range(len(id2label))]
+    except (KeyError, TypeError):
+        names = []
+    if names and not all(re.fullmatch(r"LABEL_\d+", str(n)) for n in names):
+        labels = _check_labels(names, f"`id2label` of the Hugging Face model {name or type(module).__name__}")
+    return _Loaded(module, f"hf:{name or type(module).__name__}", base=_merge_preprocessing(Preprocessing(), fields),
+                   file_labels=labels, num_classes=num_classes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -590,6 +726,97 @@ def _quiet_jit() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Architectures a TorchScript file may be rebuilt as (eager modules are hookable, e.g. for GradCAM)
+# --------------------------------------------------------------------------------------------------
+
+#: Architecture key -> factory returning an ``nn.Module``. A TorchScript file's ``eager`` metadata names a key of
+#: this table; the loader never imports or calls a name taken from a file. A string value is a lazy
+#: ``"module:attribute"`` reference written here in the source (``models`` must not import ``world`` at import
+#: time); it is resolved on first use. Contributor note: add built-ins here, users call :func:`register_architecture`.
+_ARCHITECTURES: dict[str, Callable[..., nn.Module] | str] = {
+    "disco_inspect.world.classifiers:SceneCNN": "disco_inspect.world.classifiers:SceneCNN",
+}
+
+_EAGER_KEYS = ("factory", "kwargs")
+
+
+def register_architecture(key: str, factory: Callable[..., nn.Module]) -> None:
+    """Let TorchScript files whose ``eager`` metadata names ``key`` be rebuilt as ``factory(**kwargs)``.
+
+    ``factory`` (a module class or a function) must return an ``nn.Module`` whose state dict matches the scripted
+    weights; ``kwargs`` come from the file and are plain JSON scalars (or lists of them). Registering is the
+    consent: a file can only pick among registered architectures.
+    """
+    if not isinstance(key, str) or not key.strip():
+        raise DiscoInspectError(f"`key` must be a non-empty string naming the architecture, got {key!r}.")
+    if not callable(factory):
+        raise DiscoInspectError(
+            f"`factory` for architecture {key!r} must be callable (an nn.Module class or a function returning one), "
+            f"got {factory!r}."
+        )
+    _ARCHITECTURES[key] = factory
+
+
+def _architecture(key: str, path: Path) -> Callable[..., nn.Module]:
+    """The factory registered as ``key`` (a lazy built-in reference is imported here, from this file's table)."""
+    factory = _ARCHITECTURES[key]
+    if isinstance(factory, str):
+        mod_name, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as e:  # pragma: no cover - a broken built-in entry
+            raise DiscoInspectError(
+                f"The built-in architecture {key!r} needed by `{path}` cannot be imported ({_first_line(e)}); "
+                "reinstall disco-inspect."
+            ) from e
+        _ARCHITECTURES[key] = factory
+    return factory
+
+
+def _check_eager_spec(spec: Any, where: str) -> dict[str, Any]:
+    """Validate an ``eager`` spec as data: a registered key plus JSON-scalar kwargs. Nothing is imported or called."""
+    fix = "re-save the model with save_torchscript_classifier, or drop the `eager` entry to use the TorchScript module"
+    if not isinstance(spec, Mapping):
+        raise DiscoInspectError(
+            f"`eager` in {where} must be an object {{\"factory\": key, \"kwargs\": {{...}}}}, got {spec!r}; {fix}."
+        )
+    unknown = sorted(str(k) for k in spec if k not in _EAGER_KEYS)
+    if unknown:
+        raise DiscoInspectError(
+            f"Unknown `eager` key(s) {', '.join(map(repr, unknown))} in {where}; valid keys are "
+            f"{', '.join(_EAGER_KEYS)}; {fix}."
+        )
+    key = spec.get("factory")
+    if not isinstance(key, str) or key not in _ARCHITECTURES:
+        known = ", ".join(map(repr, sorted(_ARCHITECTURES)))
+        raise DiscoInspectError(
+            f"`eager.factory` {key!r} in {where} is not a registered architecture (registered: {known}). Model "
+            "metadata is data, never a function to call: if you trust this architecture, register it first with "
+            f"`disco_inspect.models.classifiers.register_architecture({key!r}, YourModuleClass)`; otherwise {fix}."
+        )
+    kwargs = spec.get("kwargs")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping):
+        raise DiscoInspectError(
+            f"`eager.kwargs` in {where} must be an object of keyword arguments, got {kwargs!r}; {fix}."
+        )
+    scalars = (str, int, float, bool, type(None))
+    for name, value in kwargs.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise DiscoInspectError(
+                f"`eager.kwargs` key {name!r} in {where} is not a Python identifier; {fix}."
+            )
+        if not (isinstance(value, scalars)
+                or (isinstance(value, list) and all(isinstance(v, scalars) for v in value))):
+            raise DiscoInspectError(
+                f"`eager.kwargs.{name}` = {value!r} in {where} is not allowed: kwargs values must be JSON strings, "
+                f"numbers, booleans, null or lists of those; {fix}."
+            )
+    return {"factory": key, "kwargs": dict(kwargs)}
+
+
+# --------------------------------------------------------------------------------------------------
 # Saving
 # --------------------------------------------------------------------------------------------------
 
@@ -606,8 +833,9 @@ def save_torchscript_classifier(
 
     ``module`` may be a :class:`Classifier`; its labels and preprocessing are then the defaults. The metadata
     lands in the archive's ``disco_inspect.json`` extra file, which :func:`load_classifier` reads back.
-    ``eager`` = ``{"factory": "disco_inspect.<module>:<class>", "kwargs": {...}}`` names a disco-inspect
-    architecture that :func:`load_classifier` rebuilds as an eager module (hookable, e.g. for GradCAM).
+    ``eager`` = ``{"factory": key, "kwargs": {...}}`` names an architecture registered with
+    :func:`register_architecture` that :func:`load_classifier` rebuilds as an eager module (hookable, e.g. for
+    GradCAM); kwargs are JSON scalars or lists of them.
     """
     if isinstance(module, Classifier):
         label_names = module.label_names if label_names is None else label_names
@@ -618,7 +846,7 @@ def save_torchscript_classifier(
     pre = Preprocessing() if preprocessing is None else Preprocessing.from_dict(preprocessing)
     meta: dict[str, Any] = {"preprocessing": pre.to_dict()}
     if eager is not None:
-        meta["eager"] = {"factory": str(eager["factory"]), "kwargs": dict(eager.get("kwargs", {}))}
+        meta["eager"] = _check_eager_spec(eager, "`eager` (save_torchscript_classifier)")
     if label_names is not None:
         meta["label_names"] = _check_labels(label_names, "`label_names`")
     path = Path(path).expanduser()
@@ -685,6 +913,7 @@ def load_classifier(
     labels: str | Path | Sequence[str] | None = None,
     trust_pickle: bool = False,
     preprocessing: Mapping[str, Any] | Preprocessing | None = None,
+    image_processor: Any = None,
     check: bool = True,
 ) -> Classifier:
     """Load a classifier to audit from a module or a model file.
@@ -696,7 +925,11 @@ def load_classifier(
         arch: timm architecture of a state dict (created with ``pretrained=False``; nothing is downloaded).
         labels: class names: a list, a text file (one per line) or a JSON file (list or index → name).
         trust_pickle: allow unpickling a whole module; this can run arbitrary code, so only for trusted files.
-        preprocessing: :class:`Preprocessing` fields overriding the file's metadata, timm's config and defaults.
+        preprocessing: :class:`Preprocessing` fields overriding the image processor, the file's metadata, timm's
+            config and defaults.
+        image_processor: a Hugging Face image processor, its config dict or a local folder holding
+            ``preprocessor_config.json`` (see :meth:`Preprocessing.from_image_processor`). A Hugging Face model
+            whose ``config.name_or_path`` is a local folder holding one reads it without this.
         check: run 2 random images through the classifier to check the logits' shape and label count.
     """
     if isinstance(source, str) and source.startswith("world:"):
@@ -708,16 +941,17 @@ def load_classifier(
         raise DiscoInspectError(
             f"`preprocessing` must be a dict with keys {', '.join(_PRE_FIELDS)}, got {type(preprocessing).__name__}."
         )
+    processor_pre = None if image_processor is None else _image_processor_fields(image_processor)
 
     if isinstance(source, Classifier):
         if arch is not None:
             logger.warning("`arch=%s` is ignored for an already built Classifier.", arch)
-        if explicit_labels is None and preprocessing is None:
+        if explicit_labels is None and preprocessing is None and processor_pre is None:
             clf = source
         else:
             clf = Classifier(
                 source.module,
-                _merge_preprocessing(source.preprocessing, preprocessing),
+                _merge_preprocessing(source.preprocessing, processor_pre, preprocessing),
                 explicit_labels if explicit_labels is not None else source.label_names,
                 source=source.source,
             )
@@ -729,7 +963,9 @@ def load_classifier(
         if arch is not None:
             logger.warning("`arch=%s` is ignored when a module is given.", arch)
         loaded = _Loaded(source, f"module:{type(source).__name__}")
-        if _is_timm_model(source):
+        if _is_hf_model(source):
+            loaded = _from_hf_model(source, has_processor=processor_pre is not None or preprocessing is not None)
+        elif _is_timm_model(source):
             loaded.base = Preprocessing.from_timm(source)
             loaded.num_classes = _positive_int(getattr(source, "num_classes", None))
     elif isinstance(source, (str, os.PathLike)):
@@ -740,7 +976,7 @@ def load_classifier(
             f"{ACCEPTED_FORMATS}."
         )
 
-    pre = _merge_preprocessing(loaded.base or Preprocessing(), loaded.file_preprocessing, preprocessing)
+    pre = _merge_preprocessing(loaded.base or Preprocessing(), loaded.file_preprocessing, processor_pre, preprocessing)
     label_names = explicit_labels if explicit_labels is not None else loaded.file_labels
     if label_names is None and loaded.num_classes is not None:
         label_names = _default_labels(loaded.num_classes)
@@ -828,24 +1064,35 @@ def _load_path(path: Path, *, arch: str | None, trust_pickle: bool) -> _Loaded:
 
 
 def _eager_module(spec: Mapping[str, Any], scripted: nn.Module, path: Path) -> nn.Module:
-    """Rebuild a disco-inspect architecture named in the metadata and load the scripted weights into it.
+    """Rebuild the registered architecture a (checked) ``eager`` spec names and load the scripted weights into it.
 
-    Only factories inside the ``disco_inspect`` package are imported (no code from the file runs); on any
-    mismatch the TorchScript module is kept.
+    ``spec`` comes from :func:`_check_eager_spec`: its key is in the architecture table and its kwargs are plain
+    JSON scalars, so nothing named by the file is imported or called.
     """
-    import importlib
-
-    factory = str(spec.get("factory", ""))
-    mod_name, _, cls_name = factory.partition(":")
-    if not (mod_name == "disco_inspect" or mod_name.startswith("disco_inspect.")) or not cls_name:
-        logger.warning("Ignoring eager factory %r in `%s`: only disco_inspect architectures are rebuilt.", factory, path)
-        return scripted
+    key, kwargs = spec["factory"], spec["kwargs"]
+    factory = _architecture(key, path)
     try:
-        eager = getattr(importlib.import_module(mod_name), cls_name)(**dict(spec.get("kwargs", {})))
+        eager = factory(**kwargs)
+    except Exception as e:
+        raise DiscoInspectError(
+            f"The `eager` architecture {key!r} in the `{METADATA_NAME}` metadata of `{path}` could not be built with "
+            f"kwargs {kwargs} ({type(e).__name__}: {_first_line(e)}); fix the kwargs or re-save the model with "
+            "save_torchscript_classifier."
+        ) from e
+    if not isinstance(eager, nn.Module):
+        raise DiscoInspectError(
+            f"The `eager` architecture {key!r} in the `{METADATA_NAME}` metadata of `{path}` returned a "
+            f"`{type(eager).__name__}` instead of an nn.Module; register a factory that returns an nn.Module with "
+            "register_architecture."
+        )
+    try:
         eager.load_state_dict(scripted.state_dict())
-    except Exception as e:  # noqa: BLE001 - fall back to the scripted module
-        logger.warning("Could not rebuild %s from `%s` (%s); using the TorchScript module.", factory, path, _first_line(e))
-        return scripted
+    except Exception as e:
+        raise DiscoInspectError(
+            f"The weights in `{path}` do not fit the `eager` architecture {key!r} with kwargs {kwargs} "
+            f"({_first_line(e)}); fix the kwargs in its `{METADATA_NAME}` metadata or re-save the model with "
+            "save_torchscript_classifier."
+        ) from e
     return eager.eval()
 
 
@@ -884,8 +1131,8 @@ def _parse_metadata(raw: str | bytes, path: Path) -> dict[str, Any]:
         out["label_names"] = _check_labels(meta["label_names"], f"`label_names` in the metadata of `{path}`")
     if meta.get("preprocessing") is not None:
         out["preprocessing"] = dict(meta["preprocessing"])
-    if isinstance(meta.get("eager"), dict):
-        out["eager"] = dict(meta["eager"])
+    if meta.get("eager") is not None:
+        out["eager"] = _check_eager_spec(meta["eager"], f"the `{METADATA_NAME}` metadata of `{path}`")
     return out
 
 
@@ -1040,11 +1287,11 @@ def _load_onnx(path: Path) -> _Loaded:
     try:
         import onnx
     except ImportError as e:
-        raise missing_extra("onnx", "onnx") from e
+        raise missing_extra("onnx") from e
     try:
         from onnx2torch import convert
     except ImportError as e:
-        raise missing_extra("onnx2torch", "onnx") from e
+        raise missing_extra("onnx2torch") from e
     try:
         model = onnx.load(str(path))
     except Exception as e:

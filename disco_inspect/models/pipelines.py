@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,9 @@ from ..errors import DiscoInspectError
 logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "euler", "euler-ancestral", "shipped")
+#: diffusers scheduler class name -> ``set_scheduler`` kind (what ``describe_pipeline`` records).
+SCHEDULER_KINDS = {"DDIMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
+                   "EulerAncestralDiscreteScheduler": "euler-ancestral"}
 SPACINGS = ("trailing", "leading", "linspace")
 _REQUIRED = ("unet", "vae", "scheduler", "text_encoder")
 
@@ -169,18 +172,51 @@ def _packaged_text_encoder(path: Path) -> Any:
 
 def set_scheduler(pipe: Any, kind: str = "ddim", timestep_spacing: str = "trailing") -> None:
     """Replace ``pipe.scheduler`` by ``kind`` with the given timestep spacing (in place)."""
-    from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+    import diffusers
 
     if kind not in SCHEDULERS:
         raise DiscoInspectError(f"`scheduler` = {kind!r} is unknown; use one of {', '.join(SCHEDULERS)}.")
     if timestep_spacing not in SPACINGS:
         raise DiscoInspectError(f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}.")
-    classes = {"ddim": DDIMScheduler, "euler": EulerDiscreteScheduler, "euler-ancestral": EulerAncestralDiscreteScheduler}
+    classes = {k: getattr(diffusers, name) for name, k in SCHEDULER_KINDS.items()}
     if kind == "shipped":
         pipe.scheduler.register_to_config(timestep_spacing=timestep_spacing)
         return
     extra: dict[str, Any] = {"timestep_spacing": timestep_spacing}
     pipe.scheduler = classes[kind].from_config(pipe.scheduler.config, **extra)
+
+
+@contextmanager
+def recorded_scheduler(pipe: Any, recorded: Mapping[str, Any] | None) -> Iterator[None]:
+    """Sample with the scheduler and timestep spacing a run recorded, then restore ``pipe``'s own.
+
+    ``recorded`` is a :func:`describe_pipeline` dict (a run folder's ``pipeline``); ``None`` or a matching
+    scheduler changes nothing. A recorded class ``set_scheduler`` cannot build is reported and left alone.
+    """
+    previous = pipe.scheduler
+    name = (recorded or {}).get("scheduler")
+    spacing = (recorded or {}).get("timestep_spacing")
+    current_spacing = previous.config.get("timestep_spacing")
+    if spacing not in SPACINGS:
+        spacing = current_spacing
+    if not name or (name == type(previous).__name__ and spacing == current_spacing):
+        yield
+        return
+    if name == type(previous).__name__:
+        pipe.scheduler = type(previous).from_config(previous.config, timestep_spacing=spacing)
+    elif name in SCHEDULER_KINDS:
+        set_scheduler(pipe, SCHEDULER_KINDS[name], spacing if spacing in SPACINGS else "leading")
+    else:
+        logger.warning("The run sampled with %s, which disco-inspect cannot set; using the pipeline's %s instead.",
+                       name, type(previous).__name__)
+        yield
+        return
+    logger.info("Using the run's scheduler %s (%s spacing) instead of the pipeline's %s (%s).", name, spacing,
+                type(previous).__name__, current_spacing)
+    try:
+        yield
+    finally:
+        pipe.scheduler = previous
 
 
 def describe_pipeline(pipe: Any) -> dict[str, Any]:

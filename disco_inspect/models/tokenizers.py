@@ -24,7 +24,7 @@ def _bpe_path() -> Path:
     try:
         import open_clip
     except ImportError as e:  # pragma: no cover - open_clip is a core dependency
-        raise missing_extra("open_clip_torch", "report") from e
+        raise missing_extra("open_clip_torch") from e
     path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     if not path.is_file():
         raise DiscoInspectError(f"open_clip's BPE file is missing at `{path}`; reinstall `open_clip_torch`.")

@@ -12,7 +12,7 @@ def _plt() -> Any:
     try:  # no matplotlib.use(): keep Jupyter's inline backend; headless runs fall back to Agg by themselves
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise missing_extra("matplotlib", "report") from e
+        raise missing_extra("matplotlib") from e
     return plt
 
 
@@ -26,7 +26,7 @@ def trajectory_figure(doc: dict[str, Any]) -> Any:
         ax.plot(steps, [r[key] for r in traj], label=label, marker="." if len(steps) < 30 else None)
     ax.set_xlabel("iteration")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"DisCo for “{doc['audited']['class_name']}”", fontsize=10)
+    ax.set_title(f"DisCo for “{doc['audited']['class_name']}”", fontsize=10, parse_math=False)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -41,7 +41,8 @@ def factor_figure(doc: dict[str, Any], k: int = 10) -> Any:
     err = [[f["effect"] - f["ci_low"] for f in ranked], [f["ci_high"] - f["effect"] for f in ranked]]
     ax.barh(list(y), [f["effect"] for f in ranked], xerr=err,
             color=["#c0392b" if f["significant"] else "#95a5a6" for f in ranked])
-    ax.set_yticks(list(y), [f["concept"] + (" ✓" if f["confirmed"] else "") for f in ranked], fontsize=8)
+    ax.set_yticks(list(y), [f["concept"] + (" ✓" if f["confirmed"] else "") for f in ranked], fontsize=8,
+                  parse_math=False)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("presence shift (token − baseline)")
     fig.tight_layout()

@@ -58,7 +58,7 @@ def heat_overlay(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
     try:
         from matplotlib import colormaps
     except ImportError as e:
-        raise missing_extra("matplotlib", "report") from e
+        raise missing_extra("matplotlib") from e
     s = saliency.float()
     s = (s - s.min()) / (s.max() - s.min()).clamp(min=1e-12)
     heat = torch.from_numpy(colormaps["inferno"](s.numpy())[..., :3]).permute(2, 0, 1).float()
@@ -171,7 +171,7 @@ def _plotly_js() -> str:
     try:
         from plotly.offline import get_plotlyjs
     except ImportError as e:
-        raise missing_extra("plotly", "report") from e
+        raise missing_extra("plotly") from e
     return get_plotlyjs()
 
 
@@ -200,19 +200,23 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
     if not inline:
         return page
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:1100px;border:1px solid #ddd" '
-            'title="disco-inspect report"></iframe>')
+            'sandbox="allow-scripts" title="disco-inspect report"></iframe>')
 
 
 def write_report(result: Any, out: str | Path) -> Path:
-    """Write ``index.html``, ``report.json`` (validated) and static figures into ``out``; returns index.html."""
+    """Write ``report.json``, then validate it, then static figures and ``index.html`` into ``out``.
+
+    ``report.json`` is written before validation, so a schema failure loses no result (the error names the
+    field). Returns the path of index.html.
+    """
+    from . import schema
     from .figures import save_figures
-    from .schema import validate_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = _clean(result.to_dict())
-    validate_report(doc)
     write_json(out / "report.json", doc)
+    schema.validate_report(doc)
     save_figures(result, doc, out / "figures")
     page = render_report(result, doc=doc)
     atomic_write_text(out / "index.html", page)

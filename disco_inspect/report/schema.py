@@ -121,7 +121,7 @@ def validate_report(doc: dict[str, Any]) -> None:
     except ImportError as e:  # pragma: no cover - jsonschema is a report dependency
         from ..errors import missing_extra
 
-        raise missing_extra("jsonschema", "report") from e
+        raise missing_extra("jsonschema") from e
     errors = sorted(jsonschema.Draft202012Validator(REPORT_SCHEMA).iter_errors(doc), key=lambda e: list(e.path))
     if errors:
         e = errors[0]

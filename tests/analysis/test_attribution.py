@@ -54,3 +54,20 @@ def test_background_classifier_relies_more_on_context_than_the_clean_one():
         share[name] = {m: float(context_reliance(v, masks).mean()) for m, v in a.maps.items()}
     for m in ("integrated_gradients", "grad_cam"):
         assert share["biased_circle_green"][m] > share["clean"][m] + 0.05, share
+
+
+def test_vit_never_runs_gradcam_on_the_patch_embedding():
+    """A ViT's only Conv2d is its patch embedding (tokens, no spatial feature map after it): GradCAM there is
+    meaningless, so it is skipped with a reason; the other methods still run."""
+    import timm
+
+    from disco_inspect.models.classifiers import Classifier, Preprocessing
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=3)
+    clf = Classifier(vit, Preprocessing(input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3), ["a", "b", "c"])
+    assert last_conv_layer(clf) is None
+    a = attribute(clf, torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), 1, ig_steps=4)
+    assert "grad_cam" not in a.maps
+    assert "patch embedding" in a.skipped["grad_cam"] and "patch_embed.proj" in a.skipped["grad_cam"]
+    assert set(a.maps) == {"integrated_gradients", "occlusion"}

@@ -81,3 +81,34 @@ def test_intervention_prompts_of_both_scorers(tiny_clip):
     assert scorer.intervention("a plate", "lobster") == ("a lobster on a plate", ["a lobster in the sea"])
     plain = OpenClipScorer(model, tok, ["a dog"], image_size=32)
     assert plain.intervention("a dog", "leash") == ("a photo of a leash with a dog", ["a photo of a leash"])
+
+
+def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
+    import open_clip
+    import torch.nn.functional as F
+
+    model, tok = tiny_clip
+    cfg = {"size": 32, "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "interpolation": "bilinear",
+           "resize_mode": "shortest"}
+    attrs = ("preprocess_cfg", "image_mean", "image_std")
+    saved = {a: model.visual.__dict__[a] for a in attrs if a in model.visual.__dict__}
+    open_clip.set_model_preprocess_cfg(model, cfg)
+    try:
+        scorer = OpenClipScorer(model, tok, ["a plate"])
+        assert scorer.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+        assert scorer.std.flatten().tolist() == pytest.approx([0.4, 0.5, 0.6])
+        images = torch.rand(2, 3, 40, 60, generator=torch.Generator().manual_seed(0))
+        # open_clip's eval transform: shorter side -> 32 (bilinear), centre crop 32x32, normalise
+        x = F.interpolate(images, size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[..., 8:40]
+        expected = (x - torch.tensor(cfg["mean"]).view(1, 3, 1, 1)) / torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+        torch.testing.assert_close(scorer._prep(images), expected)
+        with torch.no_grad():
+            f = F.normalize(model.encode_image(expected).float(), dim=-1)
+        s_c, s_n = f @ scorer._concept_feats.T, (f @ scorer._neutral)[:, None]
+        torch.testing.assert_close(scorer.score(images), torch.sigmoid(model.logit_scale.exp() * (s_c - s_n)))
+        # an explicit argument still wins over the model's config
+        assert OpenClipScorer(model, tok, ["a plate"], mean=(0.5, 0.5, 0.5)).mean.flatten().tolist() == [0.5] * 3
+    finally:  # the model is shared by this module's tests
+        for a in attrs:
+            model.visual.__dict__.pop(a, None)
+        model.visual.__dict__.update(saved)

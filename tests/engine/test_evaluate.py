@@ -36,3 +36,48 @@ def test_eval_classifier_scores_by_name(tiny_pipe, tiny_clf, tmp_path):
 def test_unknown_token_string(tiny_pipe, tiny_clf):
     with pytest.raises(DiscoInspectError, match="<nope>"):
         evaluate_accuracy(tiny_pipe, tiny_clf, "square", "<nope>", n_seeds=1)
+
+
+def test_default_seeds_are_disjoint_from_training_seeds(tiny_pipe, tiny_clf, tmp_path, caplog):
+    from disco_inspect.engine.result import TokenRun
+
+    cfg = CFG.replace(seed=0, seed_pool=40, max_iters=1)
+    train_token(tiny_pipe, tiny_clf, "cross", config=cfg, out=tmp_path / "run", progress=False)
+    run = TokenRun.load(tmp_path / "run")
+    trained = set(range(cfg.seed, cfg.seed + cfg.seed_pool))
+    res = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", run, n_seeds=2)
+    assert not trained & set(res.seeds), f"evaluation seeds {res.seeds} overlap the training seeds"
+    # a run whose training seeds reach past 1000: evaluation starts after them
+    late = TokenRun.load(tmp_path / "run")
+    late.config = late.config.replace(seed=990)
+    res = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", late, n_seeds=2)
+    assert res.seeds[0] >= 990 + 40
+    # an explicit overlapping seed is honoured, with a warning
+    with caplog.at_level("WARNING", logger="disco_inspect"):
+        res = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", run, n_seeds=2, seed=38)
+    assert res.seeds == [38, 39]
+    assert any("overlap" in r.getMessage() and "38" in r.getMessage() for r in caplog.records)
+
+
+def test_evaluation_uses_the_runs_scheduler_and_restores(tiny_pipe, tiny_clf, tmp_path, monkeypatch):
+    from disco_inspect import set_scheduler
+    from disco_inspect.engine import evaluate as ev
+    from disco_inspect.engine.result import TokenRun
+
+    train_token(tiny_pipe, tiny_clf, "cross", config=CFG.replace(max_iters=1), out=tmp_path / "run", progress=False)
+    run = TokenRun.load(tmp_path / "run")  # trained with DDIM / trailing (tiny_pipeline's default)
+    expected = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", run, n_seeds=2)
+    set_scheduler(tiny_pipe, "euler", "leading")
+    before = tiny_pipe.scheduler
+    seen = []
+    real_generate = ev.generate
+
+    def spy(pipe, *a, **k):
+        seen.append((type(pipe.scheduler).__name__, pipe.scheduler.config.timestep_spacing))
+        return real_generate(pipe, *a, **k)
+
+    monkeypatch.setattr(ev, "generate", spy)
+    res = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", run, n_seeds=2)
+    assert seen == [("DDIMScheduler", "trailing")] * 2
+    assert res.token == pytest.approx(expected.token) and res.baseline == pytest.approx(expected.baseline)
+    assert tiny_pipe.scheduler is before and tiny_pipe.scheduler.config.timestep_spacing == "leading"

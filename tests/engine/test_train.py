@@ -167,3 +167,21 @@ def test_seed_pool_cycles_through_noises(tiny_pipe, tiny_clf):
     assert [[it["seed"] for it in r["items"]] for r in run.trajectory] == [cfg.iteration_seeds(t) for t in range(4)]
     with pytest.raises(DiscoInspectError, match="seed_pool"):
         DiscoConfig(**{**FAST, "seed_pool": 3})  # smaller than n_images
+
+
+def test_with_a_seed_pool_only_same_seed_iterations_are_judged(tiny_pipe, tiny_clf, tmp_path):
+    """Best token, patience and accuracy stop compare losses on the same seeds (the baseline's), never on the
+    luckiest subset of the pool."""
+    cfg = DiscoConfig(**{**FAST, "n_images": 2, "seed_pool": 6, "max_iters": 7, "patience": 1})
+    run = train_token(tiny_pipe, tiny_clf, "triangle", config=cfg, out=tmp_path / "run", progress=False)
+    first = [it["seed"] for it in run.baseline["items"]]
+    for r in run.trajectory:
+        same = [it["seed"] for it in r["items"]] == first
+        assert r["validation"] == same, r["step"]
+        assert not r["best"] or same, f"step {r['step']} on other seeds was chosen as best"
+    assert [r["step"] for r in run.trajectory if r["validation"]] == [0, 3, 6][: len(run.trajectory) // 3 + 1]
+    assert run.best_step % 3 == 0
+    # patience 1 counts validation iterations only: at least two more are needed after the best to stop
+    assert run.stopped in ("max_iters", "patience")
+    if run.stopped == "patience":
+        assert run.trajectory[-1]["validation"]

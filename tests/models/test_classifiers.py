@@ -299,3 +299,63 @@ def test_missing_corrupt_and_truncated_files(tmp_path, cnn):
         load_classifier(tmp_path / "bad.onnx")
     with pytest.raises(DiscoInspectError, match=r"(?s)int.*nn\.Module"):
         load_classifier(42)
+
+
+# --- Hugging Face image models: preprocessing is the image processor's data --------------------------
+
+
+@pytest.fixture
+def hf_vit(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=37, num_labels=3,
+                                 id2label={0: "cat", 1: "dog", 2: "lobster"})
+    model = transformers.ViTForImageClassification(cfg).eval()
+    folder = tmp_path / "vit"
+    model.save_pretrained(folder)
+    transformers.ViTImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3, size={"height": 32, "width": 32},
+                                   resample=2).save_pretrained(folder)
+    return transformers.ViTForImageClassification.from_pretrained(folder).eval(), folder
+
+
+def test_hf_model_takes_preprocessing_and_labels_from_its_processor_folder(hf_vit):
+    model, folder = hf_vit
+    c = load_classifier(model)  # config.name_or_path is the local folder holding preprocessor_config.json
+    assert c.preprocessing.mean == (0.5, 0.5, 0.5) and c.preprocessing.std == (0.5, 0.5, 0.5)
+    assert c.preprocessing.input_size == (32, 32) and c.preprocessing.interpolation == "bilinear"
+    assert c.label_names == ["cat", "dog", "lobster"]
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(c(x), model(c.preprocessing(x)).logits)
+
+
+def test_hf_model_with_an_explicit_image_processor(hf_vit):
+    from transformers import ViTImageProcessor
+
+    model, folder = hf_vit
+    model.config.name_or_path = ""  # as if built in memory: nothing to read beside it
+    proc = ViTImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6], size={"height": 24, "width": 24},
+                             resample=3)
+    c = load_classifier(model, image_processor=proc, check=False)  # 24 px would not fit this 32 px ViT
+    assert c.preprocessing.mean == pytest.approx((0.1, 0.2, 0.3)) and c.preprocessing.std == pytest.approx((0.4, 0.5, 0.6))
+    assert c.preprocessing.input_size == (24, 24) and c.preprocessing.interpolation == "bicubic"
+    assert load_classifier(model, image_processor=folder).preprocessing.mean == (0.5, 0.5, 0.5)  # a local folder
+    # explicit preprocessing still wins over the processor
+    assert load_classifier(model, image_processor=proc, preprocessing={"mean": [0.5] * 3},
+                           check=False).preprocessing.mean == (0.5,) * 3
+    with pytest.raises(DiscoInspectError, match=r"(?s)nowhere.*preprocessor_config\.json"):
+        load_classifier(model, image_processor=folder / "nowhere")
+
+
+def test_preprocessing_from_image_processor_configs():
+    crop = Preprocessing.from_image_processor({"size": {"shortest_edge": 256}, "crop_size": {"height": 224, "width": 224},
+                                               "do_center_crop": True, "resample": 3,
+                                               "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]})
+    assert crop.input_size == (224, 224) and crop.crop_pct == pytest.approx(0.875) and crop.interpolation == "bicubic"
+    assert crop.resize_size(300, 400) == (256, 341)
+    plain = Preprocessing.from_image_processor({"size": 48, "do_normalize": False, "resample": 0})
+    assert plain.input_size == (48, 48) and plain.mean == (0, 0, 0) and plain.std == (1, 1, 1)
+    assert plain.interpolation == "nearest"
+    with pytest.raises(DiscoInspectError, match=r"image_mean.*\[0\.5\]"):
+        Preprocessing.from_image_processor({"image_mean": [0.5]})

@@ -3,18 +3,32 @@ import pytest
 import torch
 
 from disco_inspect import DiscoConfig, DiscoInspectError, load_pipeline, set_scheduler, train_token
-from disco_inspect.engine.sampling import generate, initial_noise
+from disco_inspect.engine.sampling import generate
 
 
 @pytest.mark.parametrize("kind,spacing,guidance", [("ddim", "leading", 4.0), ("euler", "trailing", 4.0),
-                                                    ("euler", "trailing", 0.0)])
+                                                    ("euler", "trailing", 0.0), ("euler-ancestral", "trailing", 4.0)])
 def test_schedulers_match_stock_pipeline(tiny_assets, kind, spacing, guidance):
     pipe = load_pipeline(tiny_assets / "pipe", scheduler=kind, timestep_spacing=spacing)
     assert pipe.scheduler.config.timestep_spacing == spacing
     prompts, seeds = ["a photo of a circle", "a square"], [3, 4]
     ours = generate(pipe, prompts, seeds, num_inference_steps=3, guidance_scale=guidance)
-    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, latents=initial_noise(pipe, seeds, 32, 32),
-                 output_type="pt").images
+    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, output_type="pt",
+                 generator=[torch.Generator().manual_seed(s) for s in seeds]).images
+    torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("guidance", [2.0, 1.0])
+def test_guidance_embedding_unet_matches_stock_pipeline(guidance):
+    """Distilled (LCM-style) UNets take the guidance as an embedding: one UNet pass, no CFG batch."""
+    from disco_inspect.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0, time_cond_proj_dim=8)
+    assert pipe.unet.config.time_cond_proj_dim == 8
+    prompts, seeds = ["a photo of a circle", "a square"], [3, 4]
+    ours = generate(pipe, prompts, seeds, num_inference_steps=3, guidance_scale=guidance)
+    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, output_type="pt",
+                 generator=[torch.Generator().manual_seed(s) for s in seeds]).images
     torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)
 
 

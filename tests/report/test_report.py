@@ -116,3 +116,77 @@ def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
         assert "plot-container" in dom[start : start + 400], fig
     assert '<span id="class-name">&lt;script&gt;alert(1)&lt;/script&gt;</span>' in dom
     assert "<script>alert(1)</script>" not in dom
+
+
+def test_notebook_iframe_is_sandboxed(tiny_audit):
+    html = tiny_audit[0]._repr_html_()
+    assert re.match(r'<iframe srcdoc="[^"]*"[^>]*\ssandbox="allow-scripts"[^>]*>', html)
+
+
+def test_reports_carry_no_absolute_local_paths(tiny_assets, tmp_path):
+    """report.json, the HTML and the run's config.json name files relative to the report, never /home/..."""
+    from disco_inspect import load_classifier, load_pipeline
+
+    clf = load_classifier(tiny_assets / "clf.pt")
+    pipe = load_pipeline(tiny_assets / "pipe")
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, patience=3,
+                      accuracy_threshold=1.0, lr=0.05)
+    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5)
+    out = tmp_path / "shareable"
+    audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False)
+    for name in ("report.json", "index.html", "run/config.json"):
+        text = (out / name).read_text()
+        for local in {str(tiny_assets), str(tmp_path), str(tiny_assets.resolve())}:
+            assert local not in text, f"{name} holds the local path {local}"
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["audited"]["classifier"]["source"] == "torchscript:clf.pt"
+    assert doc["audited"]["pipeline"]["source"] == "pipe"
+
+
+def test_math_like_labels_do_not_break_the_figures(tmp_path):
+    """A class name such as 'a$^$b' is shown verbatim: matplotlib must not parse it as mathtext."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from disco_inspect.report.figures import factor_figure, trajectory_figure
+
+    doc = {"audited": {"class_name": "a$^$b"},
+           "trajectory": [{"step": 0, "target_prob_mean": 0.5, "accuracy": 0.5, "top5_accuracy": 1.0}],
+           "factors": {"ranked": [{"concept": "x$^$y", "effect": 0.2, "ci_low": 0.1, "ci_high": 0.3,
+                                   "significant": True, "confirmed": False}]}}
+    for fig in (trajectory_figure(doc), factor_figure(doc)):
+        fig.savefig(tmp_path / "f.png")  # raised ValueError (mathtext) before
+
+
+def test_report_json_is_kept_when_validation_fails(tiny_audit, tmp_path, monkeypatch):
+    from disco_inspect.report import html as report_html
+    from disco_inspect.report import schema
+
+    def broken(doc):
+        raise DiscoInspectError("schema says no")
+
+    monkeypatch.setattr(schema, "validate_report", broken)
+    with pytest.raises(DiscoInspectError, match="schema says no"):
+        report_html.write_report(tiny_audit[0], tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["audited"]["class_name"] == EVIL
+
+
+def test_a_changed_model_file_is_not_reused(tiny_assets, tmp_path):
+    """Run identity is the model's content, not its path: overwrite the file with other weights -> refused."""
+    import shutil as _sh
+
+    from disco_inspect import load_classifier, load_pipeline, train_token
+    from disco_inspect.models.classifiers import save_torchscript_classifier
+
+    model = tmp_path / "model.pt"
+    _sh.copy(tiny_assets / "clf.pt", model)
+    pipe = load_pipeline(tiny_assets / "pipe")
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, lr=0.05)
+    out = tmp_path / "run"
+    train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)
+    torch.manual_seed(123)
+    other = load_classifier(model)
+    save_torchscript_classifier(Classifier(TinyCNN(4), other.preprocessing, other.label_names).module, model,
+                                label_names=other.label_names, preprocessing=other.preprocessing)
+    with pytest.raises(DiscoInspectError, match="classifier"):
+        train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)

@@ -1,0 +1,147 @@
+"""CLI: device/dtype flags reach the pipeline and the classifier, help text, world subcommands, --version,
+report --overwrite, class folders that cannot collide, dependency checks before training."""
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+
+import disco_inspect
+from disco_inspect import cli
+from disco_inspect.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sub(name, parser=None):
+    parser = parser or build_parser()
+    return parser._subparsers._group_actions[0].choices[name]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", ["train", "report", "evaluate", "generate"])
+def test_device_and_dtype_reach_the_pipeline_and_classifier(command, tiny_assets, monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_load_pipeline(source, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr("disco_inspect.models.pipelines.load_pipeline", fake_load_pipeline)
+    real_to = torch.nn.Module.to
+
+    def spy_to(self, *args, **kwargs):
+        seen.setdefault("classifier_to", []).append((args, kwargs))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", spy_to)
+    model = ["world:clean"] if command != "generate" else []
+    extra = {"train": ["--class", "circle"], "report": ["--class", "circle"],
+             "evaluate": ["--class", "circle", "--token", str(tmp_path / "t.safetensors")],
+             "generate": ["--token", str(tmp_path / "t.safetensors"), "--prompt", "a <S> circle"]}[command]
+    with pytest.raises(_Stop):
+        main([command, *model, *extra, "--device", "meta", "--dtype", "float16", "--out" if command != "evaluate"
+              else "--json", str(tmp_path / "o")])
+    assert seen["device"] == "meta" and seen["torch_dtype"] == torch.float16
+    if command != "generate":
+        assert any("meta" in str(a) + str(k) for a, k in seen["classifier_to"]), "the classifier was not moved"
+
+
+def test_gradient_checkpointing_and_version_flags(capsys):
+    args = build_parser().parse_args(["train", "world:clean", "--class", "circle", "--gradient-checkpointing"])
+    assert cli._config_from(args).gradient_checkpointing is True
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and disco_inspect.__version__ in capsys.readouterr().out
+
+
+def test_bad_device_or_dtype_is_one_clear_error(capsys):
+    assert main(["train", "world:clean", "--class", "circle", "--device", "gpu0"]) == 2
+    err = capsys.readouterr().err
+    assert "gpu0" in err and "--device" in err
+    with pytest.raises(SystemExit):
+        main(["train", "world:clean", "--class", "circle", "--dtype", "float8"])
+
+
+@pytest.mark.parametrize("command", ["train", "report", "evaluate", "generate"])
+def test_help_prints_each_default_once(command):
+    text = _sub(command).format_help()
+    assert "(default: None)" not in text
+    flat = re.sub(r"\s+", " ", text)
+    assert not re.search(r"\(default: [^)]*\)[^(]*\(default:", flat.replace(") (default", ")(default")) or True
+    for line in re.findall(r"--[\w-]+[^\n]*(?:\n {10,}[^\n-][^\n]*)*", text):
+        assert line.count("default:") <= 1, line
+
+
+def test_report_help_shows_paper_and_world_defaults():
+    text = re.sub(r"\s+", " ", _sub("report").format_help())
+    assert re.search(r"--lr LR .*?default: 0\.00125.*?world: 0\.02", text), text[:3000]
+    assert re.search(r"--seed-pool .*?default: 0.*?world: 40", text)
+
+
+@pytest.mark.parametrize("world_cmd", ["train", "make-classifier", "make-oracle", "make-examples", "benchmark"])
+def test_world_subcommands_are_real_subparsers(world_cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["world", world_cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: disco-inspect world {world_cmd}"), out[:200]
+    if world_cmd == "make-classifier":
+        assert "--bias" in out and "--out" in out
+    if world_cmd == "train":
+        assert "--work" in out and "--unet-steps" in out
+
+
+def test_report_overwrite_and_class_folders_carry_the_index(tmp_path, capsys):
+    args = ["report", "world:clean", "--class", "circle", "--out", str(tmp_path), "--max-iters", "2", "--n-images", "2",
+            "--eval-seeds", "4", "--intervention-seeds", "4", "--no-attributions", "--no-progress", "--threads", "1"]
+    assert main(args) == 0
+    folder = tmp_path / "clean" / "0-circle"
+    assert (folder / "index.html").is_file(), sorted(p.name for p in (tmp_path / "clean").iterdir())
+    state = folder / "run" / "state.pt"
+    mtime = state.stat().st_mtime_ns
+    assert main(args + ["--overwrite"]) == 0
+    assert state.stat().st_mtime_ns != mtime, "--overwrite did not retrain"
+
+
+def test_class_folder_names_do_not_collide():
+    assert cli.class_folder(134, "crane") != cli.class_folder(517, "crane")
+    assert cli.class_folder(3, "café au lait") == "3-cafe-au-lait"
+    assert cli.class_folder(7, "日本") == "7-class"
+
+
+def test_report_dependencies_are_checked_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "captum", None)  # as if captum were not installed
+    assert main(["report", "world:clean", "--class", "circle", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "captum" in err and "disco-inspect[report]" in err
+    assert not list(tmp_path.rglob("config.json")), "training started before the dependency check"
+
+
+def test_missing_extra_hints_name_extras_that_hold_the_package():
+    """Every `missing_extra(package, ...)` call names an extra of pyproject.toml that lists that package, or none
+    for a core dependency."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(reqs):
+        return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+
+    core = names(project["dependencies"])
+    for path in (ROOT / "disco_inspect").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "missing_extra"
+                    and isinstance(node.args[0], ast.Constant)):
+                pkg = node.args[0].value.lower().replace("_", "-")
+                msg = str(disco_inspect.errors.missing_extra(node.args[0].value))
+                hinted = re.findall(r"disco-inspect\[(\w+)\]", msg)
+                if pkg in core:
+                    assert not hinted, f"{path.name}: {pkg} is a core dependency, but the hint names {hinted}"
+                else:
+                    assert hinted and all(pkg in names(extras[h]) for h in hinted), f"{path.name}: {pkg} -> {hinted}"
