@@ -43,13 +43,22 @@ class AuditSettings:
     mask_threshold: float = 0.5
     strip_seeds: int = 4
     """Seeds shown in the trajectory strips of the report."""
+    scan: bool = True
+    """Intervene on every concept of the scorer's bank (false-discovery control across concepts), not only on the
+    factors the token nominated: finds shortcuts the token optimisation missed. ``False``: confirm the top
+    ``confirm_top`` significant factors only (Bonferroni)."""
+    null_control: bool = True
+    """Test concept shifts against control tokens (the untrained token and ``control_draws`` tokens moved as far
+    as the learned one in random directions), so drift alone is never significant."""
+    control_draws: int = 3
+    """Random-direction control tokens (besides the untrained one)."""
 
     def __post_init__(self) -> None:
         self.attribution_methods = tuple(self.attribution_methods)
         for name in ("eval_seeds", "intervention_seeds"):
             if int(getattr(self, name)) < 4:
                 raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds.")
-        for name in ("confirm_top", "attribution_images", "strip_seeds"):
+        for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
             if int(getattr(self, name)) < 0:
                 raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0.")
         if not 0 < self.alpha < 1:
@@ -92,6 +101,12 @@ class AuditResult:
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None
+    control: dict[str, Any] | None = None
+    """The null control: the untrained token's and random-direction tokens' distance, and per control the mean
+    target probability on the evaluation seeds."""
+    reference: dict[str, Any] | None = None
+    """The reference classifier (differential audit): its description and its target probabilities on the
+    evaluation images."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``report.json`` (schema: :data:`disco_inspect.report.schema.REPORT_SCHEMA`)."""
@@ -178,6 +193,7 @@ def audit(
     save: bool = True,
     overwrite: bool = False,
     allow_unfinished: bool = False,
+    reference: Any = None,
 ) -> AuditResult:
     """Audit ``classifier`` for class ``target`` through ``pipe``.
 
@@ -193,15 +209,19 @@ def audit(
         overwrite: retrain the token even if ``out/run`` holds a finished (or a different) run.
         allow_unfinished: on Ctrl-C during training, go on and report the best token so far (the report says the
             run was interrupted). By default the interrupt propagates and nothing is reported.
+        reference: a reference classifier (e.g. a clean model of the same task, anything :func:`load_classifier`
+            accepts): the same images are scored by it and factors are ranked by how much *more* the audited
+            classifier relies on them (a "bias" ranking). Without it the ranking is of "reliance".
     """
     from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
-    from .analysis.intervention import target_probabilities
     from .engine.optimize import RunInterrupted, _as_classifier, _versions, run_identity, train_token
+    from .engine.scoring import target_probabilities
 
     settings = settings or AuditSettings()
     cfg = config or default_config(pipe)
     clf = _as_classifier(classifier)
+    ref = _as_classifier(reference) if reference is not None else None
     scorer = scorer if scorer is not None else default_scorer(pipe)
     timings: dict[str, float] = {}
     out_dir = Path(out) if out is not None else None
@@ -217,6 +237,7 @@ def audit(
         run = e.run
     timings["token"] = time.perf_counter() - t
     target_idx, class_name = run.target, run.class_name
+    ref_target = ref.resolve_class(class_name) if ref is not None else None
 
     t = time.perf_counter()
     eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed, seed_pool=0)
@@ -230,12 +251,23 @@ def audit(
             pipe, prompts[side], seeds, class_name, threshold=settings.mask_threshold, **gen)
     probs = {k: target_probabilities(clf, images[k], target_idx) for k in ("baseline", "token")}
     scores = {k: scorer.score(images[k]) for k in ("baseline", "token")}
+    reference_info = None
+    if ref is not None:
+        reference_info = {"classifier": run_identity(ref, pipe)["classifier"], "target_index": ref_target,
+                          **{f"{k}_target_probs": [float(v) for v in target_probabilities(ref, images[k], ref_target)]
+                             for k in ("baseline", "token")}}
     timings["evaluation"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    control_scores, control = None, None
+    if settings.null_control and run.trajectory:
+        control_scores, control = _null_control(pipe, clf, run, scorer, prompts["token"], seeds, gen, settings)
+    timings["null_control"] = time.perf_counter() - t
 
     t = time.perf_counter()
     traj = _trajectory_scores(run, scorer)
     factors = discover_factors(
-        scorer.concepts, scores["baseline"], scores["token"],
+        scorer.concepts, scores["baseline"], scores["token"], control_scores=control_scores,
         trajectory_scores=None if traj is None else traj[1], trajectory_target=None if traj is None else traj[2],
         alpha=settings.alpha, min_effect=settings.min_effect)
     trajectory_concepts: dict[str, list[float]] = {}
@@ -245,7 +277,10 @@ def audit(
     timings["factors"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
+    if settings.scan and hasattr(scorer, "intervention"):
+        _scan(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress, ref, ref_target)
+    else:
+        _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
     timings["interventions"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -257,7 +292,7 @@ def audit(
         settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
         eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
         trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,
-        versions=_versions(), out_dir=out_dir,
+        versions=_versions(), out_dir=out_dir, control=control, reference=reference_info,
     )
     if save and out_dir is not None:
         t = time.perf_counter()
@@ -287,6 +322,59 @@ def _confirm(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, fac
     factors.rank_by_reliance()
 
 
+def _null_control(pipe: Any, clf: Any, run: Any, scorer: Any, prompts: list[str], seeds: list[int], gen: dict[str, Any],
+                  settings: AuditSettings) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Concept scores under control tokens, averaged per seed: the untrained token (its initial embedding) and
+    ``control_draws`` tokens as far from it as the learned one, in random directions (seeded). Same prompts and
+    seeds as the token images; the learned embedding is put back afterwards."""
+    from .engine.sampling import generate
+    from .engine.scoring import target_probabilities
+    from .engine.token import put_token
+
+    init = run.initial_embedding.float().reshape(-1)
+    learned = run.embedding.float().reshape(-1)
+    distance = float((learned - init).norm())
+    gen_rng = torch.Generator().manual_seed(settings.eval_seed)
+    vectors = {"untrained": init}
+    for i in range(settings.control_draws):
+        u = torch.randn(init.shape, generator=gen_rng)
+        vectors[f"random_{i}"] = init + distance * u / u.norm()
+    scores, per_control = [], {}
+    try:
+        for name, vec in vectors.items():
+            put_token(pipe, run.token, vec, source=f"The {name} control")
+            imgs = generate(pipe, prompts, seeds, **gen)
+            scores.append(scorer.score(imgs))
+            per_control[name] = {"target_prob": float(target_probabilities(clf, imgs, run.target).mean())}
+    finally:
+        put_token(pipe, run.token, learned, source="The learned token")
+    info = {"distance": distance, "draws": settings.control_draws, "controls": per_control,
+            "method": "untrained token + tokens moved the learned distance in random directions; concept presence "
+                      "averaged over controls per seed"}
+    return torch.stack(scores).mean(0), info
+
+
+def _scan(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, factors: Any, settings: AuditSettings,
+          gen: dict[str, Any], images: dict[str, torch.Tensor], progress: bool, ref: Any, ref_target: int | None) -> None:
+    """Intervene on every concept (BH across concepts); example images for the top reported factors."""
+    from .analysis.scan import scan_interventions
+
+    seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
+    scan = scan_interventions(pipe, clf, target, class_name, scorer, seeds, concepts=[f.concept for f in factors.factors],
+                              reference=ref, reference_target=ref_target, alpha=settings.alpha,
+                              min_effect=settings.confirm_min_effect, progress=progress, **gen)
+    for f in factors.factors:
+        f.intervention = scan.interventions[f.concept]
+    factors.rank_by_reliance()
+    factors.method["interventions"] = (f"every concept scanned: factor prompt vs its contrasts on {len(seeds)} paired "
+                                       "seeds, one-sided sign-flip test of H0: effect <= "
+                                       f"{settings.confirm_min_effect}, Benjamini-Hochberg across concepts")
+    for f in factors.top(settings.confirm_top):
+        iv = f.intervention
+        images[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]
+        images[f"intervention_{f.concept}_contrast"] = scan.examples[iv.contrast_prompts[0]]
+
+
 def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Captum maps on the first evaluation images and their context reliance against the object masks."""
     from .analysis.attribution import attribute, context_reliance
@@ -309,9 +397,10 @@ def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[s
 
 
 def default_config(pipe: Any) -> DiscoConfig:
-    """The paper's defaults, or the world preset (:data:`disco_inspect.world.presets.WORLD_CONFIG`) on the world."""
+    """The paper's defaults with ``objective="auto"``, or the world preset (:func:`disco_inspect.world.presets.world_config`)
+    on the world."""
     if is_world_pipeline(pipe):
         from .world.presets import world_config
 
         return world_config()
-    return DiscoConfig()
+    return DiscoConfig(objective="auto")  # the paper's settings; a saturated class gets the margin objective

@@ -117,7 +117,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accuracy-threshold", type=float,
                    help=f"stop once batch accuracy exceeds this {dflt('accuracy_threshold')}")
     g.add_argument("--image-save-size", type=int, help="downsample saved PNGs to this longer side (default: full size)")
-    g.add_argument("--objective", choices=["toward", "away"], help=f"toward the class (paper) or away {dflt('objective')}")
+    from .engine.objectives import OBJECTIVE_CHOICES
+
+    g.add_argument("--objective", choices=OBJECTIVE_CHOICES,
+                   help="toward: cross-entropy to the class (paper); margin: log-odds, keeps a gradient when the class "
+                        "is already recognised; auto: margin if the baseline mean p(target) >= 0.9, else toward; "
+                        f"away: push away from the class {dflt('objective')}")
     g.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="recompute UNet activations in the backward pass (less GPU memory, slower)")
 
@@ -203,7 +208,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     clf = _classifier(args)
     targets = [clf.resolve_class(n) for n in names]  # fail on a bad name before loading the pipeline
     settings = AuditSettings(eval_seeds=args.eval_seeds, intervention_seeds=args.intervention_seeds, alpha=args.alpha,
-                             min_effect=args.min_effect, attribution_images=0 if args.no_attributions else 6)
+                             min_effect=args.min_effect, attribution_images=0 if args.no_attributions else 6,
+                             scan=not args.no_scan, null_control=args.control_draws >= 0,
+                             control_draws=max(args.control_draws, 0))
+    reference = _classifier(args, args.reference) if args.reference else None
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     pipe = _setup(args)
     cfg = _config_from(args, default_config(pipe))
@@ -218,17 +226,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         folder = root / class_folder(idx, name)
         res = audit(pipe, clf, idx, scorer=scorer, config=cfg, settings=settings, out=folder,
                     progress=not args.no_progress, overwrite=args.overwrite,
-                    allow_unfinished=args.report_unfinished)
+                    allow_unfinished=args.report_unfinished, reference=reference)
         top = res.factors.top(3)
         print(f"{name}: report {folder / 'index.html'}")
-        print(f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f}; "
-              + ("factors: " + ", ".join(f"{f.concept} ({f.effect:+.2f}, q={f.q_value:.3g}"
-                                         f"{', confirmed' if f.confirmed else ''})" for f in top) if top
+        kind = res.factors.method.get("ranking_kind", "reliance")
+        print(f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f} "
+              f"({res.run.regime}, objective {res.run.objective}); "
+              + (f"{kind}: " + ", ".join(_describe_factor(f) for f in top) if top
                  else "no factor passed the false-discovery threshold"))
         entries.append({"class_name": name, "href": f"{class_folder(idx, name)}/index.html", "doc": res.to_dict()})
     if len(entries) > 1:
         print(f"index: {write_index(entries, root, f'disco-inspect audit of {model_file.name}')}")
     return 0
+
+
+def _describe_factor(f: Any) -> str:
+    """One factor for the console: intervention effect (and differential) if confirmed, token shift, who found it."""
+    parts = []
+    if f.confirmed:
+        parts.append(f"confirmed, dp {f.intervention.effect:+.2f}")
+        if f.intervention.reference:
+            parts.append(f"{f.intervention.reference['differential']['effect']:+.2f} vs reference")
+    parts.append(f"token shift {f.effect:+.2f}, q={f.q_value:.3g}")
+    return f"{f.concept} ({'; '.join(parts)}; found by {f.nominated_by})"
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -240,6 +260,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+    if args.random is not None:
+        from .world.random_benchmark import run_random_benchmark
+
+        out = args.out if args.out != "reports/world-benchmark" else "reports/world-random-benchmark"
+        run_random_benchmark(args.random, args.seed, clean=args.clean, out=out, steps=args.steps,
+                             config_overrides=overrides, progress=not args.no_progress)
+        return 0
     print(HEADER)
     rows = run_benchmark(names=args.only.split(",") if args.only else None, out=args.out, config_overrides=overrides,
                          progress=not args.no_progress)
@@ -349,6 +376,12 @@ def _add_world_parsers(p: argparse.ArgumentParser) -> None:
     q.add_argument("--out", default="reports/world-benchmark", help="output folder")
     q.add_argument("--only", default=None, help="comma-separated classifier files, e.g. clean.pt (default: all)")
     q.add_argument("--max-iters", type=int, default=None, help="DisCo iterations (default: the world preset's)")
+    q.add_argument("--random", type=int, default=None, metavar="N",
+                   help="the randomised benchmark: draw N biases by --seed, train a classifier for each, measure its "
+                        "reliance on rendered scenes, audit it (default: the shipped examples instead)")
+    q.add_argument("--seed", type=int, default=0, help="with --random: the seed that draws the cases")
+    q.add_argument("--clean", type=int, default=5, help="with --random: clean classifiers (false confirmations)")
+    q.add_argument("--steps", type=int, default=500, help="with --random: training steps of each classifier")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -414,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
     g.add_argument("--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)")
     g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")
+    g.add_argument("--reference", default=None,
+                   help="a reference classifier (e.g. a clean model of the same task): rank factors by how much more "
+                        "the audited model relies on them (differential audit)")
+    g.add_argument("--no-scan", action="store_true",
+                   help="confirm only the top factors the token nominated, instead of scanning every concept by "
+                        "intervention")
+    g.add_argument("--control-draws", type=int, default=3,
+                   help="random-direction control tokens besides the untrained one; -1 disables the null control")
     p.add_argument("--overwrite", action="store_true",
                    help="retrain the token even if the class's run folder holds a finished run")
     p.add_argument("--report-unfinished", action="store_true",

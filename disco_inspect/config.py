@@ -65,7 +65,9 @@ class DiscoConfig:
     image_save_size: int | None = None
     """Downsample saved PNGs so their longer side is at most this (None = full size)."""
     objective: str = "toward"
-    """``toward`` (cross-entropy to the class, the paper) or ``away`` (push away from it)."""
+    """``toward`` (cross-entropy to the class, the paper), ``margin`` (log-odds: keeps a gradient when the class is
+    already recognised), ``auto`` (``margin`` when the baseline mean p(target) >= 0.9, else ``toward``) or ``away``
+    (push away from the class). See :mod:`disco_inspect.engine.objectives`."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,8 +118,9 @@ class DiscoConfig:
             v = getattr(self, name)
             if v is not None and (v < 8 or v % 8):
                 raise bad(name, v, "use a multiple of 8, or None for the pipeline's default")
-        if self.objective not in ("toward", "away"):
-            raise bad("objective", self.objective, "use 'toward' or 'away'")
+        choices = ("toward", "away", "margin", "auto")  # = engine.objectives.OBJECTIVE_CHOICES (a test keeps it so)
+        if self.objective not in choices:
+            raise bad("objective", self.objective, f"use one of {', '.join(map(repr, choices))}")
 
     @property
     def effective_grad_steps(self) -> int:

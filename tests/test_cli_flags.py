@@ -145,3 +145,20 @@ def test_missing_extra_hints_name_extras_that_hold_the_package():
                     assert not hinted, f"{path.name}: {pkg} is a core dependency, but the hint names {hinted}"
                 else:
                     assert hinted and all(pkg in names(extras[h]) for h in hinted), f"{path.name}: {pkg} -> {hinted}"
+
+
+def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
+    args = ["report", "world:biased_circle_green", "--class", "circle", "--reference", "world:clean", "--out",
+            str(tmp_path), "--max-iters", "2", "--n-images", "4", "--eval-seeds", "8", "--intervention-seeds", "12",
+            "--no-attributions", "--no-progress", "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    import json
+
+    doc = json.loads((tmp_path / "biased-circle-green" / "0-circle" / "report.json").read_text())
+    assert doc["factors"]["method"]["ranking_kind"] == "bias" and "bias:" in out
+    assert doc["reference"]["classifier"]["source"] == "torchscript:clean.pt"
+    top = doc["factors"]["ranked"][0]
+    assert top["concept"] == "background=green" and top["intervention"]["reference"]["differential"]["effect"] > 0.1
+    assert doc["control"]["draws"] == 3 and top["control"] is not None
+    assert doc["token"]["regime"] == "learning" and doc["token"]["objective"] == "toward"

@@ -32,6 +32,11 @@ class Intervention:
     p_value: float
     n: int
     confirmed: bool
+    q_value: float | None = None
+    """Benjamini–Hochberg q-value across the scanned concepts (None when only a few top factors were tested)."""
+    reference: dict[str, Any] | None = None
+    """With a reference classifier: its target probabilities, its effect, and the ``differential`` effect (audited
+    minus reference, per seed: effect, ci_low, ci_high, p_value, q_value, significant)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -53,18 +58,36 @@ class Factor:
     trajectory_corr: float | None
     """Correlation of the concept's mean presence with the mean target probability over iterations."""
     significant: bool
+    """The token raised the concept beyond chance: q < alpha of the test against the null control when one ran
+    (token vs untrained/random-direction tokens), else against the baseline."""
     rank: int = 0
     intervention: Intervention | None = None
+    control: dict[str, Any] | None = None
+    """Null control: the concept's rate under control tokens and the token-minus-control ``effect`` with its
+    interval; ``baseline_p_value``/``baseline_q_value`` keep the plain test against the baseline."""
 
     @property
     def confirmed(self) -> bool:
         """True when an intervention showed the classifier's target probability depends on the factor."""
         return bool(self.intervention and self.intervention.confirmed)
 
+    @property
+    def nominated_by(self) -> str | None:
+        """Which evidence names the factor: ``both`` (token shift and intervention agree), ``token``, ``scan``
+        (intervention only), or None."""
+        if self.significant and self.confirmed:
+            return "both"
+        if self.significant:
+            return "token"
+        if self.confirmed:
+            return "scan"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN correlations become ``None``)."""
         d = asdict(self)
         d["confirmed"] = self.confirmed
+        d["nominated_by"] = self.nominated_by
         if d["trajectory_corr"] is not None and d["trajectory_corr"] != d["trajectory_corr"]:
             d["trajectory_corr"] = None
         return d
@@ -85,9 +108,14 @@ class FactorAudit:
         """Factors whose q-value is below :attr:`alpha` (in rank order)."""
         return [f for f in self.factors if f.significant]
 
+    @property
+    def reported(self) -> list[Factor]:
+        """Factors the audit reports (confirmed by intervention or significant), in rank order."""
+        return [f for f in self.factors if f.confirmed or f.significant]
+
     def top(self, k: int = 3) -> list[Factor]:
-        """The first ``k`` significant factors."""
-        return self.significant[:k]
+        """The first ``k`` reported factors."""
+        return self.reported[:k]
 
     def get(self, concept: str) -> Factor:
         """The factor of one concept."""
@@ -97,18 +125,29 @@ class FactorAudit:
         raise DiscoInspectError(f"No factor {concept!r}; concepts are {[f.concept for f in self.factors]}.")
 
     def rank_by_reliance(self) -> None:
-        """Final order once interventions ran: factors confirmed by intervention first, by their effect on the
-        classifier (what it relies on most), then the other significant ones by presence shift, then the rest."""
+        """Final order once interventions ran: factors confirmed by intervention first, by their causal effect on
+        the classifier (with a reference classifier: by the differential effect, audited minus reference), then the
+        other significant ones by presence shift, then the rest."""
+        differential = any(f.intervention is not None and f.intervention.reference for f in self.factors)
+
+        def causal(f: Factor) -> float:
+            iv = f.intervention
+            if differential and iv is not None and iv.reference:
+                return iv.reference["differential"]["effect"]
+            return iv.effect if iv is not None else 0.0
+
         def key(f: Factor) -> tuple[int, float]:
             if f.confirmed:
-                return (0, -f.intervention.effect)  # type: ignore[union-attr]
+                return (0, -causal(f))
             return (1 if f.significant else 2, -f.effect)
 
         self.factors.sort(key=key)
         for r, f in enumerate(self.factors, 1):
             f.rank = r
-        self.method["ranking"] = ("confirmed factors first, by the intervention's effect on the target probability; "
-                                  "then other significant factors, then the rest, by presence shift")
+        self.method["ranking"] = ("confirmed factors first, by the intervention's effect on the target probability"
+                                  + (" minus the reference classifier's (differential)" if differential else "")
+                                  + "; then other significant factors, then the rest, by presence shift")
+        self.method["ranking_kind"] = "bias" if differential else "reliance"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -121,6 +160,7 @@ def discover_factors(
     baseline_scores: torch.Tensor,
     token_scores: torch.Tensor,
     *,
+    control_scores: torch.Tensor | None = None,
     trajectory_scores: torch.Tensor | None = None,
     trajectory_target: Sequence[float] | None = None,
     alpha: float = 0.05,
@@ -135,6 +175,10 @@ def discover_factors(
         concepts: K concept names.
         baseline_scores, token_scores: concept presence in [0, 1], [N, K], row i of both from the same seed
             and template.
+        control_scores: presence under the null control [N, K] (same seeds and prompts as ``token_scores``, with
+            control tokens: untrained, or moved as far as the learned token in random directions; averaged per
+            seed). When given, significance is of the token-minus-control shift: what the classifier taught the
+            token, not the drift of inserting and moving a token.
         trajectory_scores: mean presence per recorded iteration [T, K] (optional).
         trajectory_target: mean target probability per recorded iteration [T] (optional).
         alpha: false-discovery rate for :attr:`Factor.significant`.
@@ -149,25 +193,40 @@ def discover_factors(
     k = len(concepts)
     if baseline_scores.ndim != 2 or baseline_scores.shape[1] != k:
         raise DiscoInspectError(f"Scores must have shape [N, {k}] (one column per concept); got {tuple(baseline_scores.shape)}.")
+    if control_scores is not None and control_scores.shape != token_scores.shape:
+        raise DiscoInspectError(f"`control_scores` must have the shape of the token scores {tuple(token_scores.shape)}; "
+                                f"got {tuple(control_scores.shape)}.")
     shift = paired_shift(baseline_scores, token_scores, margin=min_effect, alternative="greater", n_boot=n_boot,
                          n_perm=n_perm, seed=seed)
     q = benjamini_hochberg(shift.p_value)
+    test_p, test_q, ctrl = shift.p_value, q, None
+    if control_scores is not None:
+        ctrl = paired_shift(control_scores, token_scores, margin=min_effect, alternative="greater", n_boot=n_boot,
+                            n_perm=n_perm, seed=seed)
+        test_p, test_q = ctrl.p_value, benjamini_hochberg(ctrl.p_value)
     corr: list[float | None] = [None] * k
     if trajectory_scores is not None and trajectory_target is not None and len(trajectory_target) >= 3:
         corr = [float(v) for v in correlation(torch.tensor(list(trajectory_target)), trajectory_scores)]
-    factors = [
-        Factor(concept=c, baseline_rate=float(shift.mean_a[i]), token_rate=float(shift.mean_b[i]),
-               effect=float(shift.effect[i]), ci_low=float(shift.ci_low[i]), ci_high=float(shift.ci_high[i]),
-               p_value=float(shift.p_value[i]), q_value=float(q[i]), trajectory_corr=corr[i],
-               significant=bool(q[i] < alpha))
-        for i, c in enumerate(concepts)
-    ]
+    factors = []
+    for i, c in enumerate(concepts):
+        control = None
+        if ctrl is not None:
+            control = {"rate": float(ctrl.mean_a[i]), "effect": float(ctrl.effect[i]), "ci_low": float(ctrl.ci_low[i]),
+                       "ci_high": float(ctrl.ci_high[i]), "baseline_p_value": float(shift.p_value[i]),
+                       "baseline_q_value": float(q[i])}
+        factors.append(Factor(
+            concept=c, baseline_rate=float(shift.mean_a[i]), token_rate=float(shift.mean_b[i]),
+            effect=float(shift.effect[i]), ci_low=float(shift.ci_low[i]), ci_high=float(shift.ci_high[i]),
+            p_value=float(test_p[i]), q_value=float(test_q[i]), trajectory_corr=corr[i],
+            significant=bool(test_q[i] < alpha), control=control))
     factors.sort(key=lambda f: (not f.significant, -f.effect))
     for r, f in enumerate(factors, 1):
         f.rank = r
+    against = "the null control (token vs control tokens, same seeds)" if ctrl is not None else "the baseline"
     method = {"effect": "mean paired shift of concept presence (token - baseline)",
               "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
-              "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} ({n_perm} flips or exact)",
+              "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} against {against} "
+                      f"({n_perm} flips or exact)",
               "fdr": "Benjamini-Hochberg across concepts", "trajectory": "Pearson r of mean presence vs mean target "
-              "probability over recorded iterations"}
+              "probability over recorded iterations (validation iterations: the baseline's seeds)"}
     return FactorAudit(factors=factors, alpha=alpha, min_effect=min_effect, n_pairs=shift.n, method=method)

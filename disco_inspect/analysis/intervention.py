@@ -12,16 +12,10 @@ from typing import Any
 
 import torch
 
+from ..engine.scoring import target_probabilities
 from ..errors import DiscoInspectError
 from .factors import Intervention
 from .stats import paired_shift
-
-
-@torch.no_grad()
-def target_probabilities(classifier: Any, images: torch.Tensor, target: int, batch_size: int = 64) -> torch.Tensor:
-    """Softmax probability of ``target`` for each image [N]."""
-    out = [classifier(images[i : i + batch_size]).float().softmax(-1)[:, target] for i in range(0, len(images), batch_size)]
-    return torch.cat(out).cpu()
 
 
 def intervene(

@@ -17,7 +17,7 @@ from ..errors import DiscoInspectError
 from ..io import shareable_source, write_json
 from ..models.fingerprint import classifier_fingerprint
 from ..models.pipelines import describe_pipeline
-from .objectives import make_objective
+from .objectives import make_objective, resolve_objective
 from .result import TokenRun
 from .run import RunFolder, save_png
 from .sampling import decode, denoise, encode, image_size, initial_noise, seed_generators, uses_cfg
@@ -148,7 +148,7 @@ class _Trainer:
                  hw: tuple[int, int], folder: RunFolder | None, progress: bool) -> None:
         self.pipe, self.clf, self.target, self.class_name, self.cfg = pipe, clf, target, class_name, cfg
         self.hw, self.folder, self.progress = hw, folder, progress
-        self.objective = make_objective(cfg.objective, target)
+        self.objective: Any = None  # resolved once the baseline is known (``auto``)
         self.prompts = cfg.prompts(class_name)
         self.trajectory: list[dict[str, Any]] = []
         self.baseline: dict[str, Any] = {}
@@ -178,6 +178,11 @@ class _Trainer:
                 self.uncond = encode(pipe, [""])
         try:
             self._baseline()
+            name = resolve_objective(cfg.objective, self.baseline.get("target_prob_mean"))
+            if name != cfg.objective:
+                logger.info("Objective %r -> %r (baseline mean p(target) %.3f).", cfg.objective, name,
+                            self.baseline.get("target_prob_mean", float("nan")))
+            self.objective = make_objective(name, self.target)
             s, best_vec = self._loop(token, opt, s, best_vec)
         except KeyboardInterrupt as e:
             s["stopped"] = "interrupted"

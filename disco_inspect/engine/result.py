@@ -54,6 +54,20 @@ class TokenRun:
             seeds.update(int(item["seed"]) for item in record.get("items", []))
         return seeds
 
+    @property
+    def objective(self) -> str:
+        """The objective that was optimised (``auto`` resolved with the baseline's mean p(target))."""
+        from .objectives import resolve_objective
+
+        return resolve_objective(self.config.objective, self.baseline.get("target_prob_mean"))
+
+    @property
+    def regime(self) -> str:
+        """``saturated`` (the classifier already recognised the baseline images) or ``learning``."""
+        from .objectives import regime
+
+        return regime(self.baseline.get("target_prob_mean"))
+
     def target_probs(self) -> list[float]:
         """Mean target probability over the images, per iteration."""
         return [r["target_prob_mean"] for r in self.trajectory]

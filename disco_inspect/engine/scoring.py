@@ -34,3 +34,11 @@ def summarize(records: Sequence[dict[str, Any]], target: int) -> dict[str, float
         "top5_accuracy": sum(any(t[0] == target for t in r["topk"][:5]) for r in records) / n,
         "target_prob_mean": sum(r["target_prob"] for r in records) / n,
     }
+
+
+@torch.no_grad()
+def target_probabilities(classifier: Any, images: torch.Tensor, target: int, batch_size: int = 64) -> torch.Tensor:
+    """Softmax probability of ``target`` for each image [N] (float32, CPU), in batches without gradients."""
+    out = [classifier(images[i : i + batch_size]).float().softmax(-1)[:, target]
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).cpu()

@@ -46,8 +46,11 @@ def report_dict(result: Any) -> dict[str, Any]:
         },
         "token": {
             "token": run.token, "stopped": run.stopped, "best_step": run.best_step, "iterations": len(run.trajectory),
-            "token_file": token_file,
+            "token_file": token_file, "objective": run.objective, "regime": run.regime,
+            "baseline_target_prob": run.baseline.get("target_prob_mean"),
         },
+        "control": result.control,
+        "reference": result.reference,
         "trajectory": traj,
         "evaluation": {
             "n_pairs": len(result.eval_seeds),

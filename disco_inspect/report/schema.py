@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import DiscoInspectError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 _num = {"type": "number"}
 _num_or_null = {"type": ["number", "null"]}
@@ -25,7 +25,24 @@ _INTERVENTION = {
         "contrast_prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "target_prob_factor": _prob, "target_prob_contrast": _prob, **_interval,
         "n": {"type": "integer", "minimum": 2}, "confirmed": {"type": "boolean"},
+        "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "reference": {
+            "type": ["object", "null"],
+            "required": ["target_prob_factor", "target_prob_contrast", "effect", "differential"],
+            "properties": {
+                "target_prob_factor": _prob, "target_prob_contrast": _prob, "effect": _num,
+                "differential": {"type": "object", "required": [*_interval, "q_value", "significant"],
+                                 "properties": {**_interval, "q_value": _prob, "significant": {"type": "boolean"}}},
+            },
+        },
     },
+}
+
+_CONTROL = {
+    "type": ["object", "null"],
+    "required": ["rate", "effect", "ci_low", "ci_high", "baseline_p_value", "baseline_q_value"],
+    "properties": {"rate": _prob, "effect": _num, "ci_low": _num, "ci_high": _num, "baseline_p_value": _prob,
+                   "baseline_q_value": _prob},
 }
 
 _FACTOR = {
@@ -37,6 +54,7 @@ _FACTOR = {
         "baseline_rate": _prob, "token_rate": _prob, **_interval, "q_value": _prob,
         "trajectory_corr": {"type": ["number", "null"], "minimum": -1.000001, "maximum": 1.000001},
         "significant": {"type": "boolean"}, "confirmed": {"type": "boolean"}, "intervention": _INTERVENTION,
+        "control": _CONTROL, "nominated_by": {"enum": ["both", "token", "scan", None]},
     },
 }
 
@@ -73,7 +91,23 @@ REPORT_SCHEMA: dict[str, Any] = {
             "type": "object", "required": ["token", "stopped", "best_step", "iterations", "token_file"],
             "properties": {"token": {"type": "string"}, "stopped": {"type": "string"},
                            "best_step": {"type": "integer"}, "iterations": {"type": "integer", "minimum": 0},
-                           "token_file": {"type": ["string", "null"]}},
+                           "token_file": {"type": ["string", "null"]},
+                           "objective": {"enum": ["toward", "away", "margin"]},
+                           "regime": {"enum": ["learning", "saturated", "unknown"]},
+                           "baseline_target_prob": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
+        },
+        "control": {
+            "type": ["object", "null"], "required": ["distance", "draws", "controls"],
+            "properties": {"distance": _num, "draws": {"type": "integer", "minimum": 0},
+                           "controls": {"type": "object", "additionalProperties": {
+                               "type": "object", "required": ["target_prob"], "properties": {"target_prob": _prob}}}},
+        },
+        "reference": {
+            "type": ["object", "null"], "required": ["classifier", "target_index", "baseline_target_probs",
+                                                     "token_target_probs"],
+            "properties": {"classifier": {"type": "object"}, "target_index": {"type": "integer", "minimum": 0},
+                           "baseline_target_probs": {"type": "array", "items": _prob},
+                           "token_target_probs": {"type": "array", "items": _prob}},
         },
         "trajectory": {
             "type": "array",

@@ -11,8 +11,9 @@ def world_config(**overrides: object) -> DiscoConfig:
     """DisCo settings for the world: 10 images x 10 DDIM steps, CFG 4, gradients through all steps (cheap
     here), a fixed number of iterations (no early stop, so trajectories are comparable), and a pool of 40 seeds
     cycled through (with the paper's fixed 10 seeds the token fits those noises and does not generalise:
-    on fresh seeds p(circle) fell .63 -> .53; with the pool it rose .63 -> .91)."""
+    on fresh seeds p(circle) fell .63 -> .53; with the pool it rose .63 -> .91). ``objective="auto"``: the log-odds
+    margin when the classifier already recognises the class (baseline mean p >= 0.9), else cross-entropy."""
     base = DiscoConfig(n_images=10, num_inference_steps=10, guidance_scale=4.0, grad_steps=-1, lr=0.02, seed_pool=40,
                        max_iters=50, patience=50, accuracy_threshold=1.0, templates=WORLD_TEMPLATES,
-                       image_save_size=None)
+                       image_save_size=None, objective="auto")
     return base.replace(**overrides) if overrides else base

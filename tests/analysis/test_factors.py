@@ -66,3 +66,27 @@ def test_confirmed_factors_rank_first_by_their_effect_on_the_classifier():
     audit.rank_by_reliance()
     assert [(f.concept, f.rank) for f in audit.factors[:2]] == [("background=green", 1), ("texture=stripes", 2)]
     assert "ranking" in audit.to_dict()["method"]
+
+
+def test_null_control_makes_drift_alone_not_significant():
+    """Concept 0 rises as much under control tokens as under the learned one (drift of inserting a token); concept 1
+    rises only under the learned token. Against the baseline both look significant; against the control only 1."""
+    from disco_inspect.analysis.factors import discover_factors
+
+    g = torch.Generator().manual_seed(0)
+    n = 32
+    base = torch.rand(n, 2, generator=g) * 0.1
+    token = base.clone()
+    token[:, 0] += 0.5
+    token[:, 1] += 0.5
+    control = base.clone()
+    control[:, 0] += 0.5 + 0.02 * torch.randn(n, generator=g)
+    plain = discover_factors(["drift", "taught"], base, token)
+    assert plain.get("drift").significant and plain.get("taught").significant
+    audit = discover_factors(["drift", "taught"], base, token, control_scores=control)
+    assert not audit.get("drift").significant and audit.get("taught").significant
+    drift = audit.get("drift")
+    assert drift.control["rate"] > 0.5 and abs(drift.control["effect"]) < 0.05
+    assert drift.control["baseline_q_value"] < 0.05  # the plain test is kept beside it
+    assert drift.effect > 0.4  # the displayed shift is still token - baseline
+    assert audit.get("taught").nominated_by == "token"

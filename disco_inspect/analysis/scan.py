@@ -1,0 +1,152 @@
+"""The intervention scan: prompt every concept of the scorer's bank against its contrasts, on paired seeds.
+
+The token is one way to nominate what a classifier relies on; the scan is an independent one that does not
+depend on the optimisation finding the shortcut. For each concept the scorer gives a factor prompt
+("a circle on a green background") and contrasting prompts (the other backgrounds). Every distinct prompt is
+generated once on the same seeds; a concept's effect is, per seed, the classifier's target probability under
+its prompt minus the mean under its contrasts. A one-sided sign-flip test of "effect > min_effect" and
+Benjamini–Hochberg across concepts decide which are confirmed.
+
+With a reference classifier (e.g. a clean model of the same task), the same images are scored by it too and
+the *differential* effect (audited minus reference, per seed) says how much more the audited model relies on
+the factor: a dataset shortcut rather than a feature inherent to the class.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..engine.scoring import target_probabilities
+from ..errors import DiscoInspectError
+from .factors import Intervention
+from .stats import benjamini_hochberg, paired_shift
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanResult:
+    """Per concept: the :class:`Intervention` (with q-values), plus example images of the prompts."""
+
+    interventions: dict[str, Intervention]
+    prompts: list[str]
+    seeds: list[int]
+    examples: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    """prompt -> its first few images."""
+    target_probs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    """prompt -> the audited classifier's p(target) per seed."""
+
+
+
+
+def scan_interventions(
+    pipe: Any,
+    classifier: Any,
+    target: int,
+    class_name: str,
+    scorer: Any,
+    seeds: Sequence[int],
+    *,
+    concepts: Sequence[str] | None = None,
+    reference: Any = None,
+    reference_target: int | None = None,
+    alpha: float = 0.05,
+    min_effect: float = 0.05,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 7.0,
+    height: int | None = None,
+    width: int | None = None,
+    n_examples: int = 4,
+    progress: bool = True,
+) -> ScanResult:
+    """Intervene on every concept (default: all of ``scorer.concepts``) with false-discovery control.
+
+    Args:
+        scorer: a concept scorer with ``intervention(concept, class_name) -> (prompt, [contrasts])``.
+        seeds: paired seeds; every prompt is generated once per seed.
+        reference, reference_target: a second classifier scoring the same images and its index of the class.
+        alpha: false-discovery rate across concepts (Benjamini–Hochberg), for both the effect and, with a
+            reference, the differential effect.
+        min_effect: smallest rise of p(target) that counts; the test is H0 "effect <= min_effect".
+
+    Returns:
+        A :class:`ScanResult`; ``interventions[c].confirmed`` is ``q < alpha`` (which implies the effect exceeds
+        ``min_effect``).
+    """
+    from tqdm.auto import tqdm
+
+    from ..engine.sampling import generate
+
+    if not hasattr(scorer, "intervention"):
+        raise DiscoInspectError(f"The concept scorer {type(scorer).__name__} has no `intervention(concept, class_name)`; "
+                                "give it one (or a concept file with prompts) to scan concepts by intervention.")
+    if len(seeds) < 4:
+        raise DiscoInspectError(f"The intervention scan needs at least 4 paired seeds; got {len(seeds)}.")
+    if reference is not None and reference_target is None:
+        reference_target = reference.resolve_class(class_name)
+    concepts = list(scorer.concepts if concepts is None else concepts)
+    plans = {c: scorer.intervention(c, class_name) for c in concepts}
+    for c, (prompt, contrasts) in plans.items():
+        if not contrasts:
+            raise DiscoInspectError(f"Concept {c!r} has no contrasting prompt for {prompt!r}; give at least one.")
+    prompts = list(dict.fromkeys(p for prompt, contrasts in plans.values() for p in (prompt, *contrasts)))
+    import math
+
+    needed = math.ceil(math.log2(max(len(plans), 1) / alpha)) + 1
+    if len(seeds) < needed:  # the smallest exact sign-flip p is 2^-n; BH multiplies it by up to K
+        logger.warning("With %d seeds no concept can reach q < %g across %d concepts; use at least %d seeds "
+                       "(`intervention_seeds`).", len(seeds), alpha, len(plans), needed)
+    seeds = [int(s) for s in seeds]
+    probs: dict[str, torch.Tensor] = {}
+    ref_probs: dict[str, torch.Tensor] = {}
+    examples: dict[str, torch.Tensor] = {}
+    for prompt in tqdm(prompts, desc="intervention scan", disable=not progress, unit="prompt"):
+        images = generate(pipe, [prompt] * len(seeds), seeds, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale, height=height, width=width, batch_size=16)
+        probs[prompt] = target_probabilities(classifier, images, target)
+        if reference is not None:
+            ref_probs[prompt] = target_probabilities(reference, images, reference_target)
+        examples[prompt] = images[:n_examples].clone()
+
+    stats = {}
+    for c, (prompt, contrasts) in plans.items():
+        p_f = probs[prompt]
+        p_c = torch.stack([probs[x] for x in contrasts]).mean(0)
+        stats[c] = (p_f, p_c, paired_shift(p_c, p_f, margin=min_effect, alternative="greater", seed=0))
+    q = benjamini_hochberg(torch.tensor([float(s[2].p_value[0]) for s in stats.values()]))
+    diff_q = None
+    diffs = {}
+    if reference is not None:
+        for c, (prompt, contrasts) in plans.items():
+            r_f = ref_probs[prompt]
+            r_c = torch.stack([ref_probs[x] for x in contrasts]).mean(0)
+            p_f, p_c, _ = stats[c]
+            diffs[c] = (r_f, r_c, paired_shift(r_f - r_c, p_f - p_c, margin=min_effect, alternative="greater", seed=0))
+        diff_q = benjamini_hochberg(torch.tensor([float(d[2].p_value[0]) for d in diffs.values()]))
+
+    out: dict[str, Intervention] = {}
+    for i, (c, (prompt, contrasts)) in enumerate(plans.items()):
+        p_f, p_c, sh = stats[c]
+        effect = float(sh.effect[0])
+        iv = Intervention(
+            factor_prompt=prompt, contrast_prompts=list(contrasts), target_prob_factor=float(p_f.mean()),
+            target_prob_contrast=float(p_c.mean()), effect=effect, ci_low=float(sh.ci_low[0]),
+            ci_high=float(sh.ci_high[0]), p_value=float(sh.p_value[0]), n=len(seeds),
+            confirmed=bool(q[i] < alpha and effect > min_effect), q_value=float(q[i]),
+        )
+        if reference is not None:
+            r_f, r_c, dsh = diffs[c]
+            iv.reference = {
+                "target_prob_factor": float(r_f.mean()), "target_prob_contrast": float(r_c.mean()),
+                "effect": float((r_f - r_c).mean()),
+                "differential": {"effect": float(dsh.effect[0]), "ci_low": float(dsh.ci_low[0]),
+                                 "ci_high": float(dsh.ci_high[0]), "p_value": float(dsh.p_value[0]),
+                                 "q_value": float(diff_q[i]),
+                                 "significant": bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)},
+            }
+        out[c] = iv
+    return ScanResult(interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs)
