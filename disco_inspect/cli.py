@@ -233,7 +233,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f} "
               f"({res.run.regime}, objective {res.run.objective}); "
               + (f"{kind}: " + ", ".join(_describe_factor(f) for f in top) if top
-                 else "no factor passed the false-discovery threshold"))
+                 else "no confirmed factor")
+              + ("; token only (not confirmed): " + ", ".join(f"{f.concept} ({f.effect:+.2f})"
+                                                              for f in res.factors.candidates[:3])
+                 if res.factors.candidates else ""))
         entries.append({"class_name": name, "href": f"{class_folder(idx, name)}/index.html", "doc": res.to_dict()})
     if len(entries) > 1:
         print(f"index: {write_index(entries, root, f'disco-inspect audit of {model_file.name}')}")

@@ -110,8 +110,20 @@ class FactorAudit:
 
     @property
     def reported(self) -> list[Factor]:
-        """Factors the audit reports (confirmed by intervention or significant), in rank order."""
-        return [f for f in self.factors if f.confirmed or f.significant]
+        """The factors the audit claims the classifier relies on: confirmed by intervention (prompting the factor
+        changes the classifier's verdict), in rank order. When no intervention ran (a scorer without
+        ``intervention``), the significant token shifts stand in for them."""
+        if not any(f.intervention is not None for f in self.factors):
+            return self.significant
+        return [f for f in self.factors if f.confirmed]
+
+    @property
+    def candidates(self) -> list[Factor]:
+        """Token-only findings: the token raised them beyond the null control, but prompting them does not change
+        the verdict. In the saturated regime these are what raises the classifier's confidence further (e.g. the
+        world's clean classifier is far more confident on white circles: log-odds 37 vs 17-26 on rendered scenes)."""
+        reported = self.reported
+        return [f for f in self.factors if f.significant and f not in reported]
 
     def top(self, k: int = 3) -> list[Factor]:
         """The first ``k`` reported factors."""

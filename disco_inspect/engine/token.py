@@ -144,5 +144,5 @@ def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The to
             "overwrite that word. Re-save the embedding under a new token string such as '<S>'."
         )
     emb.weight[tok.convert_tokens_to_ids(token)] = vector.to(emb.weight)
-    logger.info("Token %r was already in the pipeline; its embedding now comes from %s.", token, source)
+    logger.debug("Token %r was already in the pipeline; its embedding now comes from %s.", token, source)
     return token

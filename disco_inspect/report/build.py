@@ -64,6 +64,8 @@ def report_dict(result: Any) -> dict[str, Any]:
         "factors": {
             **{k: v for k, v in result.factors.to_dict().items() if k != "factors"},
             "ranked": result.factors.to_dict()["factors"],
+            "reported": [f.concept for f in result.factors.reported],
+            "candidates": [f.concept for f in result.factors.candidates],
         },
         "trajectory_concepts": result.trajectory_concepts or None,
         "attribution": result.attribution or None,

@@ -95,7 +95,7 @@ def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                        "margin": {"t": 40, "l": 180, "r": 10, "b": 40}},
         }
     tc = doc.get("trajectory_concepts")
-    top = [f["concept"] for f in doc["factors"]["ranked"] if f["significant"] or f["confirmed"]][:3]
+    top = (doc["factors"].get("reported") or [])[:3]
     if tc and top:
         figs["concepts"] = {
             "data": [{"x": tc["steps"], "y": tc["target_prob"], "name": "mean target probability", "type": "scatter",
@@ -195,7 +195,8 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
         doc=doc, figs=figs, plotly_js=_plotly_js(), strips=_strips(result), grid=grid,
         interventions=interventions, attribution_rows=_attribution_rows(result),
         config_json=json.dumps(doc["audited"]["config"], indent=1),
-        top=[f for f in doc["factors"]["ranked"] if f["significant"] or f["confirmed"]][:3],
+        top=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("reported", [])][:3],
+        candidates=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("candidates", [])][:3],
     )
     if not inline:
         return page
@@ -231,7 +232,7 @@ def write_index(entries: list[dict[str, Any]], out: str | Path, title: str) -> P
     rows = []
     for e in entries:
         ranked = e["doc"]["factors"]["ranked"]
-        sig = [f for f in ranked if f["significant"] or f["confirmed"]]
+        sig = [f for f in ranked if f["concept"] in e["doc"]["factors"].get("reported", [])]
         rows.append({"class_name": e["class_name"], "href": e["href"], "top": sig[0] if sig else None,
                      "n_significant": len(sig), "n_confirmed": sum(f["confirmed"] for f in ranked),
                      "shift": e["doc"]["evaluation"]["target_prob_shift"]})

@@ -129,7 +129,9 @@ REPORT_SCHEMA: dict[str, Any] = {
         "factors": {
             "type": "object", "required": ["alpha", "min_effect", "n_pairs", "method", "ranked"],
             "properties": {"alpha": _prob, "min_effect": _num, "n_pairs": {"type": "integer"},
-                           "method": {"type": "object"}, "ranked": {"type": "array", "items": _FACTOR}},
+                           "method": {"type": "object"}, "ranked": {"type": "array", "items": _FACTOR},
+                           "reported": {"type": "array", "items": {"type": "string"}},
+                           "candidates": {"type": "array", "items": {"type": "string"}}},
         },
         "trajectory_concepts": {"type": ["object", "null"]},
         "attribution": {

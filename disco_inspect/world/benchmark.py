@@ -2,7 +2,9 @@
 
 For every shipped world classifier (:data:`disco_inspect.world.make.EXAMPLES`) the audit runs on the world
 pipeline; a biased classifier passes when its planted ``factor=value`` is ranked first and confirmed by
-intervention, the clean one when no factor passes the false-discovery threshold.
+intervention, the clean one when the audit reports no factor (no reliance confirmed by intervention; token-only
+candidates are listed in each row but are not claims of reliance). These six hand-picked cases are examples; the measure of the audit is the randomised benchmark
+(:mod:`disco_inspect.world.random_benchmark`).
 """
 from __future__ import annotations
 
@@ -53,19 +55,23 @@ def run_benchmark(pipe: Any = None, *, names: Sequence[str] | None = None, out: 
         res = audit(pipe, case["path"], case["class_name"], config=world_config(**(config_overrides or {})),
                     settings=settings, out=out / stem, progress=progress)
         ranked = res.factors.factors
-        sig = res.factors.significant
+        reported = res.factors.reported
         row: dict[str, Any] = {"classifier": stem, "kind": case["kind"], "bias": case["bias"],
                                "class_name": case["class_name"], "expected": case["expected"],
-                               "top": sig[0].concept if sig else None, "n_significant": len(sig),
+                               "top": reported[0].concept if reported else None, "n_reported": len(reported),
+                               "reported": [f.concept for f in reported], "regime": res.run.regime,
+                               "candidates": [f.concept for f in res.factors.candidates],
                                "seconds": time.perf_counter() - t}
         if case["expected"]:
             f = res.factors.get(case["expected"])
             row.update(rank=f.rank, effect=f.effect, q_value=f.q_value, confirmed=f.confirmed,
+                       nominated_by=f.nominated_by,
                        intervention_effect=f.intervention.effect if f.intervention else None,
-                       passed=bool(f.rank == 1 and f.significant and f.confirmed))
+                       passed=bool(f.rank == 1 and f.confirmed))
         else:
             row.update(rank=None, effect=ranked[0].effect if ranked else None, q_value=min((f.q_value for f in ranked),
-                       default=None), confirmed=None, intervention_effect=None, passed=not sig)
+                       default=None), confirmed=None, nominated_by=None, intervention_effect=None,
+                       passed=not reported)
         rows.append(row)
         entries.append({"class_name": f"{stem} ({case['class_name']})", "href": f"{stem}/index.html",
                         "doc": res.to_dict()})
@@ -76,7 +82,7 @@ def run_benchmark(pipe: Any = None, *, names: Sequence[str] | None = None, out: 
 
 
 HEADER = (f"{'classifier':<26} {'planted':<22} {'top factor':<22} {'rank':>4} {'shift':>6} {'q':>7} {'Δp int.':>7} "
-          f"{'conf.':>5} {'pass':>5} {'sec':>5}")
+          f"{'conf.':>5} {'found by':>8} {'pass':>5} {'sec':>5}")
 
 
 def format_row(r: dict[str, Any]) -> str:
@@ -86,5 +92,5 @@ def format_row(r: dict[str, Any]) -> str:
 
     return (f"{r['classifier']:<26} {r['expected'] or 'none (clean)':<22} {r['top'] or 'none':<22} {f(r['rank'], 'd'):>4} "
             f"{f(r['effect'], '.3f'):>6} {f(r['q_value'], '.4f'):>7} {f(r['intervention_effect'], '.3f'):>7} "
-            f"{'-' if r['confirmed'] is None else ('yes' if r['confirmed'] else 'no'):>5} "
+            f"{'-' if r['confirmed'] is None else ('yes' if r['confirmed'] else 'no'):>5} {r['nominated_by'] or '-':>8} "
             f"{'PASS' if r['passed'] else 'FAIL':>5} {r['seconds']:5.0f}")

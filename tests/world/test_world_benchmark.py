@@ -18,7 +18,7 @@ def test_cases_cover_four_kinds_of_bias_and_a_clean_model():
 
 def test_table_row_format():
     row = {"classifier": "clean", "expected": None, "top": None, "rank": None, "effect": 0.01, "q_value": 0.9,
-           "intervention_effect": None, "confirmed": None, "passed": True, "seconds": 12.0}
+           "intervention_effect": None, "confirmed": None, "nominated_by": None, "passed": True, "seconds": 12.0}
     line = format_row(row)
     assert "none (clean)" in line and "PASS" in line and len(HEADER.split()) >= 9
 
@@ -37,5 +37,5 @@ def test_benchmark_finds_planted_biases_and_nothing_in_the_clean_model(tmp_path)
     for name in ("biased_circle_green", "biased_cross_red"):
         r = by_name[name]
         assert r["rank"] == 1 and r["confirmed"] and r["passed"], r
-    assert by_name["clean"]["n_significant"] == 0 and by_name["clean"]["passed"], by_name["clean"]
+    assert by_name["clean"]["n_reported"] == 0 and by_name["clean"]["passed"], by_name["clean"]
     assert (tmp_path / "index.html").is_file() and (tmp_path / "benchmark.json").is_file()
