@@ -42,7 +42,14 @@ def tiny_audit(tmp_path_factory):
     cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=3, patience=3,
                       accuracy_threshold=1.0, lr=0.05)
     settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=2, min_effect=0.0, alpha=0.5)
-    res = audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False)
+    # module-scoped fixtures run before the autouse 1-thread fixture: pin the thread count here too, so the reuse
+    # test compares images computed with the same floating-point order
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return res, out, (pipe, clf, cfg, settings)
 
 
