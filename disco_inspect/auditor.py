@@ -107,6 +107,9 @@ class AuditResult:
     reference: dict[str, Any] | None = None
     """The reference classifier (differential audit): its description and its target probabilities on the
     evaluation images."""
+    edits: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Edits of the user's images (``audit(..., images=...)``): ``href``, ``method``, ``summary``, per-image
+    ``images`` rows, ``failures`` and the image ``tensors``; empty without images."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``report.json`` (schema: :data:`disco_inspect.report.schema.REPORT_SCHEMA`)."""
@@ -194,6 +197,8 @@ def audit(
     overwrite: bool = False,
     allow_unfinished: bool = False,
     reference: Any = None,
+    user_images: Any = None,
+    edit_settings: Any = None,
 ) -> AuditResult:
     """Audit ``classifier`` for class ``target`` through ``pipe``.
 
@@ -212,6 +217,10 @@ def audit(
         reference: a reference classifier (e.g. a clean model of the same task, anything :func:`load_classifier`
             accepts): the same images are scored by it and factors are ranked by how much *more* the audited
             classifier relies on them (a "bias" ranking). Without it the ranking is of "reliance".
+        user_images: the user's own images (folder, glob, files): after the audit they are inverted and edited with the
+            learned token (:func:`disco_inspect.editor.edit_images`, into ``out/edits``) and the report gains their
+            section. Needs ``out``.
+        edit_settings: :class:`~disco_inspect.editor.EditSettings` for ``user_images``.
     """
     from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
@@ -225,6 +234,12 @@ def audit(
     scorer = scorer if scorer is not None else default_scorer(pipe)
     timings: dict[str, float] = {}
     out_dir = Path(out) if out is not None else None
+    if user_images is not None:  # checked before minutes of training
+        from .editing.images import find_images
+
+        if out_dir is None:
+            raise DiscoInspectError("`user_images` are edited into the audit folder; pass `out` as well.")
+        find_images(user_images)
 
     t = time.perf_counter()
     try:
@@ -287,12 +302,23 @@ def audit(
     attribution = _attributions(clf, target_idx, settings, images)
     timings["attributions"] = time.perf_counter() - t
 
+    edits: dict[str, Any] = {}
+    if user_images is not None:
+        from .editor import edit_images
+
+        t = time.perf_counter()
+        job = edit_images(clf, target_idx, user_images, run.token_path, pipe=pipe, out=out_dir / "edits",
+                          settings=edit_settings, scorer=scorer, progress=progress)
+        edits = {"href": "edits/index.html", "method": job.doc["method"], "summary": job.doc["summary"],
+                 "images": job.doc["images"], "failures": job.doc["failures"], "tensors": job.images}
+        timings["edits"] = time.perf_counter() - t
+
     result = AuditResult(
         class_name=class_name, target=target_idx, **run_identity(clf, pipe), config=cfg,
         settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
         eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
         trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,
-        versions=_versions(), out_dir=out_dir, control=control, reference=reference_info,
+        versions=_versions(), out_dir=out_dir, control=control, reference=reference_info, edits=edits,
     )
     if save and out_dir is not None:
         t = time.perf_counter()

@@ -226,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         folder = root / class_folder(idx, name)
         res = audit(pipe, clf, idx, scorer=scorer, config=cfg, settings=settings, out=folder,
                     progress=not args.no_progress, overwrite=args.overwrite,
-                    allow_unfinished=args.report_unfinished, reference=reference)
+                    allow_unfinished=args.report_unfinished, reference=reference, user_images=args.images)
         top = res.factors.top(3)
         print(f"{name}: report {folder / 'index.html'}")
         kind = res.factors.method.get("ranking_kind", "reliance")
@@ -237,6 +237,10 @@ def cmd_report(args: argparse.Namespace) -> int:
               + ("; token only (not confirmed): " + ", ".join(f"{f.concept} ({f.effect:+.2f})"
                                                               for f in res.factors.candidates[:3])
                  if res.factors.candidates else ""))
+        if res.edits:
+            e = res.edits["summary"]
+            print(f"  edits of your images: {folder / res.edits['href']} (p {e['p_target_source']:.3f} -> "
+                  f"{e['p_target_edit']:.3f}; {e['n_images']} images)")
         entries.append({"class_name": name, "href": f"{class_folder(idx, name)}/index.html", "doc": res.to_dict()})
     if len(entries) > 1:
         print(f"index: {write_index(entries, root, f'disco-inspect audit of {model_file.name}')}")
@@ -322,6 +326,50 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for s, img in zip(seeds, images, strict=False):
         save_png(out / f"seed_{s:04d}.png", img)
     print(f"wrote {len(seeds)} images to {out}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """Counterfactual edits of the user's images with a learned token (inversion, prompt-to-prompt, samples)."""
+    from .editor import EditSettings, edit_images
+
+    settings = EditSettings(num_inference_steps=args.steps, guidance_scale=args.guidance,
+                            cross_replace=args.cross_replace, self_replace=args.self_replace,
+                            method=args.method, samples=args.samples, sigma=args.sigma, seed=args.seed,
+                            vae_steps=args.vae_steps)
+    pipe = _setup(args)
+    clf = _classifier(args)
+    scorer = _scorer(args, pipe) if (args.clip_weights or args.concepts) else None
+    clip = None
+    if args.clip_weights:
+        clip = (scorer.model, scorer.tokenizer, scorer.preprocess)
+    lpips = None
+    if args.lpips_weights:
+        from .editing.metrics import lpips_distance
+
+        lpips = lpips_distance(args.lpips_weights, args.lpips_net)
+    out = Path(args.out) if args.out else Path("edits") / class_folder(clf.resolve_class(args.target),
+                                                                        clf.class_name(clf.resolve_class(args.target)))
+    result = edit_images(clf, args.target, args.images, args.token, pipe=pipe, out=out, prompt=args.prompt,
+                         settings=settings, scorer=scorer, lpips=lpips, clip=clip, max_images=args.max_images,
+                         progress=not args.no_progress).doc
+    s = result["summary"]
+    print(f"edited {s['n_images']} images of {result['class_name']!r} ({result['method']}) -> {out / 'index.html'}")
+    print(f"  reconstruction PSNR {s['reconstruction_psnr']:.2f} dB (VAE ceiling {s.get('vae_psnr', float('nan')):.2f}, "
+          f"plain DDIM under CFG {s.get('plain_ddim_psnr', float('nan')):.2f})")
+    lo, hi = s["delta_p_edit_ci95"]
+    ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
+    print(f"  p({result['class_name']}) {s['p_target_source']:.3f} -> edit {s['p_target_edit']:.3f} "
+          f"(delta {s['delta_p_edit']:+.3f}{ci})")
+    if "diversity" in s:
+        print(f"  samples: p {s['p_target_samples']:.3f}, diversity {s['diversity']:.4f} (upper bound "
+              f"{s['upper_bound']:.4f}; {s['distance']})")
+    if s.get("top_concepts"):
+        shifts = ", ".join(f"{c} {s['concept_shift'][c]:+.2f}" for c in s["top_concepts"])
+        print(f"  the edit changed: {shifts}")
+    if result["failures"]:
+        print(f"  {len(result['failures'])} file(s) could not be read: " +
+              ", ".join(f["file"] for f in result["failures"]))
     return 0
 
 
@@ -434,6 +482,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("edit", help="edit your own images with a learned token (inversion + prompt-to-prompt)",
+                       formatter_class=_Formatter)
+    _add_model_args(p)
+    from .editing.edit import CROSS_REPLACE, METHODS, NOISE_SIGMA, SELF_REPLACE
+    from .editor import EDIT_GUIDANCE, EDIT_PROMPT, EDIT_STEPS
+    from .world.presets import WORLD_EDIT as W
+
+    p.add_argument("--images", required=True, help="a folder, a glob ('val/*.jpg') or a file of your images")
+    p.add_argument("--token", required=True, help="run folder or token file (learned_embeds.safetensors)")
+    p.add_argument("--prompt", default=None,
+                   help=f"source prompt; the token goes before {{class_name}} (default: {EDIT_PROMPT!r}; world: "
+                        f"{W['prompt']!r})")
+    p.add_argument("--method", default="noise", choices=METHODS,
+                   help="stochastic edits: none, noise on the token, null-text VAE, edit-prompt VAE")
+    p.add_argument("--samples", type=int, default=4, help="stochastic edits per image")
+    p.add_argument("--sigma", type=float, default=None, help=f"noise method: scale x the token's RMS (default: {NOISE_SIGMA})")
+    p.add_argument("--steps", type=int, default=None, help=f"DDIM steps (default: {EDIT_STEPS}; world: {W['num_inference_steps']})")
+    p.add_argument("--guidance", type=float, default=None, help=f"CFG scale (default: {EDIT_GUIDANCE}; world: {W['guidance_scale']})")
+    p.add_argument("--cross-replace", type=float, default=None,
+                   help=f"fraction of steps with the source's cross-attention (default: {CROSS_REPLACE}; world: "
+                        f"{W['cross_replace']})")
+    p.add_argument("--self-replace", type=float, default=None,
+                   help=f"fraction of steps with the source's self-attention (default: {SELF_REPLACE}; world: "
+                        f"{W['self_replace']})")
+    p.add_argument("--vae-steps", type=int, default=None, help="training steps of the null-vae/cond-vae VAE")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stochastic edits")
+    p.add_argument("--max-images", type=int, default=None, help="edit at most this many images")
+    p.add_argument("--lpips-weights", default=None, help="torchvision backbone state dict for LPIPS (optional)")
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone")
+    p.add_argument("--concepts", default=None, help="concept file for the concept shifts (with --clip-weights)")
+    p.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
+    p.add_argument("--clip-weights", default=None, help="local open_clip weights: CLIP-T/CLIP-I and concept shifts")
+    _add_pipeline_args(p)
+    p.add_argument("--out", default=None, help="output folder (default: edits/<class>)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_edit)
+
     p = sub.add_parser("report", help="audit a class: token, factors, interventions, attributions, HTML report",
                        formatter_class=_Formatter)
     _add_model_args(p, required=False)
@@ -447,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate across concepts")
     g.add_argument("--min-effect", type=float, default=0.05, help="smallest concept-presence shift that counts")
     g.add_argument("--concepts", default=None, help="concept file (one per line; 'concept | prompt | contrasts')")
+    p.add_argument("--images", default=None,
+                   help="also edit your own images with the learned token (a folder or glob): adds an edit section "
+                        "(and OUT/.../edits/) to the report; see `disco-inspect edit`")
     g.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
     g.add_argument("--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)")
     g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")

@@ -22,7 +22,7 @@ def test_notebook_runs_and_shows_the_report(tmp_path, monkeypatch):
     report = [h for h in html if h.startswith("<iframe srcdoc=")]
     assert report and "What does the classifier mean by" in report[0] and "Factors" in report[0]
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 2  # the static figures
+    assert len(images) >= 3  # the static figures and the edit grid of the last cell
     assert (tmp_path / "reports" / "circle" / "index.html").is_file()
     import json
 

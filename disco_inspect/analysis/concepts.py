@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -101,6 +102,27 @@ class OracleScorer:
         probs = self.oracle.probabilities(images.float().cpu())
         return torch.cat([probs[f] for f in self.factors], dim=1)
 
+    def prompt_distance(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """How far each image is from its prompt [N] (differentiable): the mean over the factors the prompt names
+        of ``-log p_oracle(value)``. Added tokens (``<S>``) and a leading "a photo of" are ignored; a prompt that
+        names no factor contributes 0."""
+        from ..world.scenes import FACTOR_VALUES, parse_caption
+
+        self.oracle.eval()
+        logits = self.oracle(images.float())
+        out = []
+        for i, prompt in enumerate(prompts):
+            words = [w for w in prompt.strip().split() if not (w.startswith("<") and w.endswith(">"))]
+            text = " ".join(words)
+            text = re.sub(r"^an? (photo|picture|image) of ", "", text, flags=re.IGNORECASE)
+            try:
+                named = parse_caption(text.lower())
+            except DiscoInspectError:
+                named = {}
+            terms = [-F.log_softmax(logits[f][i], -1)[FACTOR_VALUES[f].index(v)] for f, v in named.items()]
+            out.append(torch.stack(terms).mean() if terms else logits["shape"][i].sum() * 0)
+        return torch.stack(out)
+
     def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
         """World captions: ``"a circle on a green background"`` vs the same with every other value."""
         from ..world.scenes import FACTOR_VALUES, SHAPES, caption_for
@@ -176,6 +198,10 @@ class OpenClipScorer:
             raise DiscoInspectError(f"Could not load open_clip `{arch}` from `{weights}`: {e}.") from e
         return cls(model, open_clip.get_tokenizer(arch), concepts, **kwargs)
 
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [N, 3, H, W] in [0, 1] -> the model's normalised input (differentiable)."""
+        return self._prep(images)
+
     def _prep(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
         if self.preprocess_cfg["resize_mode"] == "squash":  # resize to the input size, aspect ratio not kept
@@ -195,6 +221,14 @@ class OpenClipScorer:
             s_c, s_n = f @ self._concept_feats.T, (f @ self._neutral)[:, None]
             out.append(torch.sigmoid(scale * (s_c - s_n)))  # 2-way softmax == sigmoid of the difference
         return torch.cat(out)
+
+    def prompt_distance(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """1 - cos(image, prompt) in the CLIP space [N] (differentiable); added tokens (``<S>``) are left out."""
+        words = [" ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">"))) for p in prompts]
+        with torch.no_grad():
+            text = F.normalize(self.model.encode_text(self.tokenizer(words)).float(), dim=-1)
+        img = F.normalize(self.model.encode_image(self._prep(images)).float(), dim=-1)
+        return 1 - (img * text.to(img.device)).sum(-1)
 
     def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
         """The concept file's prompts, or "a photo of a {class} with {concept}" vs "a photo of a {class}"."""

@@ -70,4 +70,5 @@ def report_dict(result: Any) -> dict[str, Any]:
         "trajectory_concepts": result.trajectory_concepts or None,
         "attribution": result.attribution or None,
         "timings": result.timings,
+        **({"edits": {k: v for k, v in result.edits.items() if k != "tensors"}} if result.edits else {}),
     }

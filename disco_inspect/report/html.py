@@ -175,6 +175,16 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
+def _edit_rows(result: Any) -> list[dict[str, Any]]:
+    """Rows of the user's edited images (source | reconstruction | edit | samples) if the audit made them."""
+    edits = getattr(result, "edits", None) or {}
+    if not edits:
+        return []
+    from .edit_page import edit_rows
+
+    return edit_rows(edits, edits.get("tensors") or {})
+
+
 def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | None = None) -> str:
     """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks."""
     doc = _clean(doc or result.to_dict())
@@ -194,7 +204,7 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
     page = _env().get_template("report.html.j2").render(
         doc=doc, figs=figs, plotly_js=_plotly_js(), strips=_strips(result), grid=grid,
         interventions=interventions, attribution_rows=_attribution_rows(result),
-        config_json=json.dumps(doc["audited"]["config"], indent=1),
+        config_json=json.dumps(doc["audited"]["config"], indent=1), edit_rows=_edit_rows(result),
         top=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("reported", [])][:3],
         candidates=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("candidates", [])][:3],
     )

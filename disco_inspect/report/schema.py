@@ -146,6 +146,12 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
         "timings": {"type": "object", "additionalProperties": _num},
+        "edits": {
+            "type": "object", "required": ["href", "method", "summary", "images", "failures"],
+            "properties": {"href": {"type": "string"}, "method": {"type": "string"}, "summary": {"type": "object"},
+                           "images": {"type": "array", "items": {"type": "object"}},
+                           "failures": {"type": "array", "items": {"type": "object"}}},
+        },
     },
 }
 

@@ -17,3 +17,10 @@ def world_config(**overrides: object) -> DiscoConfig:
                        max_iters=50, patience=50, accuracy_threshold=1.0, templates=WORLD_TEMPLATES,
                        image_save_size=None, objective="auto")
     return base.replace(**overrides) if overrides else base
+
+
+#: Editing defaults for the world (``disco-inspect edit`` on ``world``): prompts in the captions' style ("a circle"),
+#: 20 DDIM steps at the world's CFG 4; the source's cross-attention for the first 30 % of the steps and
+#: self-attention for the first 10 % (measured on two tokens: docs/editing.md).
+WORLD_EDIT: dict[str, object] = {"prompt": "a {class_name}", "num_inference_steps": 20, "guidance_scale": 4.0,
+                                 "cross_replace": 0.3, "self_replace": 0.1}

@@ -197,3 +197,45 @@ def test_a_changed_model_file_is_not_reused(tiny_assets, tmp_path):
                                 label_names=other.label_names, preprocessing=other.preprocessing)
     with pytest.raises(DiscoInspectError, match="classifier"):
         train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)
+
+
+def test_report_with_images_adds_the_edit_section(tmp_path):
+    """`report --images DIR`: the user's images are inverted and edited with the learned token; the report gains
+    their rows and report.json their summary, and edits/ holds the edit page."""
+    from disco_inspect.editor import EditSettings
+    from disco_inspect.engine.run import save_png
+    from disco_inspect.testing import tiny_pipeline
+
+    torch.manual_seed(0)
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
+    pipe = tiny_pipeline(seed=0)
+    imgs = tmp_path / "mine"
+    for i in range(2):
+        save_png(imgs / f"cat_{i}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)))
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, patience=3,
+                      accuracy_threshold=1.0, lr=0.05)
+    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5)
+    out = tmp_path / "audit"
+    res = audit(pipe, clf, "cat", scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False,
+                user_images=imgs, edit_settings=EditSettings(num_inference_steps=3, samples=2))
+    doc = json.loads((out / "report.json").read_text())
+    validate_report(doc)
+    assert doc["edits"]["href"] == "edits/index.html" and len(doc["edits"]["images"]) == 2
+    assert doc["edits"]["images"][0]["edit_prompt"] == "a photo of a <S> cat"
+    assert (out / "edits" / "edit.json").is_file() and (out / "edits" / "images" / "cat_0" / "edit.png").is_file()
+    html = (out / "index.html").read_text()
+    assert 'id="edits"' in html and html.count('alt="cat_0:') == 5  # source, reconstruction, edit, 2 samples
+    assert res.edits["summary"]["n_images"] == 2
+
+
+def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
+    from disco_inspect.testing import tiny_pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("trained before checking the images")
+
+    monkeypatch.setattr("disco_inspect.engine.optimize.train_token", boom)
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
+    with pytest.raises(DiscoInspectError, match="nothing|empty|exist"):
+        audit(tiny_pipeline(seed=0), clf, "cat", scorer=ColourScorer(), out=tmp_path / "a", progress=False,
+              user_images=tmp_path / "missing")

@@ -1,0 +1,316 @@
+"""Edit inverted images with the learned class token: prompt-to-prompt from the inverted noise and null embeddings.
+
+Each image's batch holds its source row (source prompt, tuned null embeddings: the reconstruction), the
+deterministic edit (the token inserted before the class name: "a photo of a circle" -> "a photo of a <S>
+circle") and ``samples`` stochastic edits. All rows start from the image's inverted ``x_T`` and are denoised
+together with DDIM, so the edit rows can take the source row's attention maps (see
+:mod:`~disco_inspect.editing.controller`). Stochastic edits follow the second seed paper:
+
+* ``noise`` (the lower bound): Gaussian noise on the token's embedding, ``sigma`` times its RMS;
+* ``null-vae`` (Method 1): null embeddings sampled from a VAE trained to reconstruct (:class:`NullVAE`);
+* ``cond-vae`` (Method 2): edit-prompt embeddings sampled from a VAE trained with the concept scorer's
+  cross-matched loss, KL and a diversity loss (:class:`CondVAE`).
+
+The deterministic edit uses no randomness; samples draw from one generator per image seeded with ``seed + i``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DiscoInspectError
+from .inversion import Inversion, ddim_scheduler, ddim_step, guided_eps
+
+logger = logging.getLogger(__name__)
+
+#: Stochastic-edit methods: none (deterministic edit only), the noise lower bound, and the paper's two VAEs.
+METHODS = ("none", "noise", "null-vae", "cond-vae")
+#: Default fractions of the steps during which the edit rows take the source's attention maps (prompt-to-prompt).
+CROSS_REPLACE = 0.8
+SELF_REPLACE = 0.4
+#: Default noise on the token's embedding for ``noise``, as a multiple of the embedding's RMS.
+NOISE_SIGMA = 0.5
+
+
+@dataclass
+class EditResult:
+    """What :func:`edit` made, CPU float32 images in [0, 1].
+
+    Attributes:
+        sources: the inverted source images [B, 3, H, W].
+        reconstructions: the source rows sampled back [B, 3, H, W] (with the tuned null embeddings).
+        edits: the deterministic edits [B, 3, H, W].
+        samples: the stochastic edits [B, N, 3, H, W] (None for ``method="none"``).
+        source_prompts, edit_prompts, names: per image.
+        method: the stochastic method; ``settings``: every knob used (JSON-ready).
+        edit_latents: the deterministic edit's latent at every step [steps + 1, B, C, h, w] (Method 2 trains on it).
+        vae: the trained VAE of ``null-vae``/``cond-vae`` (reuse it with ``edit(..., vae=...)``).
+    """
+
+    sources: torch.Tensor
+    reconstructions: torch.Tensor
+    edits: torch.Tensor
+    samples: torch.Tensor | None
+    source_prompts: list[str]
+    edit_prompts: list[str]
+    names: list[str]
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    edit_latents: torch.Tensor | None = None
+    vae: Any = None
+    vae_history: list[dict[str, float]] = field(default_factory=list)
+
+
+def insert_token(prompt: str, token: str, class_name: str) -> str:
+    """``"a photo of a circle"`` -> ``"a photo of a <S> circle"``: the token before the class name's last mention."""
+    if token in prompt:
+        return prompt
+    matches = list(re.finditer(rf"(?<!\w){re.escape(class_name)}(?!\w)", prompt, flags=re.IGNORECASE))
+    if not matches:
+        raise DiscoInspectError(
+            f"The source prompt {prompt!r} does not name the class {class_name!r}; the token goes before the class "
+            f"name. Use a prompt such as 'a photo of a {class_name}' (`--prompt`)."
+        )
+    at = matches[-1].start()
+    return f"{prompt[:at]}{token} {prompt[at:]}"
+
+
+def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
+    """Install ``token`` in ``pipe`` and return (token string, embedding).
+
+    ``token``: a token file (``learned_embeds.safetensors``), a run folder holding one, a ``(string, vector)``
+    pair, or the string of a token already in the pipeline. A token learned on another pipeline (another
+    embedding width) is refused before any work.
+    """
+    from ..engine.run import TOKEN_FILE
+    from ..engine.token import load_token, put_token
+
+    if isinstance(token, tuple):
+        name, vector = token
+        return put_token(pipe, name, torch.as_tensor(vector).float()), torch.as_tensor(vector).float().reshape(-1)
+    if isinstance(token, (str, Path)) and (Path(token).is_file() or Path(token).is_dir()):
+        path = Path(token)
+        if path.is_dir():
+            if not (path / TOKEN_FILE).is_file():
+                raise DiscoInspectError(f"`token` folder `{path}` has no {TOKEN_FILE}; pass a run folder written by "
+                                        "`disco-inspect train`/`report` or the token file itself.")
+            path = path / TOKEN_FILE
+        name, vector = load_token(path)
+        return put_token(pipe, name, vector, source=f"Token file `{path}`"), vector
+    if isinstance(token, str) and token in pipe.tokenizer.get_added_vocab():
+        emb = pipe.text_encoder.get_input_embeddings().weight
+        return token, emb[pipe.tokenizer.convert_tokens_to_ids(token)].detach().float().cpu()
+    raise DiscoInspectError(f"`token` = {token!r} is neither a token file, a run folder, nor a token of this "
+                            "pipeline; pass the learned_embeds.safetensors of a run (or its folder).")
+
+
+@contextmanager
+def token_vector(pipe: Any, token: str, vector: torch.Tensor) -> Iterator[None]:
+    """Temporarily give ``token`` the embedding ``vector`` (restored on exit)."""
+    emb = pipe.text_encoder.get_input_embeddings().weight
+    tid = pipe.tokenizer.convert_tokens_to_ids(token)
+    saved = emb[tid].detach().clone()
+    with torch.no_grad():
+        emb[tid] = vector.to(emb)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            emb[tid] = saved
+
+
+def _check(inversion: Inversion, method: str, samples: int, sigma: float) -> None:
+    if not isinstance(inversion, Inversion):
+        raise DiscoInspectError(f"`inversion` must be the result of `invert(...)`, got {type(inversion).__name__}.")
+    if method not in METHODS:
+        raise DiscoInspectError(f"`method` = {method!r} is unknown; use one of {', '.join(METHODS)}.")
+    if not isinstance(samples, int) or samples < 0:
+        raise DiscoInspectError(f"`samples` = {samples!r} is invalid; use 0 or more.")
+    if method != "none" and samples < 1:
+        raise DiscoInspectError(f"`method` = {method!r} draws stochastic edits but `samples` = {samples}; use "
+                                "`samples` >= 1 (e.g. 4) or `method='none'`.")
+    if sigma < 0:
+        raise DiscoInspectError(f"`sigma` = {sigma!r} is invalid; use a noise scale >= 0 (e.g. {NOISE_SIGMA}).")
+
+
+def edit(
+    pipe: Any,
+    inversion: Inversion,
+    token: Any,
+    *,
+    class_name: str,
+    method: str = "none",
+    samples: int = 0,
+    sigma: float = NOISE_SIGMA,
+    cross_replace: float = CROSS_REPLACE,
+    self_replace: float = SELF_REPLACE,
+    seed: int = 0,
+    vae: Any = None,
+    vae_options: dict[str, Any] | None = None,
+    scorer: Any = None,
+    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    classifier: Any = None,
+    target: int | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> EditResult:
+    """Edit inverted images with the class token (deterministic), plus ``samples`` stochastic edits by ``method``.
+
+    Args:
+        pipe: the pipeline the images were inverted with.
+        inversion: from :func:`~disco_inspect.editing.inversion.invert`.
+        token: the learned token (file, run folder, ``(string, vector)``); see :func:`resolve_token`.
+        class_name: the class word of the source prompts; the token is inserted before it.
+        method: ``none``, ``noise``, ``null-vae`` or ``cond-vae`` (see the module docs).
+        samples: stochastic edits per image.
+        sigma: ``noise``: the noise scale, as a multiple of the token embedding's RMS.
+        cross_replace, self_replace: fractions of the steps during which edit rows take the source's cross- and
+            self-attention maps (prompt-to-prompt; 0 = plain regeneration with the new prompt).
+        seed: stochastic edits of image ``i`` draw from ``torch.Generator().manual_seed(seed + i)``.
+        vae: a trained :class:`~disco_inspect.editing.stochastic.NullVAE`/``CondVAE`` to reuse; else one is trained.
+        vae_options: keyword arguments of the VAE's trainer (steps, lr, beta, ...).
+        scorer, features: ``cond-vae`` only: the concept scorer whose ``prompt_distance`` is the paper's CLIP loss,
+            and the image features of its diversity loss (e.g. ``classifier_features(clf).features``).
+        classifier, target: ``cond-vae``: the audited classifier and class index (the token's meaning in the loss).
+        batch_size: images edited together (each brings 2 + ``samples`` rows).
+        progress: show progress bars.
+    """
+    _check(inversion, method, samples, sigma)
+    token_str, vector = resolve_token(pipe, token)
+    source_prompts = list(inversion.prompts)
+    edit_prompts = [insert_token(p, token_str, class_name) for p in source_prompts]
+    n_samples = samples if method != "none" else 0
+    settings = {"method": method, "samples": n_samples, "sigma": sigma if method == "noise" else None,
+                "cross_replace": cross_replace, "self_replace": self_replace, "seed": seed, **inversion.settings()}
+
+    # 1) the deterministic edit (and the source rows), recording the edit's latents
+    det = _sample(pipe, inversion, source_prompts, edit_prompts, cross_replace, self_replace, batch_size,
+                  extra=None, progress=progress)
+    result = EditResult(sources=inversion.images, reconstructions=det["source"], edits=det["edit"], samples=None,
+                        source_prompts=source_prompts, edit_prompts=edit_prompts, names=list(inversion.names),
+                        method=method, settings=settings, edit_latents=det["edit_latents"])
+    if not n_samples:
+        return result
+
+    # 2) stochastic rows
+    if method == "noise":
+        extra = _noise_rows(pipe, token_str, vector, edit_prompts, n_samples, sigma, seed)
+    else:
+        from .stochastic import CondVAE, NullVAE, train_cond_vae, train_null_vae
+
+        kind = NullVAE if method == "null-vae" else CondVAE
+        if vae is not None and not isinstance(vae, kind):
+            raise DiscoInspectError(f"`vae` is a {type(vae).__name__}, but `method` = {method!r} needs a {kind.__name__}.")
+        if vae is None:
+            opts = dict(vae_options or {})
+            if method == "null-vae":
+                vae, history = train_null_vae(pipe, inversion, progress=progress, **opts)
+            else:
+                if scorer is None or features is None:
+                    raise DiscoInspectError("`method` = 'cond-vae' trains on the concept scorer and image features; "
+                                            "pass `scorer=` (e.g. OracleScorer()) and `features=`.")
+                vae, history = train_cond_vae(pipe, inversion, edit_prompts, det["edit_latents"], scorer=scorer,
+                                              features=features, classifier=classifier, target=target,
+                                              progress=progress, **opts)
+            result.vae_history = history
+        result.vae = vae
+        extra = vae.sampler(pipe, inversion, edit_prompts, n_samples, seed)
+    out = _sample(pipe, inversion, source_prompts, edit_prompts, cross_replace, self_replace, batch_size,
+                  extra=extra, progress=progress)
+    result.samples = out["samples"]
+    return result
+
+
+def _noise_rows(pipe: Any, token: str, vector: torch.Tensor, edit_prompts: list[str], n: int, sigma: float,
+                seed: int) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
+    """Rows of the ``noise`` method: the edit prompt encoded with ``vector + sigma * rms * N(0, I)``, per sample."""
+    from ..engine.sampling import encode
+
+    rms = vector.float().pow(2).mean().sqrt()
+    conds = []  # [B][n] embeddings
+    for i, prompt in enumerate(edit_prompts):
+        gen = torch.Generator().manual_seed(seed + i)
+        noise = torch.randn(n, vector.numel(), generator=gen)
+        rows = []
+        for k in range(n):
+            with token_vector(pipe, token, vector + sigma * rms * noise[k]), torch.no_grad():
+                rows.append(encode(pipe, [prompt])[0].float().cpu())
+        conds.append(torch.stack(rows))
+    cond = torch.stack(conds)  # [B, n, L, D]
+
+    def rows(step: int, t: int, images: list[int]) -> dict[str, torch.Tensor]:
+        return {"cond": cond[images].flatten(0, 1)}
+
+    return rows
+
+
+def _sample(pipe: Any, inversion: Inversion, source_prompts: list[str], edit_prompts: list[str],
+            cross_replace: float, self_replace: float, batch_size: int, *,
+            extra: Callable[[int, int, list[int]], dict[str, torch.Tensor]] | None, progress: bool) -> dict[str, Any]:
+    """Denoise the source and edit rows (``extra`` None) or the source and stochastic rows of every image.
+
+    ``extra(step, t, images)`` returns the stochastic rows' ``cond`` and/or ``uncond`` embeddings, image-major
+    ``[len(images) * n, L, D]``; a key it leaves out is the deterministic edit's.
+    """
+    from tqdm.auto import tqdm
+
+    from ..engine.sampling import decode, encode
+    from .controller import AttentionInjection, inject_attention, token_alignment
+
+    sched = ddim_scheduler(pipe, inversion.num_inference_steps, inversion.timestep_spacing)
+    g = inversion.guidance_scale
+    out: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "samples": [], "edit_latents": []}
+    n_steps = len(sched.timesteps)
+    bar = tqdm(total=len(inversion) * n_steps, desc="editing" if extra is None else "stochastic edits",
+               disable=not progress, leave=False)
+    for s in range(0, len(inversion), batch_size):
+        images = list(range(s, min(s + batch_size, len(inversion))))
+        b = len(images)
+        with torch.no_grad():
+            src_c = encode(pipe, [source_prompts[i] for i in images])
+            edit_c = encode(pipe, [edit_prompts[i] for i in images])
+        probe = extra(0, int(sched.timesteps[0]), images) if extra is not None else None
+        n = 1 if probe is None else next(iter(probe.values())).shape[0] // b
+        # rows: b source rows, then per image n edit rows (image-major)
+        sources = list(range(b)) + [j for j in range(b) for _ in range(n)]
+        aligned = [token_alignment(pipe.tokenizer, source_prompts[i], source_prompts[i]) for i in images]
+        aligned += [token_alignment(pipe.tokenizer, source_prompts[i], edit_prompts[i]) for i in images for _ in range(n)]
+        state = AttentionInjection(sources, aligned, n_steps, cross_replace, self_replace)
+        x = inversion.x_T[images].to(pipe.device, pipe.unet.dtype)
+        x = torch.cat([x, x.repeat_interleave(n, 0)])
+        latents = [x[b:].float().cpu()] if extra is None else []
+        with inject_attention(pipe.unet, state), torch.no_grad():
+            for i, t in enumerate(sched.timesteps):
+                state.step = i
+                null = inversion.null_embeddings[i][images].to(pipe.device)
+                rows = extra(i, int(t), images) if extra is not None else {}
+                cond_e = rows.get("cond", edit_c.repeat_interleave(n, 0).float().cpu()).to(pipe.device)
+                unc_e = rows.get("uncond", null.repeat_interleave(n, 0).cpu()).to(pipe.device)
+                cond = torch.cat([src_c.float(), cond_e.float()])
+                uncond = torch.cat([null.float(), unc_e.float()])
+                x = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
+                if extra is None:
+                    latents.append(x[b:].float().cpu())
+                bar.update(b)
+            images_out = decode(pipe, x).float().cpu()
+        out["source"].append(images_out[:b])
+        if extra is None:
+            out["edit"].append(images_out[b:])
+            out["edit_latents"].append(torch.stack(latents))
+        else:
+            out["samples"].append(images_out[b:].view(b, n, *images_out.shape[1:]))
+    bar.close()
+    res: dict[str, Any] = {"source": torch.cat(out["source"])}
+    if extra is None:
+        res["edit"] = torch.cat(out["edit"])
+        res["edit_latents"] = torch.cat(out["edit_latents"], 1)
+    else:
+        res["samples"] = torch.cat(out["samples"])
+    return res
