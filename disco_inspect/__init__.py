@@ -9,8 +9,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from . import registry as _registry
 from .config import PAPER_TEMPLATES, DiscoConfig
 from .errors import DiscoInspectError
+
+# The bundled world's parts that lower layers look up instead of importing upward (see registry.py).
+for _kind, _name, _ref in (
+    ("model_source", "world", "disco_inspect.world.make:resolve_model"),
+    ("text_encoder", "minilm", "disco_inspect.world.model:load_text_encoder"),
+    ("disco_config", "world", "disco_inspect.world.presets:world_config"),
+    ("edit_defaults", "world", "disco_inspect.world.presets:edit_defaults"),
+    ("scorer", "world", "disco_inspect.world.scorer:OracleScorer"),
+):
+    _registry.register(_kind, _name, _ref)
 
 _LAZY = {
     "load_pipeline": "disco_inspect.models.pipelines",
@@ -32,7 +43,7 @@ _LAZY = {
     "TowardClass": "disco_inspect.engine.objectives",
     "AwayFromClass": "disco_inspect.engine.objectives",
     "ConceptScorer": "disco_inspect.analysis.concepts",
-    "OracleScorer": "disco_inspect.analysis.concepts",
+    "OracleScorer": "disco_inspect.world.scorer",
     "OpenClipScorer": "disco_inspect.analysis.concepts",
     "load_concepts": "disco_inspect.analysis.concepts",
     "load_concept_file": "disco_inspect.analysis.concepts",

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .config import DiscoConfig
+from .defaults import default_config, default_scorer, is_world_pipeline  # noqa: F401 - re-exported
 from .errors import DiscoInspectError
 
 logger = logging.getLogger(__name__)
@@ -132,39 +133,14 @@ class AuditResult:
         return write_report(self, target)
 
 
-def is_world_pipeline(pipe: Any) -> bool:
-    """True for the bundled world's pipeline (``load_pipeline("world")``)."""
-    return str(getattr(pipe, "_disco_source", "")) == "world"
-
-
-def default_scorer(pipe: Any) -> Any:
-    """The world's oracle for the world pipeline; otherwise an error naming how to give a scorer."""
-    if is_world_pipeline(pipe):
-        from .analysis.concepts import OracleScorer
-
-        return OracleScorer()
-    raise DiscoInspectError(
-        "No concept scorer for this pipeline: pass `scorer=OpenClipScorer.from_pretrained(arch, weights)` "
-        "(CLI: --clip-arch ViT-B-32 --clip-weights FILE; weights must be local)."
-    )
-
-
-def _load_images(paths: list[Path]) -> torch.Tensor | None:
-    import numpy as np
-    from PIL import Image
-
-    if not paths or not all(p.is_file() for p in paths):
-        return None
-    arrs = [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths]
-    return torch.stack(arrs).float() / 255
-
-
 def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, list[float]] | None:
     """Mean concept presence and target probability per recorded iteration (baseline first, as step -1)."""
+    from .engine.run import load_pngs
+
     if run.run_dir is None:
         return None
     steps, rows, targets = [], [], []
-    base = _load_images(run.image_paths("baseline"))
+    base = load_pngs(run.image_paths("baseline"))
     if base is not None and run.baseline.get("target_prob_mean") is not None:
         steps.append(-1)
         rows.append(scorer.score(base).mean(0))
@@ -172,7 +148,7 @@ def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, 
     for rec in run.trajectory:
         if not rec.get("validation", True):  # with a seed pool: only iterations on the baseline's seeds compare
             continue
-        imgs = _load_images(run.image_paths(rec["step"]))
+        imgs = load_pngs(run.image_paths(rec["step"]))
         if imgs is None:
             continue
         steps.append(rec["step"])
@@ -224,13 +200,13 @@ def audit(
     """
     from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
-    from .engine.optimize import RunInterrupted, _as_classifier, _versions, run_identity, train_token
+    from .engine.optimize import RunInterrupted, as_classifier, package_versions, run_identity, train_token
     from .engine.scoring import target_probabilities
 
     settings = settings or AuditSettings()
     cfg = config or default_config(pipe)
-    clf = _as_classifier(classifier)
-    ref = _as_classifier(reference) if reference is not None else None
+    clf = as_classifier(classifier)
+    ref = as_classifier(reference) if reference is not None else None
     scorer = scorer if scorer is not None else default_scorer(pipe)
     timings: dict[str, float] = {}
     out_dir = Path(out) if out is not None else None
@@ -318,7 +294,7 @@ def audit(
         settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
         eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
         trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,
-        versions=_versions(), out_dir=out_dir, control=control, reference=reference_info, edits=edits,
+        versions=package_versions(), out_dir=out_dir, control=control, reference=reference_info, edits=edits,
     )
     if save and out_dir is not None:
         t = time.perf_counter()
@@ -422,11 +398,3 @@ def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[s
     return out
 
 
-def default_config(pipe: Any) -> DiscoConfig:
-    """The paper's defaults with ``objective="auto"``, or the world preset (:func:`disco_inspect.world.presets.world_config`)
-    on the world."""
-    if is_world_pipeline(pipe):
-        from .world.presets import world_config
-
-        return world_config()
-    return DiscoConfig(objective="auto")  # the paper's settings; a saturated class gets the margin objective

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .defaults import EDIT_GUIDANCE, EDIT_PROMPT, EDIT_STEPS, edit_defaults  # noqa: F401 - re-exported
 from .errors import DiscoInspectError
 from .io import shareable_source, write_json
 
@@ -23,11 +24,6 @@ logger = logging.getLogger(__name__)
 
 EDIT_JSON = "edit.json"
 EDIT_HTML = "index.html"
-#: The source prompt when the user gives none (the token goes before ``{class_name}``).
-EDIT_PROMPT = "a photo of a {class_name}"
-#: Mokady et al.'s null-text inversion setting for Stable Diffusion: 50 DDIM steps at CFG 7.5.
-EDIT_STEPS = 50
-EDIT_GUIDANCE = 7.5
 
 
 @dataclass
@@ -60,22 +56,6 @@ class EditSettings:
         out = edit_defaults(pipe)
         out.update({k: v for k, v in self.__dict__.items() if v is not None})
         return out
-
-
-def edit_defaults(pipe: Any) -> dict[str, Any]:
-    """Editing defaults: Mokady et al.'s 50 steps at CFG 7.5 and prompt-to-prompt's 0.8/0.4 for Stable Diffusion;
-    the world preset (:data:`disco_inspect.world.presets.WORLD_EDIT`) for the bundled world."""
-    from .auditor import is_world_pipeline
-    from .editing.edit import CROSS_REPLACE, NOISE_SIGMA, SELF_REPLACE
-
-    base = {"prompt": EDIT_PROMPT, "num_inference_steps": EDIT_STEPS, "guidance_scale": EDIT_GUIDANCE,
-            "cross_replace": CROSS_REPLACE,
-            "self_replace": SELF_REPLACE, "sigma": NOISE_SIGMA}
-    if is_world_pipeline(pipe):
-        from .world.presets import WORLD_EDIT
-
-        base.update(WORLD_EDIT)
-    return base
 
 
 def _check_out(out: Path) -> None:
@@ -147,7 +127,7 @@ def edit_images(
     size = image_size(pipe)[0]
     loaded = load_images(images, size, max_images=max_images)
     if scorer is None:
-        from .auditor import default_scorer, is_world_pipeline
+        from .defaults import default_scorer, is_world_pipeline
 
         scorer = default_scorer(pipe) if is_world_pipeline(pipe) else None
     t0 = time.perf_counter()

@@ -1,12 +1,11 @@
 """Concept scoring behind one small protocol: ``scorer.concepts`` and ``scorer.score(images) -> [N, K]``.
 
-* :class:`OracleScorer` — the bundled world's oracle: one concept per factor value ("background=green").
+* the bundled world's oracle scorer lives with the world (:class:`disco_inspect.world.scorer.OracleScorer`).
 * :class:`OpenClipScorer` — zero-shot presence of free-text concepts with an open_clip model whose weights
   the user has locally (nothing downloads): p(concept) = softmax over {"a photo of <concept>", neutral}.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -80,65 +79,6 @@ def load_concept_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str,
 def load_concepts(path: str | Path) -> list[str]:
     """The concepts of a concept file (see :func:`load_concept_file`)."""
     return load_concept_file(path)[0]
-
-
-class OracleScorer:
-    """The world's oracle as a concept scorer: concept ``"factor=value"`` scored by the oracle's softmax."""
-
-    def __init__(self, oracle: Any = None, factors: Sequence[str] | None = None) -> None:
-        from ..world.oracle import load_oracle
-        from ..world.scenes import FACTOR_VALUES, FACTORS
-
-        self.oracle = oracle if oracle is not None else load_oracle()
-        self.factors = list(factors or [f for f in FACTORS if f != "shape"])
-        unknown = [f for f in self.factors if f not in FACTOR_VALUES]
-        if unknown:
-            raise DiscoInspectError(f"`factors` {unknown} are unknown; use some of {list(FACTORS)}.")
-        self.concepts = [f"{f}={v}" for f in self.factors for v in FACTOR_VALUES[f]]
-
-    @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
-        """[N, K] probabilities, columns in :attr:`concepts` order."""
-        probs = self.oracle.probabilities(images.float().cpu())
-        return torch.cat([probs[f] for f in self.factors], dim=1)
-
-    def prompt_distance(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        """How far each image is from its prompt [N] (differentiable): the mean over the factors the prompt names
-        of ``-log p_oracle(value)``. Added tokens (``<S>``) and a leading "a photo of" are ignored; a prompt that
-        names no factor contributes 0."""
-        from ..world.scenes import FACTOR_VALUES, parse_caption
-
-        self.oracle.eval()
-        logits = self.oracle(images.float())
-        out = []
-        for i, prompt in enumerate(prompts):
-            words = [w for w in prompt.strip().split() if not (w.startswith("<") and w.endswith(">"))]
-            text = " ".join(words)
-            text = re.sub(r"^an? (photo|picture|image) of ", "", text, flags=re.IGNORECASE)
-            try:
-                named = parse_caption(text.lower())
-            except DiscoInspectError:
-                named = {}
-            terms = [-F.log_softmax(logits[f][i], -1)[FACTOR_VALUES[f].index(v)] for f, v in named.items()]
-            out.append(torch.stack(terms).mean() if terms else logits["shape"][i].sum() * 0)
-        return torch.stack(out)
-
-    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
-        """World captions: ``"a circle on a green background"`` vs the same with every other value."""
-        from ..world.scenes import FACTOR_VALUES, SHAPES, caption_for
-
-        if concept not in self.concepts:
-            raise DiscoInspectError(f"Unknown concept {concept!r}; this scorer knows {self.concepts}.")
-        factor, value = concept.split("=", 1)
-        shape = class_name.strip().lower()
-
-        def caption(v: str) -> str:
-            fixed = {factor: v}
-            if shape in SHAPES:
-                return caption_for({"shape": shape, **fixed})
-            return caption_for(fixed).replace("shape", class_name, 1)  # a non-world label: say it as the noun
-
-        return caption(value), [caption(v) for v in FACTOR_VALUES[factor] if v != value]
 
 
 class OpenClipScorer:
@@ -266,3 +206,18 @@ def _preprocessing(cfg: dict[str, Any]) -> Any:
     return Preprocessing(input_size=size, interpolation=str(cfg["interpolation"]), crop_pct=1.0,
                          mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
 
+
+
+def __getattr__(name: str) -> Any:
+    """``OracleScorer`` moved to :mod:`disco_inspect.world.scorer` (analysis does not import the world); the old
+    import keeps working for one release."""
+    if name == "OracleScorer":
+        import warnings
+
+        from ..registry import resolve
+
+        warnings.warn("disco_inspect.analysis.concepts.OracleScorer moved to disco_inspect.world.scorer.OracleScorer "
+                      "(also disco_inspect.OracleScorer); the old name goes in the next release.", DeprecationWarning,
+                      stacklevel=2)
+        return resolve("scorer", "world")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,14 +77,14 @@ def evaluate_accuracy(
         eval_classifier: scores the images (default: the guiding ``classifier``); the class is looked up
             by name in its labels.
     """
-    from .optimize import _as_classifier, check_pipeline
+    from .optimize import as_classifier, check_pipeline
 
     check_pipeline(pipe)
     if n_seeds < 1:
         raise DiscoInspectError(f"`n_seeds` = {n_seeds} is invalid; use an integer >= 1.")
     if "{token}" not in template or "{class_name}" not in template:
         raise DiscoInspectError(f"`template` = {template!r} needs both '{{token}}' and '{{class_name}}'.")
-    clf = _as_classifier(classifier)
+    clf = as_classifier(classifier)
     target_idx = clf.resolve_class(target)
     class_name = clf.class_name(target_idx)
     cfg = token.config if isinstance(token, TokenRun) else None
@@ -100,7 +100,7 @@ def evaluate_accuracy(
         token_str = str(token)
         if token_str not in pipe.tokenizer.get_vocab():
             raise DiscoInspectError(f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead.")
-    scorer = clf if eval_classifier is None else _as_classifier(eval_classifier)
+    scorer = clf if eval_classifier is None else as_classifier(eval_classifier)
     eval_target = target_idx if eval_classifier is None else scorer.resolve_class(class_name)
     seeds = _eval_seeds(token, n_seeds, seed)
     base_t = template.replace("{token} ", "").replace("{token}", "")

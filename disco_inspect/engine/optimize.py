@@ -27,7 +27,7 @@ from .token import ClassToken, save_token
 logger = logging.getLogger(__name__)
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     out = {}
     for pkg in ("disco-inspect", "torch", "diffusers", "transformers"):
         try:
@@ -66,7 +66,7 @@ def run_identity(clf: Any, pipe: Any) -> dict[str, Any]:
     return {"classifier": classifier, "pipeline": pipeline}
 
 
-def _as_classifier(classifier: Any) -> Any:
+def as_classifier(classifier: Any) -> Any:
     from ..models.classifiers import Classifier, load_classifier
 
     return classifier if isinstance(classifier, Classifier) else load_classifier(classifier)
@@ -107,7 +107,7 @@ def train_token(
     if overrides:
         cfg = cfg.replace(**overrides)
     check_pipeline(pipe)
-    clf = _as_classifier(classifier)
+    clf = as_classifier(classifier)
     target_idx = clf.resolve_class(target)
     class_name = clf.class_name(target_idx)
     h, w = image_size(pipe, cfg.height, cfg.width)
@@ -117,7 +117,7 @@ def train_token(
         "target": {"index": target_idx, "class_name": class_name, "label": clf.label_names[target_idx]},
         **run_identity(clf, pipe),
         "image_size": [h, w],
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     if out is None:
         return _Trainer(pipe, clf, target_idx, class_name, cfg, (h, w), None, progress).run(None)
@@ -332,3 +332,7 @@ class _Trainer:
             run_dir=self.folder.path if self.folder else None, last_images=self.last_images,
             baseline_images=self.baseline_images, pipeline=describe_pipeline(self.pipe),
         )
+
+
+_as_classifier = as_classifier  # the former private names, for code that imported them
+_versions = package_versions

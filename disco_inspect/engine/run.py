@@ -41,6 +41,17 @@ RUN_FILES = ("config.json", "trajectory.jsonl", "baseline.json", "images", "toke
              "result.json")
 
 
+def load_pngs(paths: list[Path]) -> torch.Tensor | None:
+    """Images a run saved, ``[N, 3, H, W]`` float in [0, 1]; None if any file is missing (or no paths)."""
+    import numpy as np
+    from PIL import Image
+
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    arrs = [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths]
+    return torch.stack(arrs).float() / 255
+
+
 def save_png(path: Path, image: torch.Tensor, max_side: int | None = None) -> None:
     """Save one [3, H, W] image in [0, 1] as PNG (optionally downsampled), atomically."""
     from PIL import Image

@@ -932,10 +932,12 @@ def load_classifier(
             whose ``config.name_or_path`` is a local folder holding one reads it without this.
         check: run 2 random images through the classifier to check the logits' shape and label count.
     """
-    if isinstance(source, str) and source.startswith("world:"):
-        from ..world.make import resolve_model
+    if isinstance(source, str) and ":" in source and not Path(source).exists():
+        from .. import registry
 
-        source = resolve_model(source)
+        prefix = source.split(":", 1)[0]
+        if registry.has("model_source", prefix):  # e.g. world:NAME, filled by the face (models never import world)
+            source = registry.resolve("model_source", prefix)(source)
     explicit_labels = _coerce_labels(labels)
     if preprocessing is not None and not isinstance(preprocessing, (Mapping, Preprocessing)):
         raise DiscoInspectError(

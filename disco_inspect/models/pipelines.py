@@ -107,7 +107,7 @@ def load_pipeline(
             "pass 'world', a diffusers folder, or a hub id."
         )
     try:
-        with _quiet_loading():
+        with quiet_loading():
             pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
     except DiscoInspectError:
         raise
@@ -126,7 +126,7 @@ def load_pipeline(
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """Silence diffusers/transformers loading chatter (type-hint notices, load reports, bars)."""
     import diffusers
     import transformers
@@ -162,9 +162,9 @@ def _packaged_text_encoder(path: Path) -> Any:
     cfg_file = path / "text_encoder" / "config.json"
     cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
     if cfg.get("model_type") == "bert" and cfg.get("hidden_size") == 384 and cfg.get("vocab_size") == 30522:
-        from ..world.model import load_text_encoder
+        from ..registry import resolve
 
-        return load_text_encoder()[1]
+        return resolve("text_encoder", "minilm")()[1]
     raise DiscoInspectError(
         f"Pipeline folder `{path}` has no text_encoder weights; add them (model.safetensors) to `{path / 'text_encoder'}`."
     )
@@ -232,3 +232,6 @@ def describe_pipeline(pipe: Any) -> dict[str, Any]:
         "sample_size": pipe.unet.config.sample_size * pipe.vae_scale_factor,
         "dtype": str(pipe.unet.dtype),
     }
+
+
+_quiet_loading = quiet_loading  # the former private name

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import DiscoInspectError
 from ..io import atomic_write_text
-from .html import _env, png_uri
+from .render import env as _env
+from .render import png_uri
 
 _REQUIRED = ("class_name", "target", "method", "token", "settings", "images")
 _METHODS = {

@@ -5,9 +5,7 @@ escaped as unicode escapes, so a class name like ``<script>`` is shown as text e
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -17,6 +15,8 @@ import torch
 
 from ..errors import missing_extra
 from ..io import atomic_write_text, write_json
+from .render import env as _env
+from .render import png_uri  # noqa: F401 - re-exported (the report's public helper)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -38,19 +38,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
-
-
-def png_uri(image: torch.Tensor) -> str:
-    """``data:`` URI of an image [3, H, W] (or [H, W]) in [0, 1]."""
-    from PIL import Image
-
-    x = image.detach().float().clamp(0, 1)
-    if x.ndim == 2:
-        x = x[None].expand(3, -1, -1)
-    arr = (x * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def heat_overlay(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
@@ -110,7 +97,7 @@ def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _strips(result: Any) -> list[dict[str, Any]]:
     """Per seed: images at the baseline and at up to 8 evenly spaced recorded iterations."""
-    from ..auditor import _load_images
+    from ..engine.run import load_pngs
 
     run = result.run
     if run.run_dir is None or not run.trajectory:
@@ -122,7 +109,7 @@ def _strips(result: Any) -> list[dict[str, Any]]:
     n = min(result.settings.strip_seeds, run.config.n_images)
     rows = []
     cols = [("baseline", "baseline")] + [(s, f"it {s}") for s in pick]
-    loaded = {s: _load_images(run.image_paths(s)) for s, _ in cols}
+    loaded = {s: load_pngs(run.image_paths(s)) for s, _ in cols}
     probs = {"baseline": [r["target_prob"] for r in run.baseline.get("items", [])]}
     for r in run.trajectory:
         probs[r["step"]] = [it["target_prob"] for it in r["items"]]
@@ -155,16 +142,6 @@ def _attribution_rows(result: Any) -> list[dict[str, Any]]:
                               "uri": png_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j]))})
             rows.append({"side": side, "cells": cells})
     return rows
-
-
-def _env() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = lambda v, d=3: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{d}f}"
-    env.filters["pval"] = lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}")
-    return env
 
 
 def _plotly_js() -> str:

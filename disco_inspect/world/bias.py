@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DiscoInspectError
-from .scenes import FACTOR_VALUES, SHAPES
+from .factors import FACTOR_VALUES, SHAPES
 
 logger = logging.getLogger(__name__)
 

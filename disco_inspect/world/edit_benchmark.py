@@ -71,7 +71,6 @@ def run_edit_benchmark(
         ``{"settings", "reconstruction", "methods": {method: row}, "seconds"}``; each row holds green rate, shape
         accuracy, p(circle) and its paired CI, fidelity and diversity.
     """
-    from ..analysis.concepts import OracleScorer
     from ..editing.edit import edit
     from ..editing.inversion import invert, reconstruct, vae_roundtrip
     from ..editing.measure import measure_edits
@@ -81,6 +80,7 @@ def run_edit_benchmark(
     from .make import resolve_model
     from .oracle import load_oracle
     from .presets import WORLD_EDIT
+    from .scorer import OracleScorer
 
     pipe = pipe or load_pipeline("world")
     clf = classifier or load_classifier(resolve_model(f"world:{CLASSIFIER}"))

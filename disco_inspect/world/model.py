@@ -35,10 +35,10 @@ def load_text_encoder() -> tuple[Any, Any]:
     """(tokenizer, text encoder) of the world: frozen MiniLM, captions padded to 16 tokens."""
     from transformers import AutoModel, AutoTokenizer
 
-    from ..models.pipelines import _quiet_loading
+    from ..models.pipelines import quiet_loading
 
     path = minilm_path()
-    with _quiet_loading():
+    with quiet_loading():
         tok = AutoTokenizer.from_pretrained(path, model_max_length=TEXT_MAX_LENGTH)
         te = AutoModel.from_pretrained(path, add_pooling_layer=False)
     te.requires_grad_(False).eval()

@@ -24,3 +24,8 @@ def world_config(**overrides: object) -> DiscoConfig:
 #: self-attention for the first 10 % (measured on two tokens: docs/editing.md).
 WORLD_EDIT: dict[str, object] = {"prompt": "a {class_name}", "num_inference_steps": 20, "guidance_scale": 4.0,
                                  "cross_replace": 0.3, "self_replace": 0.1}
+
+
+def edit_defaults() -> dict[str, object]:
+    """A copy of :data:`WORLD_EDIT` (what :func:`disco_inspect.defaults.edit_defaults` puts on top for the world)."""
+    return dict(WORLD_EDIT)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from disco_inspect.analysis.concepts import ConceptScorer, OpenClipScorer, OracleScorer, load_concepts
+from disco_inspect.analysis.concepts import ConceptScorer, OpenClipScorer, load_concepts
+from disco_inspect.world.scorer import OracleScorer
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.world.scenes import generate_scenes
 
@@ -112,3 +113,11 @@ def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
         for a in attrs:
             model.visual.__dict__.pop(a, None)
         model.visual.__dict__.update(saved)
+
+
+def test_oracle_scorer_old_import_still_works_with_a_deprecation_warning():
+    import pytest
+
+    with pytest.warns(DeprecationWarning, match="world.scorer"):
+        from disco_inspect.analysis.concepts import OracleScorer as Old
+    assert Old is OracleScorer

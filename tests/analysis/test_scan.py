@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from disco_inspect import DiscoInspectError, load_classifier, load_pipeline
-from disco_inspect.analysis.concepts import OracleScorer
+from disco_inspect.world.scorer import OracleScorer
 from disco_inspect.analysis.scan import scan_interventions
 
 SEEDS = list(range(500, 512))  # 12: the exact sign-flip test can reach q < .05 across 20 concepts
