@@ -1,16 +1,21 @@
 """disco-inspect: audit image classifiers through Discriminative Class Tokens.
 
-The public API is re-exported here; heavy parts (diffusers, timm, captum) load lazily on first use.
+Tier 1, here: the calls a user makes (about fifteen names). Tier 2: ``disco_inspect.models`` (pipelines,
+classifiers), ``.engine`` (token, sampling, evaluation), ``.editing`` (inversion, edits, image metrics),
+``.analysis`` (concept scoring, statistics, interventions, attributions), ``.report`` and ``.world`` (the bundled
+world), each with its own ``__all__``.
+
+Contributor note: ``_PUBLIC`` below is the lazy-import table (name -> defining module, imported on first use, so
+``import disco_inspect`` loads no diffusers/timm/captum); ``_MOVED`` keeps the names this package exported before
+0.2 working for one release, with a DeprecationWarning that names their home.
 """
 from __future__ import annotations
-
-import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
 from . import registry as _registry
-from .config import PAPER_TEMPLATES, DiscoConfig
+from ._lazy import attach
+from .config import DiscoConfig
 from .errors import DiscoInspectError
 
 # The bundled world's parts that lower layers look up instead of importing upward (see registry.py).
@@ -23,17 +28,29 @@ for _kind, _name, _ref in (
 ):
     _registry.register(_kind, _name, _ref)
 
-_LAZY = {
-    "load_pipeline": "disco_inspect.models.pipelines",
-    "set_scheduler": "disco_inspect.models.pipelines",
-    "clip_tokenizer": "disco_inspect.models.tokenizers",
-    "Classifier": "disco_inspect.models.classifiers",
-    "Preprocessing": "disco_inspect.models.classifiers",
-    "load_classifier": "disco_inspect.models.classifiers",
-    "save_torchscript_classifier": "disco_inspect.models.classifiers",
+_PUBLIC = {
+    "audit": "disco_inspect.auditor",
+    "AuditSettings": "disco_inspect.auditor",
+    "AuditResult": "disco_inspect.auditor",
     "train_token": "disco_inspect.engine.optimize",
     "TokenRun": "disco_inspect.engine.result",
     "evaluate_accuracy": "disco_inspect.engine.evaluate",
+    "load_pipeline": "disco_inspect.models.pipelines",
+    "load_classifier": "disco_inspect.models.classifiers",
+    "Classifier": "disco_inspect.models.classifiers",
+    "invert": "disco_inspect.editing.inversion",
+    "edit": "disco_inspect.editing.edit",
+    "edit_images": "disco_inspect.editor",
+    "ConceptScorer": "disco_inspect.analysis.concepts",
+    "OpenClipScorer": "disco_inspect.analysis.concepts",
+}
+
+_MOVED = {
+    "PAPER_TEMPLATES": "disco_inspect.config",
+    "set_scheduler": "disco_inspect.models.pipelines",
+    "clip_tokenizer": "disco_inspect.models.tokenizers",
+    "Preprocessing": "disco_inspect.models.classifiers",
+    "save_torchscript_classifier": "disco_inspect.models.classifiers",
     "AccuracyResult": "disco_inspect.engine.evaluate",
     "generate": "disco_inspect.engine.sampling",
     "ClassToken": "disco_inspect.engine.token",
@@ -42,9 +59,7 @@ _LAZY = {
     "install_token": "disco_inspect.engine.token",
     "TowardClass": "disco_inspect.engine.objectives",
     "AwayFromClass": "disco_inspect.engine.objectives",
-    "ConceptScorer": "disco_inspect.analysis.concepts",
     "OracleScorer": "disco_inspect.world.scorer",
-    "OpenClipScorer": "disco_inspect.analysis.concepts",
     "load_concepts": "disco_inspect.analysis.concepts",
     "load_concept_file": "disco_inspect.analysis.concepts",
     "discover_factors": "disco_inspect.analysis.factors",
@@ -55,15 +70,6 @@ _LAZY = {
     "attribute": "disco_inspect.analysis.attribution",
     "context_reliance": "disco_inspect.analysis.attribution",
     "object_masks": "disco_inspect.analysis.attention",
-    "invert": "disco_inspect.editing.inversion",
-    "Inversion": "disco_inspect.editing.inversion",
-    "edit": "disco_inspect.editing.edit",
-    "EditResult": "disco_inspect.editing.edit",
-    "edit_images": "disco_inspect.editor",
-    "EditSettings": "disco_inspect.editor",
-    "audit": "disco_inspect.auditor",
-    "AuditSettings": "disco_inspect.auditor",
-    "AuditResult": "disco_inspect.auditor",
     "validate_report": "disco_inspect.report.schema",
     "REPORT_SCHEMA": "disco_inspect.report.schema",
     "world_config": "disco_inspect.world.presets",
@@ -73,16 +79,6 @@ _LAZY = {
     "load_oracle": "disco_inspect.world.oracle",
 }
 
-__all__ = ["DiscoConfig", "DiscoInspectError", "PAPER_TEMPLATES", "__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'disco_inspect' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__, __getattr__, __dir__ = attach(
+    __name__, _PUBLIC, _MOVED,
+    eager={"DiscoConfig": DiscoConfig, "DiscoInspectError": DiscoInspectError, "__version__": __version__})

@@ -28,3 +28,24 @@ def test_invert_and_edit_are_functions():
             "print(callable(di.invert) and callable(di.edit) and di.edit.__module__ == 'disco_inspect.editing.edit')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_the_top_level_is_small_and_former_names_still_work_with_a_warning():
+    import pytest
+
+    assert len(disco_inspect.__all__) <= 18
+    with pytest.warns(DeprecationWarning, match="disco_inspect.engine.sampling.generate"):
+        from disco_inspect import generate
+    from disco_inspect.engine.sampling import generate as home
+
+    assert generate is home
+
+
+def test_every_subpackage_lists_what_it_offers():
+    import importlib
+
+    for pkg in ("models", "engine", "editing", "analysis", "report", "world"):
+        module = importlib.import_module(f"disco_inspect.{pkg}")
+        assert module.__all__, pkg
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{pkg}.{name}"

@@ -1,19 +1,25 @@
 """Counterfactual edits of the user's own images: DDIM + null-text inversion, prompt-to-prompt edits with the
 learned class token, stochastic embeddings for diverse edits, and image metrics.
 
-Contributor note: ``inversion`` (invert, Inversion) <- ``controller`` (prompt-to-prompt attention) <- ``edit``
-(deterministic and stochastic edits) <- ``stochastic`` (the paper's VAEs) ; ``metrics`` and ``images`` are leaves.
-"""
+Contributor note: ``inversion`` <- ``controller`` (prompt-to-prompt attention) <- ``edit`` <- ``stochastic`` (the
+paper's VAEs); ``measure`` uses ``metrics``; ``images`` is a leaf."""
 from __future__ import annotations
 
-__all__ = ["Inversion", "invert", "EditResult", "edit", "load_images", "ImageLoad"]
+from .._lazy import attach
 
-
-def __getattr__(name: str):  # lazy: importing the package must not import diffusers
-    import importlib
-
-    where = {"Inversion": "inversion", "invert": "inversion", "EditResult": "edit", "edit": "edit",
-             "load_images": "images", "ImageLoad": "images"}
-    if name in where:
-        return getattr(importlib.import_module(f"{__name__}.{where[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = attach(__name__, {
+    "invert": ".inversion",
+    "Inversion": ".inversion",
+    "reconstruct": ".inversion",
+    "edit": ".edit",
+    "EditResult": ".edit",
+    "load_images": ".images",
+    "ImageLoad": ".images",
+    "measure_edits": ".measure",
+    "psnr": ".metrics",
+    "ssim": ".metrics",
+    "classifier_features": ".metrics",
+    "lpips_distance": ".metrics",
+    "NullVAE": ".stochastic",
+    "CondVAE": ".stochastic",
+})

@@ -60,7 +60,7 @@ def test_default_seeds_are_disjoint_from_training_seeds(tiny_pipe, tiny_clf, tmp
 
 
 def test_evaluation_uses_the_runs_scheduler_and_restores(tiny_pipe, tiny_clf, tmp_path, monkeypatch):
-    from disco_inspect import set_scheduler
+    from disco_inspect.models.pipelines import set_scheduler
     from disco_inspect.engine import evaluate as ev
     from disco_inspect.engine.result import TokenRun
 

@@ -1,7 +1,7 @@
 """The sampler's randomness: one generator per seed, passed to every scheduler step."""
 import torch
 
-from disco_inspect import set_scheduler
+from disco_inspect.models.pipelines import set_scheduler
 from disco_inspect.engine.sampling import generate
 
 PROMPTS, SEEDS = ["a photo of a circle", "a square", "a cross"], [3, 4, 5]

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from disco_inspect import DiscoConfig, DiscoInspectError, load_pipeline, set_scheduler, train_token
+from disco_inspect import DiscoConfig, DiscoInspectError, load_pipeline, train_token
+from disco_inspect.models.pipelines import set_scheduler
 from disco_inspect.engine.sampling import generate
 
 
