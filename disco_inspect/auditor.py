@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import DiscoConfig
+from .config import ConfigMixin, DiscoConfig
 from .defaults import default_config, default_scorer, is_world_pipeline  # noqa: F401 - re-exported
 from .errors import DiscoInspectError
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class AuditSettings:
+class AuditSettings(ConfigMixin):
     """Settings of the analysis that follows the token optimisation."""
 
     eval_seeds: int = 32
@@ -56,6 +56,10 @@ class AuditSettings:
 
     def __post_init__(self) -> None:
         self.attribution_methods = tuple(self.attribution_methods)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raise :class:`DiscoInspectError` naming the first bad one."""
         for name in ("eval_seeds", "intervention_seeds"):
             if int(getattr(self, name)) < 4:
                 raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds.")
@@ -66,12 +70,6 @@ class AuditSettings:
             raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
         if not 0 < self.mask_threshold < 1:
             raise DiscoInspectError(f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1).")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["attribution_methods"] = list(self.attribution_methods)
-        return d
 
 
 @dataclass

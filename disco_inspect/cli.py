@@ -207,10 +207,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise DiscoInspectError(f"`--classes` = {args.classes!r} names no class; write e.g. --classes circle,square.")
     clf = _classifier(args)
     targets = [clf.resolve_class(n) for n in names]  # fail on a bad name before loading the pipeline
-    settings = AuditSettings(eval_seeds=args.eval_seeds, intervention_seeds=args.intervention_seeds, alpha=args.alpha,
-                             min_effect=args.min_effect, attribution_images=0 if args.no_attributions else 6,
-                             scan=not args.no_scan, null_control=args.control_draws >= 0,
-                             control_draws=max(args.control_draws, 0))
+    given = {"eval_seeds": args.eval_seeds, "intervention_seeds": args.intervention_seeds, "alpha": args.alpha,
+             "min_effect": args.min_effect, "attribution_images": 0 if args.no_attributions else None,
+             "scan": not args.no_scan}
+    if args.control_draws is not None:
+        given.update(null_control=args.control_draws >= 0, control_draws=max(args.control_draws, 0))
+    settings = AuditSettings(**{k: v for k, v in given.items() if v is not None})  # unset flags: AuditSettings' own
     reference = _classifier(args, args.reference) if args.reference else None
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     pipe = _setup(args)
@@ -472,10 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--token", required=True, help="run folder or token file")
     _add_pipeline_args(p)
-    p.add_argument("--n-seeds", type=int, default=10, help="number of seeds")
+    from .engine.evaluate import DEFAULT_TEMPLATE, N_SEEDS
+
+    p.add_argument("--n-seeds", type=int, default=N_SEEDS, help="number of seeds")
     p.add_argument("--seed", type=int, default=None,
                    help="first seed (default: 1000, or past the run's training seeds)")
-    p.add_argument("--template", default="A photo of a {token} {class_name}", help="prompt template")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the run's, else 30)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the run's, else 7.0)")
     p.add_argument("--eval-model", default=None, help="another classifier to score with (default: MODEL)")
@@ -494,9 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None,
                    help=f"source prompt; the token goes before {{class_name}} (default: {EDIT_PROMPT!r}; world: "
                         f"{W['prompt']!r})")
-    p.add_argument("--method", default="noise", choices=METHODS,
+    from .analysis.concepts import DEFAULT_CLIP_ARCH
+    from .editing.metrics import LPIPS_NETS
+    from .editor import EditSettings
+
+    e = EditSettings()
+    p.add_argument("--method", default=e.method, choices=METHODS,
                    help="stochastic edits: none, noise on the token, null-text VAE, edit-prompt VAE")
-    p.add_argument("--samples", type=int, default=4, help="stochastic edits per image")
+    p.add_argument("--samples", type=int, default=e.samples, help="stochastic edits per image")
     p.add_argument("--sigma", type=float, default=None, help=f"noise method: scale x the token's RMS (default: {NOISE_SIGMA})")
     p.add_argument("--steps", type=int, default=None, help=f"DDIM steps (default: {EDIT_STEPS}; world: {W['num_inference_steps']})")
     p.add_argument("--guidance", type=float, default=None, help=f"CFG scale (default: {EDIT_GUIDANCE}; world: {W['guidance_scale']})")
@@ -507,12 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"fraction of steps with the source's self-attention (default: {SELF_REPLACE}; world: "
                         f"{W['self_replace']})")
     p.add_argument("--vae-steps", type=int, default=None, help="training steps of the null-vae/cond-vae VAE")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stochastic edits")
+    p.add_argument("--seed", type=int, default=e.seed, help="seed of the stochastic edits")
     p.add_argument("--max-images", type=int, default=None, help="edit at most this many images")
     p.add_argument("--lpips-weights", default=None, help="torchvision backbone state dict for LPIPS (optional)")
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone")
+    p.add_argument("--lpips-net", default=LPIPS_NETS[0], choices=LPIPS_NETS, help="LPIPS backbone")
     p.add_argument("--concepts", default=None, help="concept file for the concept shifts (with --clip-weights)")
-    p.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
+    p.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
     p.add_argument("--clip-weights", default=None, help="local open_clip weights: CLIP-T/CLIP-I and concept shifts")
     _add_pipeline_args(p)
     p.add_argument("--out", default=None, help="output folder (default: edits/<class>)")
@@ -525,17 +534,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default=None, help="audit several classes into one index page: 'a,b,c'")
     _add_pipeline_args(p)
     _add_config_args(p)
+    from .analysis.concepts import DEFAULT_CLIP_ARCH
+    from .auditor import AuditSettings
+
+    a = AuditSettings()
     g = p.add_argument_group("analysis")
     g.add_argument("--out", default="reports", help="reports go to OUT/<model>/<class>/ (index.html, report.json)")
-    g.add_argument("--eval-seeds", type=int, default=32, help="paired evaluation images with/without the token")
-    g.add_argument("--intervention-seeds", type=int, default=16, help="paired seeds per intervention")
-    g.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate across concepts")
-    g.add_argument("--min-effect", type=float, default=0.05, help="smallest concept-presence shift that counts")
+    g.add_argument("--eval-seeds", type=int, default=None,
+                   help=f"paired evaluation images with/without the token (default: {a.eval_seeds})")
+    g.add_argument("--intervention-seeds", type=int, default=None,
+                   help=f"paired seeds per intervention (default: {a.intervention_seeds})")
+    g.add_argument("--alpha", type=float, default=None,
+                   help=f"false-discovery rate across concepts (default: {a.alpha})")
+    g.add_argument("--min-effect", type=float, default=None,
+                   help=f"smallest concept-presence shift that counts (default: {a.min_effect})")
     g.add_argument("--concepts", default=None, help="concept file (one per line; 'concept | prompt | contrasts')")
     p.add_argument("--images", default=None,
                    help="also edit your own images with the learned token (a folder or glob): adds an edit section "
                         "(and OUT/.../edits/) to the report; see `disco-inspect edit`")
-    g.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip-weights")
+    g.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
     g.add_argument("--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)")
     g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")
     g.add_argument("--reference", default=None,
@@ -544,8 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-scan", action="store_true",
                    help="confirm only the top factors the token nominated, instead of scanning every concept by "
                         "intervention")
-    g.add_argument("--control-draws", type=int, default=3,
-                   help="random-direction control tokens besides the untrained one; -1 disables the null control")
+    g.add_argument("--control-draws", type=int, default=None,
+                   help=f"random-direction control tokens besides the untrained one (default: {a.control_draws}); -1 "
+                        "disables the null control")
     p.add_argument("--overwrite", action="store_true",
                    help="retrain the token even if the class's run folder holds a finished run")
     p.add_argument("--report-unfinished", action="store_true",

@@ -17,8 +17,51 @@ PAPER_TEMPLATES: tuple[str, ...] = (
 )
 
 
+class ConfigMixin:
+    """The one config pattern (dataclasses): checked on creation (:meth:`validate`), ``to_dict``/``from_dict`` (unknown
+    keys are an error naming them), ``replace`` (a validated copy), ``save``/``load`` as JSON.
+
+    Used by :class:`DiscoConfig`, ``AuditSettings``, ``EditSettings`` and the world's ``WorldTrainConfig``.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raise :class:`DiscoInspectError` naming the first bad one (subclasses add checks)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Inverse of :meth:`to_dict`; unknown keys raise an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise DiscoInspectError(f"Unknown {cls.__name__} keys {unknown}; valid keys are {sorted(names)}.")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (validated)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Read a JSON file written by :meth:`save`."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DiscoInspectError(f"Cannot read config `{path}`: {e}. Pass a JSON file written by disco-inspect.") from e
+
+
 @dataclass
-class DiscoConfig:
+class DiscoConfig(ConfigMixin):
     """Hyperparameters of :func:`disco_inspect.train_token`.
 
     Defaults follow the paper and the reference implementation (see ``../shared/REFERENCE.md``),
@@ -162,28 +205,3 @@ class DiscoConfig:
         d["templates"] = list(self.templates)
         d["betas"] = list(self.betas)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DiscoConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise DiscoInspectError(f"Unknown config keys {unknown}; valid keys are {sorted(names)}.")
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> DiscoConfig:
-        """A copy with some fields changed (validated)."""
-        return DiscoConfig.from_dict({**self.to_dict(), **changes})
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, path: str | Path) -> DiscoConfig:
-        """Read a JSON file written by :meth:`save`."""
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise DiscoInspectError(f"Cannot read config `{path}`: {e}. Pass a JSON file written by disco-inspect.") from e

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigMixin
 from .defaults import EDIT_GUIDANCE, EDIT_PROMPT, EDIT_STEPS, edit_defaults  # noqa: F401 - re-exported
 from .errors import DiscoInspectError
 from .io import shareable_source, write_json
@@ -36,8 +37,8 @@ class EditJob:
     out: Path
 
 
-@dataclass(frozen=True)
-class EditSettings:
+@dataclass
+class EditSettings(ConfigMixin):
     """Sampler and editing knobs of :func:`edit_images`; ``None`` = the pipeline's preset (see :func:`edit_defaults`)."""
 
     num_inference_steps: int | None = None
@@ -50,6 +51,24 @@ class EditSettings:
     sigma: float | None = None
     seed: int = 0
     vae_steps: int | None = None
+
+    def validate(self) -> None:
+        """Check every value; raise :class:`DiscoInspectError` naming the first bad one."""
+        from .editing.edit import METHODS
+
+        if self.method not in METHODS:
+            raise DiscoInspectError(f"`method` = {self.method!r} is unknown; use one of {', '.join(METHODS)}.")
+        if self.samples < 0 or (self.method != "none" and self.samples < 1):
+            raise DiscoInspectError(f"`samples` = {self.samples!r} is invalid for `method` = {self.method!r}; use >= 1 "
+                                    "stochastic edits (or `method='none'`).")
+        for name in ("cross_replace", "self_replace"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 1:
+                raise DiscoInspectError(f"`{name}` = {v!r} is invalid; use a fraction of the steps in [0, 1].")
+        for name in ("num_inference_steps", "inner_steps", "vae_steps"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "inner_steps" else 1)):
+                raise DiscoInspectError(f"`{name}` = {v!r} is invalid; use a positive integer.")
 
     def resolved(self, pipe: Any) -> dict[str, Any]:
         """Every knob with the preset filled in for ``pipe``."""

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from ..errors import DiscoInspectError, missing_extra
 
+#: The open_clip architecture assumed for ``--clip-weights`` when none is named.
+DEFAULT_CLIP_ARCH = "ViT-B-32"
+
 #: A default concept bank for real pipelines: backgrounds, scenes, co-occurring objects, person attributes.
 DEFAULT_CONCEPTS: tuple[str, ...] = (
     # backgrounds and scenes

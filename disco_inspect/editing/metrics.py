@@ -33,6 +33,8 @@ CLASSIFIER_LOGIT_NAME = "classifier-logit distance (1 - cos)"
 
 #: LPIPS network name -> torchvision architecture whose ``features`` it slices.
 LPIPS_ARCHS: dict[str, str] = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+#: LPIPS backbones, the default first.
+LPIPS_NETS: tuple[str, ...] = tuple(LPIPS_ARCHS)
 _LPIPS_ALIASES = {"alexnet": "alex", "vgg16": "vgg", "squeezenet1_1": "squeeze", "squeezenet": "squeeze"}
 #: Smallest image side each LPIPS backbone accepts (smaller inputs pool to 0x0 inside the network).
 _LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TEMPLATE = "A photo of a {token} {class_name}"
 #: Default first evaluation seed: past the training seeds of default runs (``DiscoConfig.seed`` = 35).
 EVAL_SEED = 1000
+#: Paired seeds of an evaluation when the caller names none (the paper's Table 1 used 10 per class).
+N_SEEDS = 10
 
 
 @dataclass
@@ -50,7 +52,7 @@ def evaluate_accuracy(
     target: str | int,
     token: TokenRun | str | Path,
     *,
-    n_seeds: int = 10,
+    n_seeds: int = N_SEEDS,
     seed: int | None = None,
     template: str = DEFAULT_TEMPLATE,
     num_inference_steps: int | None = None,

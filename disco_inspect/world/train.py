@@ -15,13 +15,15 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigMixin
+from ..errors import DiscoInspectError
 from ..io import atomic_write, write_json
 from .model import TEXT_MAX_LENGTH, build_training_scheduler, build_unet, build_vae, load_text_encoder
 from .scenes import generate_scenes
@@ -33,8 +35,8 @@ STAGE_SALT = {"vae": 1_000_003, "unet": 2_000_029, "eval": 3_000_017}
 
 
 @dataclass
-class WorldTrainConfig:
-    """Hyperparameters of the world model's training."""
+class WorldTrainConfig(ConfigMixin):
+    """Hyperparameters of the world model's training (the config pattern: validate / to_dict / from_dict / replace)."""
 
     seed: int = 0
     vae_steps: int = 3000
@@ -50,6 +52,19 @@ class WorldTrainConfig:
     min_snr_gamma: float = 5.0
     checkpoint_every: int = 250
     eval_every: int = 1000
+
+    def validate(self) -> None:
+        """Check every value; raise :class:`DiscoInspectError` naming the first bad one."""
+        for name in ("vae_steps", "vae_batch", "unet_steps", "unet_batch", "checkpoint_every", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DiscoInspectError(f"`{name}` = {value!r} is invalid; use a positive integer.")
+        for name in ("vae_lr", "unet_lr"):
+            if not getattr(self, name) > 0:
+                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is invalid; use a learning rate > 0.")
+        if not 0 <= self.cond_dropout < 1 or not 0 <= self.ema_decay < 1:
+            raise DiscoInspectError(f"`cond_dropout` = {self.cond_dropout!r} / `ema_decay` = {self.ema_decay!r} are "
+                                    "invalid; use fractions in [0, 1).")
 
 
 def batch_seed(cfg: WorldTrainConfig, stage: str, step: int) -> int:
@@ -322,11 +337,9 @@ def run(args: argparse.Namespace) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     saved = json.loads((work / "config.json").read_text()) if (work / "config.json").exists() else {}
-    cfg = WorldTrainConfig(**saved)
-    for k in asdict(cfg):
-        if getattr(args, k) is not None:
-            setattr(cfg, k, getattr(args, k))
-    write_json(work / "config.json", asdict(cfg))
+    cfg = WorldTrainConfig.from_dict(saved)
+    cfg = cfg.replace(**{k: getattr(args, k) for k in cfg.to_dict() if getattr(args, k) is not None})
+    write_json(work / "config.json", cfg.to_dict())
     if args.compact_to:
         for f in compact_checkpoint(work, Path(args.compact_to)):
             logger.info("wrote %s", f)

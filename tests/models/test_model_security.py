@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from disco_inspect.errors import DiscoInspectError
-from disco_inspect.models import classifiers
-from disco_inspect.models.classifiers import load_classifier
+from disco_inspect.models.classifiers import architectures, load_classifier
 
 SCENE_CNN = "disco_inspect.world.classifiers:SceneCNN"
 
@@ -80,7 +79,7 @@ def test_a_registered_factory_must_build_a_module(tmp_path, monkeypatch):
     from disco_inspect.models.classifiers import register_architecture
 
     calls = []
-    monkeypatch.setattr(classifiers, "_ARCHITECTURES", dict(classifiers._ARCHITECTURES))
+    monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     register_architecture("tests:not_a_module", lambda **kw: calls.append(kw) or object())
     path = _crafted(tmp_path / "obj.pt", {"factory": "tests:not_a_module", "kwargs": {"n": 2}})
     with pytest.raises(DiscoInspectError, match=r"(?s)'tests:not_a_module'.*obj\.pt.*`object`.*nn\.Module"):
@@ -93,7 +92,7 @@ def test_a_registered_factory_must_build_a_module(tmp_path, monkeypatch):
 def test_a_registered_architecture_is_rebuilt_eagerly(tmp_path, monkeypatch):
     from disco_inspect.models.classifiers import register_architecture
 
-    monkeypatch.setattr(classifiers, "_ARCHITECTURES", dict(classifiers._ARCHITECTURES))
+    monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     register_architecture("tests:tiny", _Tiny)
     path = _crafted(tmp_path / "tiny.pt", {"factory": "tests:tiny", "kwargs": {}})
     clf = load_classifier(path)
