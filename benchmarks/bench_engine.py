@@ -13,6 +13,7 @@ CPU the batch cost grows with the batch and no implementation can reach the batc
 
 Usage: python benchmarks/bench_engine.py [--threads 1] [--steps 25] [--pixels 64] [--vae-factor 8] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ def _iteration_seconds(n_images: int, args: argparse.Namespace) -> list[float]:
 
     pipe = tiny_pipeline(seed=0, sample_size=args.pixels // args.vae_factor, vae_factor=args.vae_factor)
     clf = tiny_classifier(seed=0, input_size=args.pixels)
-    cfg = DiscoConfig(n_images=n_images, num_inference_steps=args.steps, guidance_scale=7.0, max_iters=args.repeats + 1,
-                      patience=1000, accuracy_threshold=1.0, lr=0.01)
+    cfg = DiscoConfig(
+        n_images=n_images,
+        num_inference_steps=args.steps,
+        guidance_scale=7.0,
+        max_iters=args.repeats + 1,
+        patience=1000,
+        accuracy_threshold=1.0,
+        lr=0.01,
+    )
     run = train_token(pipe, clf, "triangle", config=cfg, progress=False)
     return [r["seconds"] for r in run.trajectory[1:]]  # the first iteration warms up
 
@@ -86,11 +94,20 @@ def _model_calls_alone(n_images: int, args: argparse.Namespace) -> dict[str, flo
         clf(x).sum().backward()
 
     r = args.repeats
-    calls = {"text_encoder fwd+bwd": _timed(text, r), "unet fwd (no grad)": _timed(unet_nograd, r),
-             "unet fwd+bwd": _timed(unet_grad, r), "vae decode fwd+bwd": _timed(vae, r),
-             "classifier fwd+bwd": _timed(classifier, r)}
-    calls["sum"] = (calls["text_encoder fwd+bwd"] + (args.steps - 1) * calls["unet fwd (no grad)"] + calls["unet fwd+bwd"]
-                    + calls["vae decode fwd+bwd"] + calls["classifier fwd+bwd"])
+    calls = {
+        "text_encoder fwd+bwd": _timed(text, r),
+        "unet fwd (no grad)": _timed(unet_nograd, r),
+        "unet fwd+bwd": _timed(unet_grad, r),
+        "vae decode fwd+bwd": _timed(vae, r),
+        "classifier fwd+bwd": _timed(classifier, r),
+    }
+    calls["sum"] = (
+        calls["text_encoder fwd+bwd"]
+        + (args.steps - 1) * calls["unet fwd (no grad)"]
+        + calls["unet fwd+bwd"]
+        + calls["vae decode fwd+bwd"]
+        + calls["classifier fwd+bwd"]
+    )
     return calls
 
 
@@ -129,9 +146,17 @@ def _memory_child(k: int, args: argparse.Namespace) -> None:
 
     pipe = tiny_pipeline(seed=0, sample_size=args.pixels // args.vae_factor, vae_factor=args.vae_factor)
     clf = tiny_classifier(seed=0, input_size=args.pixels)
-    cfg = DiscoConfig(n_images=5, num_inference_steps=args.steps, guidance_scale=7.0, grad_steps=k, max_iters=1)
+    cfg = DiscoConfig(
+        n_images=5, num_inference_steps=args.steps, guidance_scale=7.0, grad_steps=k, max_iters=1
+    )
     # warm up lazy imports only: freed heap stays resident, so a full warm-up iteration would hide the growth
-    train_token(pipe, clf, "triangle", config=cfg.replace(n_images=1, num_inference_steps=1, grad_steps=1), progress=False)
+    train_token(
+        pipe,
+        clf,
+        "triangle",
+        config=cfg.replace(n_images=1, num_inference_steps=1, grad_steps=1),
+        progress=False,
+    )
     pipe = tiny_pipeline(seed=0, sample_size=args.pixels // args.vae_factor, vae_factor=args.vae_factor)
     with _PeakRSS() as m:
         train_token(pipe, clf, "triangle", config=cfg, progress=False)
@@ -140,7 +165,9 @@ def _memory_child(k: int, args: argparse.Namespace) -> None:
 
 def _config_block(args: argparse.Namespace) -> None:
     lat = args.pixels // args.vae_factor
-    print(f"## {args.pixels} px images, {args.vae_factor}x VAE ({lat}x{lat} latents), {args.steps} steps, CFG 7, grad_steps 1")
+    print(
+        f"## {args.pixels} px images, {args.vae_factor}x VAE ({lat}x{lat} latents), {args.steps} steps, CFG 7, grad_steps 1"
+    )
     s1 = statistics.median(_iteration_seconds(1, args))
     s5 = statistics.median(_iteration_seconds(5, args))
     print(f"iteration batch 1: {s1:.3f} s (median of {args.repeats})")
@@ -154,12 +181,30 @@ def _config_block(args: argparse.Namespace) -> None:
     print(f"ratio iteration/model calls: {s5 / calls['sum']:.2f}  (target <= 1.15)")
     mem = {}
     for k in (1, -1):
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(k), "--threads", str(args.threads),
-                              "--steps", str(args.steps), "--pixels", str(args.pixels), "--vae-factor", str(args.vae_factor)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                str(k),
+                "--threads",
+                str(args.threads),
+                "--steps",
+                str(args.steps),
+                "--pixels",
+                str(args.pixels),
+                "--vae-factor",
+                str(args.vae_factor),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         mem[k] = json.loads(out.stdout.strip().splitlines()[-1])["peak_growth_mb"]
-    print(f"peak memory growth of one batch-5 iteration: K=1 {mem[1]:.0f} MB, K=all ({args.steps}) {mem[-1]:.0f} MB, "
-          f"ratio K=all/K=1 {mem[-1] / max(mem[1], 1e-9):.1f}")
+    print(
+        f"peak memory growth of one batch-5 iteration: K=1 {mem[1]:.0f} MB, K=all ({args.steps}) {mem[-1]:.0f} MB, "
+        f"ratio K=all/K=1 {mem[-1] / max(mem[1], 1e-9):.1f}"
+    )
 
 
 def main() -> None:
@@ -177,7 +222,9 @@ def main() -> None:
         _memory_child(args.memory_child, args)
         return
     load = os.getloadavg()[0]
-    print(f"# machine: {os.cpu_count()} cores, load average {load:.2f}, torch {torch.__version__}, {args.threads} thread(s)")
+    print(
+        f"# machine: {os.cpu_count()} cores, load average {load:.2f}, torch {torch.__version__}, {args.threads} thread(s)"
+    )
     if load > 0.5 * (os.cpu_count() or 1):
         print("# WARNING: the machine is busy; absolute times are unreliable, ratios less so")
     _config_block(args)

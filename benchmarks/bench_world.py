@@ -9,6 +9,7 @@ Prints (one run, medians of repeats):
 
 Usage: python benchmarks/bench_world.py [--threads 1] [--quality] [--audit] [--pipeline world]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ import torch
 
 
 def load_seconds(source: str) -> float:
-    code = (f"import time; t=time.perf_counter(); import disco_inspect as di; di.load_pipeline({source!r}); "
-            "print(time.perf_counter()-t)")
+    code = (
+        f"import time; t=time.perf_counter(); import disco_inspect as di; di.load_pipeline({source!r}); "
+        "print(time.perf_counter()-t)"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -38,17 +41,30 @@ def audit(pipe, n_images: int = 10, iters: int = 50, lr: float = 0.005) -> dict:
     from disco_inspect.world.scenes import BACKGROUNDS
 
     clf = load_classifier(ASSETS / "classifiers" / "biased_circle_green.pt")
-    cfg = DiscoConfig(n_images=n_images, num_inference_steps=10, guidance_scale=4.0, max_iters=iters, lr=lr, grad_steps=-1,
-                      accuracy_threshold=1.0, patience=iters, templates=("a photo of a {token} {class_name}",
-                                                                          "a {token} {class_name}"))
+    cfg = DiscoConfig(
+        n_images=n_images,
+        num_inference_steps=10,
+        guidance_scale=4.0,
+        max_iters=iters,
+        lr=lr,
+        grad_steps=-1,
+        accuracy_threshold=1.0,
+        patience=iters,
+        templates=("a photo of a {token} {class_name}", "a {token} {class_name}"),
+    )
     t = time.perf_counter()
     run = train_token(pipe, clf, "circle", config=cfg, progress=False)
     seconds = time.perf_counter() - t
     oracle, green = load_oracle(), BACKGROUNDS.index("green")
     base, last = oracle.read(run.baseline_images), oracle.read(run.last_images)
-    return {"seconds": seconds, "target_prob_first": run.target_probs()[0], "target_prob_last": run.target_probs()[-1],
-            "green_rate_baseline": float((base["background"] == green).float().mean()),
-            "green_rate_final": float((last["background"] == green).float().mean()), "n_images": n_images}
+    return {
+        "seconds": seconds,
+        "target_prob_first": run.target_probs()[0],
+        "target_prob_last": run.target_probs()[-1],
+        "green_rate_baseline": float((base["background"] == green).float().mean()),
+        "green_rate_final": float((last["background"] == green).float().mean()),
+        "n_images": n_images,
+    }
 
 
 def main() -> None:
@@ -65,29 +81,46 @@ def main() -> None:
 
     print(f"# load average {os.getloadavg()[0]:.2f}, {args.threads} thread(s), torch {torch.__version__}")
     loads = [load_seconds(args.pipeline) for _ in range(args.repeats)]
-    print(f"import + load_pipeline({args.pipeline!r}), fresh process, hub blocked: {statistics.median(loads):.2f} s "
-          f"(median of {args.repeats}; target < 10 s)")
+    print(
+        f"import + load_pipeline({args.pipeline!r}), fresh process, hub blocked: {statistics.median(loads):.2f} s "
+        f"(median of {args.repeats}; target < 10 s)"
+    )
     pipe = load_pipeline(args.pipeline)
     gen = []
     for _r in range(args.repeats + 1):
         t = time.perf_counter()
-        generate(pipe, ["a red circle on a green striped background"] * 8, list(range(8)), num_inference_steps=20,
-                 guidance_scale=4.0)
+        generate(
+            pipe,
+            ["a red circle on a green striped background"] * 8,
+            list(range(8)),
+            num_inference_steps=20,
+            guidance_scale=4.0,
+        )
         gen.append(time.perf_counter() - t)
-    print(f"generate 8 images, 20 steps, CFG 4: {statistics.median(gen[1:]):.2f} s (median of {args.repeats})")
+    print(
+        f"generate 8 images, 20 steps, CFG 4: {statistics.median(gen[1:]):.2f} s (median of {args.repeats})"
+    )
     if args.quality:
         from disco_inspect.world.quality import quality_report
 
         rep = quality_report(pipe)
-        print("quality (oracle accuracy on full-caption prompts, n=200):",
-              json.dumps({k: round(v, 3) for k, v in rep["accuracy"].items()}))
-        print("shape-only prompts: shape accuracy", round(rep["shape_only_shape_accuracy"], 3), "normalised entropy",
-              json.dumps({k: round(v, 2) for k, v in rep["shape_only_diversity"].items()}))
+        print(
+            "quality (oracle accuracy on full-caption prompts, n=200):",
+            json.dumps({k: round(v, 3) for k, v in rep["accuracy"].items()}),
+        )
+        print(
+            "shape-only prompts: shape accuracy",
+            round(rep["shape_only_shape_accuracy"], 3),
+            "normalised entropy",
+            json.dumps({k: round(v, 2) for k, v in rep["shape_only_diversity"].items()}),
+        )
     if args.audit:
         a = audit(load_pipeline(args.pipeline))
-        print(f"audit biased circle classifier ({a['n_images']} images, 10 steps, K=all, 50 iterations, {a['seconds']:.0f} s): "
-              f"p(circle) {a['target_prob_first']:.3f} -> {a['target_prob_last']:.3f}; oracle green-background rate "
-              f"{a['green_rate_baseline']:.2f} -> {a['green_rate_final']:.2f}")
+        print(
+            f"audit biased circle classifier ({a['n_images']} images, 10 steps, K=all, 50 iterations, {a['seconds']:.0f} s): "
+            f"p(circle) {a['target_prob_first']:.3f} -> {a['target_prob_last']:.3f}; oracle green-background rate "
+            f"{a['green_rate_baseline']:.2f} -> {a['green_rate_final']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ rendered non-green circle scenes and edits them by every method (deterministic, 
 
     python benchmarks/edit_world.py --out reports/edit-benchmark   # ~5 min on 2 CPU cores
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def main() -> None:
         run = train_token(pipe, clf, CLASS_NAME, config=default_config(pipe), out=out / "run", progress=False)
         token = str(run.token_path)
     t_train = time.perf_counter() - t0
-    result = run_edit_benchmark(token, n=args.n, samples=args.samples, pipe=pipe, classifier=clf, progress=False)
+    result = run_edit_benchmark(
+        token, n=args.n, samples=args.samples, pipe=pipe, classifier=clf, progress=False
+    )
     result["seconds"]["token_training"] = t_train
     out.mkdir(parents=True, exist_ok=True)
     (out / "edit_benchmark.json").write_text(json.dumps(result, indent=2))

@@ -9,6 +9,7 @@ Contributor note: ``_PUBLIC`` below is the lazy-import table (name -> defining m
 ``import disco_inspect`` loads no diffusers/timm/captum); ``_MOVED`` keeps the names this package exported before
 0.2 working for one release, with a DeprecationWarning that names their home.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -80,5 +81,8 @@ _MOVED = {
 }
 
 __all__, __getattr__, __dir__ = attach(
-    __name__, _PUBLIC, _MOVED,
-    eager={"DiscoConfig": DiscoConfig, "DiscoInspectError": DiscoInspectError, "__version__": __version__})
+    __name__,
+    _PUBLIC,
+    _MOVED,
+    eager={"DiscoConfig": DiscoConfig, "DiscoInspectError": DiscoInspectError, "__version__": __version__},
+)

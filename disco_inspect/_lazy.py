@@ -4,6 +4,7 @@ A package lists its public names as data, ``{name: "submodule"}``; importing the
 ``import disco_inspect`` stays light: diffusers, timm and captum load on first use). ``moved`` names still resolve
 for one release with a :class:`DeprecationWarning` naming their new home.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -12,8 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def attach(package: str, table: Mapping[str, str], moved: Mapping[str, str] | None = None,
-           eager: Mapping[str, Any] | None = None) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+def attach(
+    package: str,
+    table: Mapping[str, str],
+    moved: Mapping[str, str] | None = None,
+    eager: Mapping[str, Any] | None = None,
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``(__all__, __getattr__, __dir__)`` for ``package``.
 
     Args:
@@ -32,8 +37,11 @@ def attach(package: str, table: Mapping[str, str], moved: Mapping[str, str] | No
             return getattr(_module(table[name]), name)
         if name in moved:
             where = moved[name] if not moved[name].startswith(".") else f"{package}{moved[name]}"
-            warnings.warn(f"`{package}.{name}` moved to `{where}.{name}`; the old name goes in the next release.",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"`{package}.{name}` moved to `{where}.{name}`; the old name goes in the next release.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return getattr(_module(moved[name]), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 

@@ -4,6 +4,7 @@ Data flows one way: train_token (run folder) -> paired evaluation images with/wi
 concept scores -> factor statistics -> interventions on the top factors -> Captum attributions with
 cross-attention object masks -> :class:`AuditResult` (which the report module renders).
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,14 +63,20 @@ class AuditSettings(ConfigMixin):
         """Check every value; raise :class:`DiscoInspectError` naming the first bad one."""
         for name in ("eval_seeds", "intervention_seeds"):
             if int(getattr(self, name)) < 4:
-                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds.")
+                raise DiscoInspectError(
+                    f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds."
+                )
         for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
             if int(getattr(self, name)) < 0:
-                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0.")
+                raise DiscoInspectError(
+                    f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0."
+                )
         if not 0 < self.alpha < 1:
             raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
         if not 0 < self.mask_threshold < 1:
-            raise DiscoInspectError(f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1).")
+            raise DiscoInspectError(
+                f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1)."
+            )
 
 
 @dataclass
@@ -144,7 +151,9 @@ def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, 
         rows.append(scorer.score(base).mean(0))
         targets.append(float(run.baseline["target_prob_mean"]))
     for rec in run.trajectory:
-        if not rec.get("validation", True):  # with a seed pool: only iterations on the baseline's seeds compare
+        if not rec.get(
+            "validation", True
+        ):  # with a seed pool: only iterations on the baseline's seeds compare
             continue
         imgs = load_pngs(run.image_paths(rec["step"]))
         if imgs is None:
@@ -217,12 +226,21 @@ def audit(
 
     t = time.perf_counter()
     try:
-        run = train_token(pipe, clf, target, config=cfg, out=None if out_dir is None else out_dir / "run",
-                          overwrite=overwrite, progress=progress)
+        run = train_token(
+            pipe,
+            clf,
+            target,
+            config=cfg,
+            out=None if out_dir is None else out_dir / "run",
+            overwrite=overwrite,
+            progress=progress,
+        )
     except RunInterrupted as e:
         if not allow_unfinished:
             raise
-        logger.warning("Reporting an unfinished token (interrupted after %d iterations).", len(e.run.trajectory))
+        logger.warning(
+            "Reporting an unfinished token (interrupted after %d iterations).", len(e.run.trajectory)
+        )
         run = e.run
     timings["token"] = time.perf_counter() - t
     target_idx, class_name = run.target, run.class_name
@@ -231,43 +249,80 @@ def audit(
     t = time.perf_counter()
     eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed, seed_pool=0)
     seeds = eval_cfg.seeds()
-    prompts = {"baseline": eval_cfg.prompts(class_name, with_token=False), "token": eval_cfg.prompts(class_name)}
-    gen = {"num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale, "height": cfg.height,
-           "width": cfg.width}
+    prompts = {
+        "baseline": eval_cfg.prompts(class_name, with_token=False),
+        "token": eval_cfg.prompts(class_name),
+    }
+    gen = {
+        "num_inference_steps": cfg.num_inference_steps,
+        "guidance_scale": cfg.guidance_scale,
+        "height": cfg.height,
+        "width": cfg.width,
+    }
     images: dict[str, torch.Tensor] = {}
     for side in ("baseline", "token"):  # one pass: images plus cross-attention object masks
         images[side], images[f"{side}_attention"], images[f"{side}_masks"] = object_masks(
-            pipe, prompts[side], seeds, class_name, threshold=settings.mask_threshold, **gen)
+            pipe, prompts[side], seeds, class_name, threshold=settings.mask_threshold, **gen
+        )
     probs = {k: target_probabilities(clf, images[k], target_idx) for k in ("baseline", "token")}
     scores = {k: scorer.score(images[k]) for k in ("baseline", "token")}
     reference_info = None
     if ref is not None:
-        reference_info = {"classifier": run_identity(ref, pipe)["classifier"], "target_index": ref_target,
-                          **{f"{k}_target_probs": [float(v) for v in target_probabilities(ref, images[k], ref_target)]
-                             for k in ("baseline", "token")}}
+        reference_info = {
+            "classifier": run_identity(ref, pipe)["classifier"],
+            "target_index": ref_target,
+            **{
+                f"{k}_target_probs": [float(v) for v in target_probabilities(ref, images[k], ref_target)]
+                for k in ("baseline", "token")
+            },
+        }
     timings["evaluation"] = time.perf_counter() - t
 
     t = time.perf_counter()
     control_scores, control = None, None
     if settings.null_control and run.trajectory:
-        control_scores, control = _null_control(pipe, clf, run, scorer, prompts["token"], seeds, gen, settings)
+        control_scores, control = _null_control(
+            pipe, clf, run, scorer, prompts["token"], seeds, gen, settings
+        )
     timings["null_control"] = time.perf_counter() - t
 
     t = time.perf_counter()
     traj = _trajectory_scores(run, scorer)
     factors = discover_factors(
-        scorer.concepts, scores["baseline"], scores["token"], control_scores=control_scores,
-        trajectory_scores=None if traj is None else traj[1], trajectory_target=None if traj is None else traj[2],
-        alpha=settings.alpha, min_effect=settings.min_effect)
+        scorer.concepts,
+        scores["baseline"],
+        scores["token"],
+        control_scores=control_scores,
+        trajectory_scores=None if traj is None else traj[1],
+        trajectory_target=None if traj is None else traj[2],
+        alpha=settings.alpha,
+        min_effect=settings.min_effect,
+    )
     trajectory_concepts: dict[str, list[float]] = {}
     if traj is not None:
-        trajectory_concepts = {"steps": traj[0], "target_prob": traj[2],
-                               **{c: [float(v) for v in traj[1][:, i]] for i, c in enumerate(scorer.concepts)}}
+        trajectory_concepts = {
+            "steps": traj[0],
+            "target_prob": traj[2],
+            **{c: [float(v) for v in traj[1][:, i]] for i, c in enumerate(scorer.concepts)},
+        }
     timings["factors"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if settings.scan and hasattr(scorer, "intervention"):
-        _scan(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress, ref, ref_target)
+        _scan(
+            pipe,
+            clf,
+            target_idx,
+            class_name,
+            scorer,
+            factors,
+            settings,
+            gen,
+            images,
+            progress,
+            ref,
+            ref_target,
+        )
     else:
         _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
     timings["interventions"] = time.perf_counter() - t
@@ -281,18 +336,50 @@ def audit(
         from .editor import edit_images
 
         t = time.perf_counter()
-        job = edit_images(clf, target_idx, user_images, run.token_path, pipe=pipe, out=out_dir / "edits",
-                          settings=edit_settings, scorer=scorer, progress=progress)
-        edits = {"href": "edits/index.html", "method": job.doc["method"], "summary": job.doc["summary"],
-                 "images": job.doc["images"], "failures": job.doc["failures"], "tensors": job.images}
+        job = edit_images(
+            clf,
+            target_idx,
+            user_images,
+            run.token_path,
+            pipe=pipe,
+            out=out_dir / "edits",
+            settings=edit_settings,
+            scorer=scorer,
+            progress=progress,
+        )
+        edits = {
+            "href": "edits/index.html",
+            "method": job.doc["method"],
+            "summary": job.doc["summary"],
+            "images": job.doc["images"],
+            "failures": job.doc["failures"],
+            "tensors": job.images,
+        }
         timings["edits"] = time.perf_counter() - t
 
     result = AuditResult(
-        class_name=class_name, target=target_idx, **run_identity(clf, pipe), config=cfg,
-        settings=settings, run=run, scorer=type(scorer).__name__, concepts=list(scorer.concepts), eval_seeds=seeds,
-        eval_prompts=prompts, baseline_probs=probs["baseline"], token_probs=probs["token"], factors=factors,
-        trajectory_concepts=trajectory_concepts, attribution=attribution, images=images, timings=timings,
-        versions=package_versions(), out_dir=out_dir, control=control, reference=reference_info, edits=edits,
+        class_name=class_name,
+        target=target_idx,
+        **run_identity(clf, pipe),
+        config=cfg,
+        settings=settings,
+        run=run,
+        scorer=type(scorer).__name__,
+        concepts=list(scorer.concepts),
+        eval_seeds=seeds,
+        eval_prompts=prompts,
+        baseline_probs=probs["baseline"],
+        token_probs=probs["token"],
+        factors=factors,
+        trajectory_concepts=trajectory_concepts,
+        attribution=attribution,
+        images=images,
+        timings=timings,
+        versions=package_versions(),
+        out_dir=out_dir,
+        control=control,
+        reference=reference_info,
+        edits=edits,
     )
     if save and out_dir is not None:
         t = time.perf_counter()
@@ -301,8 +388,18 @@ def audit(
     return result
 
 
-def _confirm(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, factors: Any, settings: AuditSettings,
-             gen: dict[str, Any], images: dict[str, torch.Tensor], progress: bool) -> None:
+def _confirm(
+    pipe: Any,
+    clf: Any,
+    target: int,
+    class_name: str,
+    scorer: Any,
+    factors: Any,
+    settings: AuditSettings,
+    gen: dict[str, Any],
+    images: dict[str, torch.Tensor],
+    progress: bool,
+) -> None:
     """Intervene on the top significant factors (Bonferroni over those tested)."""
     from tqdm.auto import tqdm
 
@@ -315,15 +412,31 @@ def _confirm(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, fac
     for f in tqdm(top, desc="interventions", disable=not progress):
         factor_prompt, contrasts = scorer.intervention(f.concept, class_name)
         f.intervention, with_f, without_f = intervene(
-            pipe, clf, target, factor_prompt, contrasts, seeds, alpha=settings.alpha / len(top),
-            min_effect=settings.confirm_min_effect, **gen)
+            pipe,
+            clf,
+            target,
+            factor_prompt,
+            contrasts,
+            seeds,
+            alpha=settings.alpha / len(top),
+            min_effect=settings.confirm_min_effect,
+            **gen,
+        )
         images[f"intervention_{f.concept}_factor"] = with_f[:4]
         images[f"intervention_{f.concept}_contrast"] = without_f[:4]
     factors.rank_by_reliance()
 
 
-def _null_control(pipe: Any, clf: Any, run: Any, scorer: Any, prompts: list[str], seeds: list[int], gen: dict[str, Any],
-                  settings: AuditSettings) -> tuple[torch.Tensor, dict[str, Any]]:
+def _null_control(
+    pipe: Any,
+    clf: Any,
+    run: Any,
+    scorer: Any,
+    prompts: list[str],
+    seeds: list[int],
+    gen: dict[str, Any],
+    settings: AuditSettings,
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """Concept scores under control tokens, averaged per seed: the untrained token (its initial embedding) and
     ``control_draws`` tokens as far from it as the learned one, in random directions (seeded). Same prompts and
     seeds as the token images; the learned embedding is put back afterwards."""
@@ -348,34 +461,66 @@ def _null_control(pipe: Any, clf: Any, run: Any, scorer: Any, prompts: list[str]
             per_control[name] = {"target_prob": float(target_probabilities(clf, imgs, run.target).mean())}
     finally:
         put_token(pipe, run.token, learned, source="The learned token")
-    info = {"distance": distance, "draws": settings.control_draws, "controls": per_control,
-            "method": "untrained token + tokens moved the learned distance in random directions; concept presence "
-                      "averaged over controls per seed"}
+    info = {
+        "distance": distance,
+        "draws": settings.control_draws,
+        "controls": per_control,
+        "method": "untrained token + tokens moved the learned distance in random directions; concept presence "
+        "averaged over controls per seed",
+    }
     return torch.stack(scores).mean(0), info
 
 
-def _scan(pipe: Any, clf: Any, target: int, class_name: str, scorer: Any, factors: Any, settings: AuditSettings,
-          gen: dict[str, Any], images: dict[str, torch.Tensor], progress: bool, ref: Any, ref_target: int | None) -> None:
+def _scan(
+    pipe: Any,
+    clf: Any,
+    target: int,
+    class_name: str,
+    scorer: Any,
+    factors: Any,
+    settings: AuditSettings,
+    gen: dict[str, Any],
+    images: dict[str, torch.Tensor],
+    progress: bool,
+    ref: Any,
+    ref_target: int | None,
+) -> None:
     """Intervene on every concept (BH across concepts); example images for the top reported factors."""
     from .analysis.scan import scan_interventions
 
     seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
-    scan = scan_interventions(pipe, clf, target, class_name, scorer, seeds, concepts=[f.concept for f in factors.factors],
-                              reference=ref, reference_target=ref_target, alpha=settings.alpha,
-                              min_effect=settings.confirm_min_effect, progress=progress, **gen)
+    scan = scan_interventions(
+        pipe,
+        clf,
+        target,
+        class_name,
+        scorer,
+        seeds,
+        concepts=[f.concept for f in factors.factors],
+        reference=ref,
+        reference_target=ref_target,
+        alpha=settings.alpha,
+        min_effect=settings.confirm_min_effect,
+        progress=progress,
+        **gen,
+    )
     for f in factors.factors:
         f.intervention = scan.interventions[f.concept]
     factors.rank_by_reliance()
-    factors.method["interventions"] = (f"every concept scanned: factor prompt vs its contrasts on {len(seeds)} paired "
-                                       "seeds, one-sided sign-flip test of H0: effect <= "
-                                       f"{settings.confirm_min_effect}, Benjamini-Hochberg across concepts")
+    factors.method["interventions"] = (
+        f"every concept scanned: factor prompt vs its contrasts on {len(seeds)} paired "
+        "seeds, one-sided sign-flip test of H0: effect <= "
+        f"{settings.confirm_min_effect}, Benjamini-Hochberg across concepts"
+    )
     for f in factors.top(settings.confirm_top):
         iv = f.intervention
         images[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]
         images[f"intervention_{f.concept}_contrast"] = scan.examples[iv.contrast_prompts[0]]
 
 
-def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _attributions(
+    clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """Captum maps on the first evaluation images and their context reliance against the object masks."""
     from .analysis.attribution import attribute, context_reliance
 
@@ -390,9 +535,9 @@ def _attributions(clf: Any, target: int, settings: AuditSettings, images: dict[s
         for method, maps in attrs.maps.items():
             images[f"attr_{side}_{method}"] = maps
             share = context_reliance(maps, masks)
-            out["methods"].setdefault(method, {})[side] = {"context_reliance": float(share.mean()),
-                                                           "per_image": [float(v) for v in share]}
+            out["methods"].setdefault(method, {})[side] = {
+                "context_reliance": float(share.mean()),
+                "per_image": [float(v) for v in share],
+            }
         out["mask_area"][side] = float(masks.mean())
     return out
-
-

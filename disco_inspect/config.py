@@ -1,4 +1,5 @@
 """`DiscoConfig`: every hyperparameter of the DisCo token optimisation, with the paper's defaults."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,7 +58,9 @@ class ConfigMixin:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as e:
-            raise DiscoInspectError(f"Cannot read config `{path}`: {e}. Pass a JSON file written by disco-inspect.") from e
+            raise DiscoInspectError(
+                f"Cannot read config `{path}`: {e}. Pass a JSON file written by disco-inspect."
+            ) from e
 
 
 @dataclass
@@ -133,16 +136,24 @@ class DiscoConfig(ConfigMixin):
         for t in self.templates:
             if "{token}" not in t or "{class_name}" not in t:
                 raise bad("templates", t, "each template needs both '{token}' and '{class_name}'")
-        positive_ints = {"n_images": self.n_images, "num_inference_steps": self.num_inference_steps,
-                         "max_iters": self.max_iters}
+        positive_ints = {
+            "n_images": self.n_images,
+            "num_inference_steps": self.num_inference_steps,
+            "max_iters": self.max_iters,
+        }
         for name, v in positive_ints.items():
             if not isinstance(v, int) or v < 1:
                 raise bad(name, v, "use an integer >= 1")
         if self.grad_steps != -1 and not (1 <= self.grad_steps <= self.num_inference_steps):
-            raise bad("grad_steps", self.grad_steps,
-                      f"use 1..{self.num_inference_steps} (num_inference_steps) or -1 for all steps")
+            raise bad(
+                "grad_steps",
+                self.grad_steps,
+                f"use 1..{self.num_inference_steps} (num_inference_steps) or -1 for all steps",
+            )
         if self.seed_pool and self.seed_pool < self.n_images:
-            raise bad("seed_pool", self.seed_pool, f"use 0 (fixed seeds) or at least n_images ({self.n_images})")
+            raise bad(
+                "seed_pool", self.seed_pool, f"use 0 (fixed seeds) or at least n_images ({self.n_images})"
+            )
         if self.patience < 0:
             raise bad("patience", self.patience, "use an integer >= 0")
         for name in ("lr", "eps"):
@@ -152,7 +163,9 @@ class DiscoConfig(ConfigMixin):
         if self.weight_decay < 0:
             raise bad("weight_decay", self.weight_decay, "use a number >= 0")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise bad("max_grad_norm", self.max_grad_norm, "use a positive number or None to disable clipping")
+            raise bad(
+                "max_grad_norm", self.max_grad_norm, "use a positive number or None to disable clipping"
+            )
         if not (0.0 <= self.accuracy_threshold <= 1.0):
             raise bad("accuracy_threshold", self.accuracy_threshold, "use a number in [0, 1]")
         if not self.guidance_scale >= 0:
@@ -161,7 +174,12 @@ class DiscoConfig(ConfigMixin):
             v = getattr(self, name)
             if v is not None and (v < 8 or v % 8):
                 raise bad(name, v, "use a multiple of 8, or None for the pipeline's default")
-        choices = ("toward", "away", "margin", "auto")  # = engine.objectives.OBJECTIVE_CHOICES (a test keeps it so)
+        choices = (
+            "toward",
+            "away",
+            "margin",
+            "auto",
+        )  # = engine.objectives.OBJECTIVE_CHOICES (a test keeps it so)
         if self.objective not in choices:
             raise bad("objective", self.objective, f"use one of {', '.join(map(repr, choices))}")
 
@@ -188,7 +206,9 @@ class DiscoConfig(ConfigMixin):
         """The noise seeds of iteration ``step`` (see :attr:`seed_pool`)."""
         if not self.seed_pool:
             return self.seeds(offset)
-        return [self.seed + offset + (step * self.n_images + j) % self.seed_pool for j in range(self.n_images)]
+        return [
+            self.seed + offset + (step * self.n_images + j) % self.seed_pool for j in range(self.n_images)
+        ]
 
     def is_validation_step(self, step: int, offset: int = 0) -> bool:
         """Whether iteration ``step`` uses the first iteration's seeds (always, without a seed pool).

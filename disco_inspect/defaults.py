@@ -3,6 +3,7 @@
 
 Orchestration layer: used by :mod:`disco_inspect.auditor`, :mod:`disco_inspect.editor` and the CLI.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,8 +55,14 @@ def edit_defaults(pipe: Any) -> dict[str, Any]:
     the pipeline's preset on top (the world's: :data:`disco_inspect.world.presets.WORLD_EDIT`)."""
     from .editing.edit import CROSS_REPLACE, NOISE_SIGMA, SELF_REPLACE
 
-    base: dict[str, Any] = {"prompt": EDIT_PROMPT, "num_inference_steps": EDIT_STEPS, "guidance_scale": EDIT_GUIDANCE,
-                            "cross_replace": CROSS_REPLACE, "self_replace": SELF_REPLACE, "sigma": NOISE_SIGMA}
+    base: dict[str, Any] = {
+        "prompt": EDIT_PROMPT,
+        "num_inference_steps": EDIT_STEPS,
+        "guidance_scale": EDIT_GUIDANCE,
+        "cross_replace": CROSS_REPLACE,
+        "self_replace": SELF_REPLACE,
+        "sigma": NOISE_SIGMA,
+    }
     name = preset_name(pipe)
     if name is not None and registry.has("edit_defaults", name):
         base.update(registry.resolve("edit_defaults", name)())

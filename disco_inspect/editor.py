@@ -7,6 +7,7 @@ reconstruction | deterministic edit | samples, p(target) under each) and the PNG
 ``images/<name>/source.png``, ``reconstruction.png``, ``edit.png``, ``sample_NN.png``. The inversions are cached in
 ``out/cache`` (safetensors) and reused by the next run with the same images, prompt and settings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,17 +58,25 @@ class EditSettings(ConfigMixin):
         from .editing.edit import METHODS
 
         if self.method not in METHODS:
-            raise DiscoInspectError(f"`method` = {self.method!r} is unknown; use one of {', '.join(METHODS)}.")
+            raise DiscoInspectError(
+                f"`method` = {self.method!r} is unknown; use one of {', '.join(METHODS)}."
+            )
         if self.samples < 0 or (self.method != "none" and self.samples < 1):
-            raise DiscoInspectError(f"`samples` = {self.samples!r} is invalid for `method` = {self.method!r}; use >= 1 "
-                                    "stochastic edits (or `method='none'`).")
+            raise DiscoInspectError(
+                f"`samples` = {self.samples!r} is invalid for `method` = {self.method!r}; use >= 1 "
+                "stochastic edits (or `method='none'`)."
+            )
         for name in ("cross_replace", "self_replace"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
-                raise DiscoInspectError(f"`{name}` = {v!r} is invalid; use a fraction of the steps in [0, 1].")
+                raise DiscoInspectError(
+                    f"`{name}` = {v!r} is invalid; use a fraction of the steps in [0, 1]."
+                )
         for name in ("num_inference_steps", "inner_steps", "vae_steps"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "inner_steps" else 1)):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "inner_steps" else 1)
+            ):
                 raise DiscoInspectError(f"`{name}` = {v!r} is invalid; use a positive integer.")
 
     def resolved(self, pipe: Any) -> dict[str, Any]:
@@ -81,8 +90,10 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise DiscoInspectError(f"`--out` = `{out}` is a file; pass a folder for the edits.")
     if out.is_dir() and any(out.iterdir()) and not (out / EDIT_JSON).is_file():
-        raise DiscoInspectError(f"`--out` folder `{out}` holds other files and no {EDIT_JSON}; pass an empty or new "
-                                "folder (an earlier edit folder is updated in place).")
+        raise DiscoInspectError(
+            f"`--out` folder `{out}` holds other files and no {EDIT_JSON}; pass an empty or new "
+            "folder (an earlier edit folder is updated in place)."
+        )
 
 
 def edit_images(
@@ -133,10 +144,13 @@ def edit_images(
     settings = settings or EditSettings()
     prompt = prompt or str(edit_defaults(pipe)["prompt"])
     if settings.method not in METHODS:
-        raise DiscoInspectError(f"`method` = {settings.method!r} is unknown; use one of {', '.join(METHODS)}.")
+        raise DiscoInspectError(
+            f"`method` = {settings.method!r} is unknown; use one of {', '.join(METHODS)}."
+        )
     if "{class_name}" not in prompt:
-        raise DiscoInspectError(f"`prompt` = {prompt!r} needs '{{class_name}}' where the class goes, e.g. "
-                                f"{EDIT_PROMPT!r}.")
+        raise DiscoInspectError(
+            f"`prompt` = {prompt!r} needs '{{class_name}}' where the class goes, e.g. {EDIT_PROMPT!r}."
+        )
     out = Path(out)
     _check_out(out)
     target = classifier.resolve_class(class_name)
@@ -151,36 +165,82 @@ def edit_images(
         scorer = default_scorer(pipe) if is_world_pipeline(pipe) else None
     t0 = time.perf_counter()
     source_prompt = prompt.format(class_name=name)
-    inv = invert(pipe, loaded.images, source_prompt, names=loaded.names,
-                 num_inference_steps=knobs["num_inference_steps"], guidance_scale=knobs["guidance_scale"],
-                 inner_steps=knobs["inner_steps"], cache_dir=out / "cache", progress=progress)
+    inv = invert(
+        pipe,
+        loaded.images,
+        source_prompt,
+        names=loaded.names,
+        num_inference_steps=knobs["num_inference_steps"],
+        guidance_scale=knobs["guidance_scale"],
+        inner_steps=knobs["inner_steps"],
+        cache_dir=out / "cache",
+        progress=progress,
+    )
     t_inv = time.perf_counter() - t0
     distance = classifier_features(classifier)
     vae_opts = {"steps": knobs["vae_steps"]} if knobs.get("vae_steps") else {}
-    result = edit(pipe, inv, (token_str, pipe.text_encoder.get_input_embeddings().weight[
-        pipe.tokenizer.convert_tokens_to_ids(token_str)].detach().float().cpu()),
-        class_name=name, method=knobs["method"], samples=knobs["samples"] if knobs["method"] != "none" else 0,
-        sigma=knobs["sigma"], cross_replace=knobs["cross_replace"], self_replace=knobs["self_replace"],
-        seed=knobs["seed"], vae_options=vae_opts, scorer=scorer, features=distance.features,
-        classifier=classifier, target=target, progress=progress)
+    result = edit(
+        pipe,
+        inv,
+        (
+            token_str,
+            pipe.text_encoder.get_input_embeddings()
+            .weight[pipe.tokenizer.convert_tokens_to_ids(token_str)]
+            .detach()
+            .float()
+            .cpu(),
+        ),
+        class_name=name,
+        method=knobs["method"],
+        samples=knobs["samples"] if knobs["method"] != "none" else 0,
+        sigma=knobs["sigma"],
+        cross_replace=knobs["cross_replace"],
+        self_replace=knobs["self_replace"],
+        seed=knobs["seed"],
+        vae_options=vae_opts,
+        scorer=scorer,
+        features=distance.features,
+        classifier=classifier,
+        target=target,
+        progress=progress,
+    )
     t_edit = time.perf_counter() - t0 - t_inv
-    measured = measure_edits(result, classifier, target, scorer=scorer, distance=distance, lpips=lpips, clip=clip,
-                             vae_ceiling=vae_roundtrip(pipe, inv.images),
-                             plain_reconstructions=reconstruct(pipe, inv, use_null=False))
-    for row, path, notes, cached in zip(measured["images"], loaded.paths, loaded.notes, inv.cached, strict=True):
+    measured = measure_edits(
+        result,
+        classifier,
+        target,
+        scorer=scorer,
+        distance=distance,
+        lpips=lpips,
+        clip=clip,
+        vae_ceiling=vae_roundtrip(pipe, inv.images),
+        plain_reconstructions=reconstruct(pipe, inv, use_null=False),
+    )
+    for row, path, notes, cached in zip(
+        measured["images"], loaded.paths, loaded.notes, inv.cached, strict=True
+    ):
         row["source_file"] = path.name
         row["notes"] = list(notes)
         row["inversion_cached"] = bool(cached)
     summary = {
-        "class_name": name, "target": target, "token": token_str, "method": knobs["method"],
+        "class_name": name,
+        "target": target,
+        "token": token_str,
+        "method": knobs["method"],
         "classifier": shareable_source(getattr(classifier, "source", None)),
         "pipeline": shareable_source(getattr(pipe, "_disco_source", None)),
-        "settings": {**{k: v for k, v in knobs.items() if k != "prompt"}, "prompt": prompt}, "images": measured["images"], "summary": measured["summary"],
-        "failures": loaded.failures, "seconds": {"inversion": t_inv, "edit": t_edit},
+        "settings": {**{k: v for k, v in knobs.items() if k != "prompt"}, "prompt": prompt},
+        "images": measured["images"],
+        "summary": measured["summary"],
+        "failures": loaded.failures,
+        "seconds": {"inversion": t_inv, "edit": t_edit},
     }
     if result.vae_history:
-        summary["vae_training"] = {"first": result.vae_history[0], "last": result.vae_history[-1],
-                                   "steps": len(result.vae_history)}
+        summary["vae_training"] = {
+            "first": result.vae_history[0],
+            "last": result.vae_history[-1],
+            "steps": len(result.vae_history),
+        }
     tensors: dict[str, dict[str, Any]] = {}
     for i, img_name in enumerate(inv.names):
         folder = out / "images" / img_name
@@ -190,8 +250,12 @@ def edit_images(
         if result.samples is not None:
             for k in range(result.samples.shape[1]):
                 save_png(folder / f"sample_{k:02d}.png", result.samples[i, k])
-        tensors[img_name] = {"source": result.sources[i], "reconstruction": result.reconstructions[i],
-                             "edit": result.edits[i], "samples": None if result.samples is None else result.samples[i]}
+        tensors[img_name] = {
+            "source": result.sources[i],
+            "reconstruction": result.reconstructions[i],
+            "edit": result.edits[i],
+            "samples": None if result.samples is None else result.samples[i],
+        }
     write_json(out / EDIT_JSON, summary)
     render_edit_page(summary, tensors, out / EDIT_HTML)
     logger.info("Edited %d images into %s (%d unreadable).", len(inv), out, len(loaded.failures))

@@ -1,4 +1,5 @@
 """The one exception type of disco-inspect."""
+
 from __future__ import annotations
 
 
@@ -18,8 +19,12 @@ def require(condition: bool, message: str) -> None:
 
 #: Optional packages -> the extra of ``pyproject.toml`` that installs them (a test keeps this true).
 EXTRAS: dict[str, str] = {
-    "plotly": "report", "matplotlib": "report", "captum": "report", "jsonschema": "report",
-    "onnx": "onnx", "onnx2torch": "onnx",
+    "plotly": "report",
+    "matplotlib": "report",
+    "captum": "report",
+    "jsonschema": "report",
+    "onnx": "onnx",
+    "onnx2torch": "onnx",
 }
 
 
@@ -33,5 +38,5 @@ def missing_extra(package: str) -> DiscoInspectError:
         )
     return DiscoInspectError(
         f"The optional package `{package}` is not installed; install it with "
-        f"`pip install \"disco-inspect[{extra}]\"` (or `pip install {package}`)."
+        f'`pip install "disco-inspect[{extra}]"` (or `pip install {package}`).'
     )

@@ -3,6 +3,7 @@
 A crash never leaves a half-written file under the final name, and a power loss after the replace does not
 leave an empty one.
 """
+
 from __future__ import annotations
 
 import json

@@ -10,6 +10,7 @@ Kinds in use: ``model_source`` (``"world"`` -> ``resolve_model(source)``), ``tex
 ``load_text_encoder()``), ``disco_config`` / ``edit_defaults`` / ``scorer`` (pipeline source ``"world"`` -> a
 factory of the preset or scorer).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,7 +37,9 @@ def resolve(kind: str, name: str) -> Any:
         provider = _PROVIDERS[(kind, name)]
     except KeyError:
         known = sorted(n for k, n in _PROVIDERS if k == kind)
-        raise DiscoInspectError(f"No {kind} named {name!r} is registered; known: {known or 'none'}.") from None
+        raise DiscoInspectError(
+            f"No {kind} named {name!r} is registered; known: {known or 'none'}."
+        ) from None
     if isinstance(provider, str):
         module, _, attr = provider.partition(":")
         obj: Any = importlib.import_module(module)

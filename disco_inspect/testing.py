@@ -3,6 +3,7 @@
 Everything here is seeded and built offline: the tokenizer is the real CLIP BPE tokenizer
 (see :mod:`disco_inspect.models.tokenizers`); the UNet, VAE and text encoder are randomly initialised.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,13 @@ from .world.classifiers import SceneCNN
 TINY_LABELS = ("circle", "square", "triangle", "cross")
 
 
-def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, vae_factor: int = 2,
-                  time_cond_proj_dim: int | None = None) -> Any:
+def tiny_pipeline(
+    seed: int = 0,
+    sample_size: int = 16,
+    text_width: int = 32,
+    vae_factor: int = 2,
+    time_cond_proj_dim: int | None = None,
+) -> Any:
     """A random-weight ``StableDiffusionPipeline``: UNet (32, 64), VAE, 2-layer CLIP text encoder.
 
     Images are ``vae_factor * sample_size`` pixels square (32 px by default); ``vae_factor`` is 2, 4 or 8
@@ -31,27 +37,61 @@ def tiny_pipeline(seed: int = 0, sample_size: int = 16, text_width: int = 32, va
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=text_width, attention_head_dim=8, norm_num_groups=16, time_cond_proj_dim=time_cond_proj_dim,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=text_width,
+        attention_head_dim=8,
+        norm_num_groups=16,
+        time_cond_proj_dim=time_cond_proj_dim,
     )
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(
-        block_out_channels=(16, 32, 32, 32)[:n_vae_blocks], in_channels=3, out_channels=3, latent_channels=4,
-        norm_num_groups=16, down_block_types=("DownEncoderBlock2D",) * n_vae_blocks,
-        up_block_types=("UpDecoderBlock2D",) * n_vae_blocks, sample_size=vae_factor * sample_size,
+        block_out_channels=(16, 32, 32, 32)[:n_vae_blocks],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=16,
+        down_block_types=("DownEncoderBlock2D",) * n_vae_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_vae_blocks,
+        sample_size=vae_factor * sample_size,
     )
     torch.manual_seed(seed + 2)
     te_cfg = CLIPTextConfig(
-        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, hidden_size=text_width, intermediate_size=37,
-        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2, vocab_size=49408, max_position_embeddings=77,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        hidden_size=text_width,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=49408,
+        max_position_embeddings=77,
     )
     text_encoder = CLIPTextModel(te_cfg)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     pipe = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
@@ -71,6 +111,11 @@ def tiny_classifier(seed: int = 0, num_classes: int = 4, input_size: int = 32) -
 
     torch.manual_seed(seed)
     labels = list(TINY_LABELS[:num_classes]) + [f"class_{i}" for i in range(len(TINY_LABELS), num_classes)]
-    pre = Preprocessing(input_size=(input_size, input_size), interpolation="bilinear", crop_pct=1.0,
-                        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    pre = Preprocessing(
+        input_size=(input_size, input_size),
+        interpolation="bilinear",
+        crop_pct=1.0,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
     return Classifier(TinyCNN(num_classes), pre, labels, source=f"tiny-cnn(seed={seed})")

@@ -41,6 +41,7 @@ def tiny_assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("assets")
     tiny_pipeline(seed=0).save_pretrained(root / "pipe")
     clf = tiny_classifier(seed=0)
-    save_torchscript_classifier(clf.module, root / "clf.pt", label_names=clf.label_names,
-                                preprocessing=clf.preprocessing.to_dict())
+    save_torchscript_classifier(
+        clf.module, root / "clf.pt", label_names=clf.label_names, preprocessing=clf.preprocessing.to_dict()
+    )
     return root

@@ -1,4 +1,5 @@
 """The CLI end to end on tiny components: train, generate, evaluate, help."""
+
 import json
 
 import pytest
@@ -14,25 +15,83 @@ def assets(tiny_assets):
 def test_train_generate_evaluate(assets, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--pipeline", str(assets / "pipe"), "--threads", "1"]
-    assert main(["train", str(assets / "clf.pt"), "--class", "Triangle", "--out", str(run), "--steps", "3",
-                 "--n-images", "2", "--max-iters", "2", "--guidance", "2", "--no-progress", *common]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(assets / "clf.pt"),
+                "--class",
+                "Triangle",
+                "--out",
+                str(run),
+                "--steps",
+                "3",
+                "--n-images",
+                "2",
+                "--max-iters",
+                "2",
+                "--guidance",
+                "2",
+                "--no-progress",
+                *common,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "learned_embeds.safetensors" in out and "target probability" in out
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"]["num_inference_steps"] == 3 and cfg["target"]["class_name"] == "triangle"
 
     gen = tmp_path / "gen"
-    assert main(["generate", "--token", str(run), "--prompt", "a photo of a <S> triangle", "--seeds", "0-2",
-                 "--steps", "3", "--out", str(gen), *common]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--token",
+                str(run),
+                "--prompt",
+                "a photo of a <S> triangle",
+                "--seeds",
+                "0-2",
+                "--steps",
+                "3",
+                "--out",
+                str(gen),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in gen.iterdir()) == ["seed_0000.png", "seed_0001.png", "seed_0002.png"]
 
     res = tmp_path / "acc.json"
-    assert main(["evaluate", str(assets / "clf.pt"), "--class", "2", "--token", str(run), "--n-seeds", "3",
-                 "--json", str(res), *common]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(assets / "clf.pt"),
+                "--class",
+                "2",
+                "--token",
+                str(run),
+                "--n-seeds",
+                "3",
+                "--json",
+                str(res),
+                *common,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "baseline" in printed and "token" in printed
     data = json.loads(res.read_text())
-    assert data["seeds"] == [1000, 1001, 1002]  # disjoint from the training seeds and set(data["token"]) >= {"accuracy", "top5_accuracy"}
+    assert data["seeds"] == [
+        1000,
+        1001,
+        1002,
+    ]  # disjoint from the training seeds and set(data["token"]) >= {"accuracy", "top5_accuracy"}
 
 
 def test_help_lists_defaults():
@@ -43,14 +102,40 @@ def test_help_lists_defaults():
 
 
 def test_bad_seeds_flag(assets, capsys):
-    assert main(["generate", "--token", "x.safetensors", "--prompt", "p", "--seeds", "a-b",
-                 "--pipeline", str(assets / "pipe")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--token",
+                "x.safetensors",
+                "--prompt",
+                "p",
+                "--seeds",
+                "a-b",
+                "--pipeline",
+                str(assets / "pipe"),
+            ]
+        )
+        == 2
+    )
     assert "--seeds" in capsys.readouterr().err
 
 
 def test_report_on_a_non_world_pipeline_needs_a_scorer(assets, capsys):
-    assert main(["report", str(assets / "clf.pt"), "--class", "triangle", "--pipeline", str(assets / "pipe"),
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                str(assets / "clf.pt"),
+                "--class",
+                "triangle",
+                "--pipeline",
+                str(assets / "pipe"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--clip-weights" in err[0]
 
@@ -67,9 +152,26 @@ def test_report_rejects_bad_class_lists(capsys):
 def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
     """`--classes` audits each class into its own report and links them from one index page; a second call
     reuses the finished runs."""
-    args = ["report", "world:clean", "--classes", "circle,square", "--out", str(tmp_path), "--max-iters", "2",
-            "--n-images", "4", "--eval-seeds", "8", "--intervention-seeds", "4", "--no-attributions", "--no-progress",
-            "--threads", "1"]
+    args = [
+        "report",
+        "world:clean",
+        "--classes",
+        "circle,square",
+        "--out",
+        str(tmp_path),
+        "--max-iters",
+        "2",
+        "--n-images",
+        "4",
+        "--eval-seeds",
+        "8",
+        "--intervention-seeds",
+        "4",
+        "--no-attributions",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     root = tmp_path / "clean"

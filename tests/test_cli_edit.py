@@ -1,4 +1,5 @@
 """`disco-inspect edit` on the world: outputs, unreadable files, and bad input refused before any work."""
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,34 @@ def image_dir(tmp_path_factory):
 
 
 def _token(tmp_path, width=384):
-    return save_token(tmp_path / "tok.safetensors", "<S>", torch.randn(width, generator=torch.Generator().manual_seed(0)))
+    return save_token(
+        tmp_path / "tok.safetensors", "<S>", torch.randn(width, generator=torch.Generator().manual_seed(0))
+    )
 
 
 def test_edit_writes_json_html_and_pngs(image_dir, tmp_path, capsys):
     out = tmp_path / "edits"
-    code = main(["edit", "world:biased_circle_green", "--class", "circle", "--images", str(image_dir), "--token",
-                 str(_token(tmp_path)), "--steps", "3", "--samples", "2", "--out", str(out), "--no-progress",
-                 "--prompt", "a {class_name}"])
+    code = main(
+        [
+            "edit",
+            "world:biased_circle_green",
+            "--class",
+            "circle",
+            "--images",
+            str(image_dir),
+            "--token",
+            str(_token(tmp_path)),
+            "--steps",
+            "3",
+            "--samples",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--prompt",
+            "a {class_name}",
+        ]
+    )
     assert code == 0
     data = json.loads((out / "edit.json").read_text())
     assert [r["name"] for r in data["images"]] == ["circle_0", "circle_1", "grey"]
@@ -52,9 +73,28 @@ def test_edit_writes_json_html_and_pngs(image_dir, tmp_path, capsys):
     assert html.count("<img") == 3 * 5 and "broken.png" in html
     assert "p(circle)" in capsys.readouterr().out
     # a second run reads the inversions from the cache
-    assert main(["edit", "world:biased_circle_green", "--class", "circle", "--images", str(image_dir / "circle_*.png"),
-                 "--token", str(_token(tmp_path)), "--steps", "3", "--method", "none", "--out", str(out),
-                 "--no-progress"]) == 0  # the world's default prompt is its caption style, "a {class_name}"
+    assert (
+        main(
+            [
+                "edit",
+                "world:biased_circle_green",
+                "--class",
+                "circle",
+                "--images",
+                str(image_dir / "circle_*.png"),
+                "--token",
+                str(_token(tmp_path)),
+                "--steps",
+                "3",
+                "--method",
+                "none",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )  # the world's default prompt is its caption style, "a {class_name}"
     again = json.loads((out / "edit.json").read_text())
     assert [r["inversion_cached"] for r in again["images"]] == [True, True]
     assert again["images"][0]["edit_prompt"] == "a <S> circle" and again["settings"]["cross_replace"] == 0.3
@@ -67,8 +107,17 @@ def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch
     monkeypatch.setattr("disco_inspect.editing.inversion.invert", boom)
     empty = tmp_path / "empty"
     empty.mkdir()
-    args = ["edit", "world:biased_circle_green", "--class", "circle", "--token", str(_token(tmp_path)), "--out",
-            str(tmp_path / "o"), "--no-progress"]
+    args = [
+        "edit",
+        "world:biased_circle_green",
+        "--class",
+        "circle",
+        "--token",
+        str(_token(tmp_path)),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
 
     def error(argv):
         assert main(argv) == 2
@@ -77,7 +126,20 @@ def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch
     assert str(empty) in error([*args, "--images", str(empty)])
     assert "nope_" in error([*args, "--images", str(tmp_path / "nope_*.png")])
     wide = save_token(tmp_path / "wide.safetensors", "<W>", torch.randn(768))
-    assert "another pipeline" in error(["edit", "world:biased_circle_green", "--class", "circle", "--token", str(wide),
-                                        "--images", str(image_dir), "--out", str(tmp_path / "o2"), "--no-progress"])
+    assert "another pipeline" in error(
+        [
+            "edit",
+            "world:biased_circle_green",
+            "--class",
+            "circle",
+            "--token",
+            str(wide),
+            "--images",
+            str(image_dir),
+            "--out",
+            str(tmp_path / "o2"),
+            "--no-progress",
+        ]
+    )
     assert "class_name" in error([*args, "--images", str(image_dir), "--prompt", "a photo"])
     assert not (tmp_path / "o").exists()

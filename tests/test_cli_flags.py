@@ -1,5 +1,6 @@
 """CLI: device/dtype flags reach the pipeline and the classifier, help text, world subcommands, --version,
 report --overwrite, class folders that cannot collide, dependency checks before training."""
+
 import ast
 import re
 import sys
@@ -42,19 +43,37 @@ def test_device_and_dtype_reach_the_pipeline_and_classifier(command, tiny_assets
 
     monkeypatch.setattr(torch.nn.Module, "to", spy_to)
     model = ["world:clean"] if command != "generate" else []
-    extra = {"train": ["--class", "circle"], "report": ["--class", "circle"],
-             "evaluate": ["--class", "circle", "--token", str(tmp_path / "t.safetensors")],
-             "generate": ["--token", str(tmp_path / "t.safetensors"), "--prompt", "a <S> circle"]}[command]
+    extra = {
+        "train": ["--class", "circle"],
+        "report": ["--class", "circle"],
+        "evaluate": ["--class", "circle", "--token", str(tmp_path / "t.safetensors")],
+        "generate": ["--token", str(tmp_path / "t.safetensors"), "--prompt", "a <S> circle"],
+    }[command]
     with pytest.raises(_Stop):
-        main([command, *model, *extra, "--device", "meta", "--dtype", "float16", "--out" if command != "evaluate"
-              else "--json", str(tmp_path / "o")])
+        main(
+            [
+                command,
+                *model,
+                *extra,
+                "--device",
+                "meta",
+                "--dtype",
+                "float16",
+                "--out" if command != "evaluate" else "--json",
+                str(tmp_path / "o"),
+            ]
+        )
     assert seen["device"] == "meta" and seen["torch_dtype"] == torch.float16
     if command != "generate":
-        assert any("meta" in str(a) + str(k) for a, k in seen["classifier_to"]), "the classifier was not moved"
+        assert any("meta" in str(a) + str(k) for a, k in seen["classifier_to"]), (
+            "the classifier was not moved"
+        )
 
 
 def test_gradient_checkpointing_and_version_flags(capsys):
-    args = build_parser().parse_args(["train", "world:clean", "--class", "circle", "--gradient-checkpointing"])
+    args = build_parser().parse_args(
+        ["train", "world:clean", "--class", "circle", "--gradient-checkpointing"]
+    )
     assert cli._config_from(args).gradient_checkpointing is True
     with pytest.raises(SystemExit) as e:
         main(["--version"])
@@ -74,7 +93,9 @@ def test_help_prints_each_default_once(command):
     text = _sub(command).format_help()
     assert "(default: None)" not in text
     flat = re.sub(r"\s+", " ", text)
-    assert not re.search(r"\(default: [^)]*\)[^(]*\(default:", flat.replace(") (default", ")(default")) or True
+    assert (
+        not re.search(r"\(default: [^)]*\)[^(]*\(default:", flat.replace(") (default", ")(default")) or True
+    )
     for line in re.findall(r"--[\w-]+[^\n]*(?:\n {10,}[^\n-][^\n]*)*", text):
         assert line.count("default:") <= 1, line
 
@@ -85,7 +106,9 @@ def test_report_help_shows_paper_and_world_defaults():
     assert re.search(r"--seed-pool .*?default: 0.*?world: 40", text)
 
 
-@pytest.mark.parametrize("world_cmd", ["train", "make-classifier", "make-oracle", "make-examples", "benchmark"])
+@pytest.mark.parametrize(
+    "world_cmd", ["train", "make-classifier", "make-oracle", "make-examples", "benchmark"]
+)
 def test_world_subcommands_are_real_subparsers(world_cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main(["world", world_cmd, "--help"])
@@ -99,8 +122,26 @@ def test_world_subcommands_are_real_subparsers(world_cmd, capsys):
 
 
 def test_report_overwrite_and_class_folders_carry_the_index(tmp_path, capsys):
-    args = ["report", "world:clean", "--class", "circle", "--out", str(tmp_path), "--max-iters", "2", "--n-images", "2",
-            "--eval-seeds", "4", "--intervention-seeds", "4", "--no-attributions", "--no-progress", "--threads", "1"]
+    args = [
+        "report",
+        "world:clean",
+        "--class",
+        "circle",
+        "--out",
+        str(tmp_path),
+        "--max-iters",
+        "2",
+        "--n-images",
+        "2",
+        "--eval-seeds",
+        "4",
+        "--intervention-seeds",
+        "4",
+        "--no-attributions",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     folder = tmp_path / "clean" / "0-circle"
     assert (folder / "index.html").is_file(), sorted(p.name for p in (tmp_path / "clean").iterdir())
@@ -136,21 +177,45 @@ def test_missing_extra_hints_name_extras_that_hold_the_package():
     core = names(project["dependencies"])
     for path in (ROOT / "disco_inspect").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "missing_extra"
-                    and isinstance(node.args[0], ast.Constant)):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "missing_extra"
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 pkg = node.args[0].value.lower().replace("_", "-")
                 msg = str(disco_inspect.errors.missing_extra(node.args[0].value))
                 hinted = re.findall(r"disco-inspect\[(\w+)\]", msg)
                 if pkg in core:
                     assert not hinted, f"{path.name}: {pkg} is a core dependency, but the hint names {hinted}"
                 else:
-                    assert hinted and all(pkg in names(extras[h]) for h in hinted), f"{path.name}: {pkg} -> {hinted}"
+                    assert hinted and all(pkg in names(extras[h]) for h in hinted), (
+                        f"{path.name}: {pkg} -> {hinted}"
+                    )
 
 
 def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
-    args = ["report", "world:biased_circle_green", "--class", "circle", "--reference", "world:clean", "--out",
-            str(tmp_path), "--max-iters", "2", "--n-images", "4", "--eval-seeds", "8", "--intervention-seeds", "12",
-            "--no-attributions", "--no-progress", "--threads", "1"]
+    args = [
+        "report",
+        "world:biased_circle_green",
+        "--class",
+        "circle",
+        "--reference",
+        "world:clean",
+        "--out",
+        str(tmp_path),
+        "--max-iters",
+        "2",
+        "--n-images",
+        "4",
+        "--eval-seeds",
+        "8",
+        "--intervention-seeds",
+        "12",
+        "--no-attributions",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     import json
@@ -159,6 +224,9 @@ def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
     assert doc["factors"]["method"]["ranking_kind"] == "bias" and "bias:" in out
     assert doc["reference"]["classifier"]["source"] == "torchscript:clean.pt"
     top = doc["factors"]["ranked"][0]
-    assert top["concept"] == "background=green" and top["intervention"]["reference"]["differential"]["effect"] > 0.1
+    assert (
+        top["concept"] == "background=green"
+        and top["intervention"]["reference"]["differential"]["effect"] > 0.1
+    )
     assert doc["control"]["draws"] == 3 and top["control"] is not None
     assert doc["token"]["regime"] == "learning" and doc["token"]["objective"] == "toward"

@@ -6,14 +6,24 @@ to top: base (errors, io, config, registry) < models < engine < editing < analys
 ``__init__``, testing). A module may import its own layer or lower ones; private names (``_x``) never cross a
 package boundary.
 """
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "disco_inspect"
-RANKS = {"base": 0, "models": 1, "engine": 2, "editing": 3, "analysis": 4, "report": 5, "orchestration": 6,
-         "world": 7, "face": 8}
+RANKS = {
+    "base": 0,
+    "models": 1,
+    "engine": 2,
+    "editing": 3,
+    "analysis": 4,
+    "report": 5,
+    "orchestration": 6,
+    "world": 7,
+    "face": 8,
+}
 BASE = {"errors", "io", "config", "registry", "_lazy"}
 ORCHESTRATION = {"auditor", "editor", "runner", "defaults"}
 FACE = {"", "cli", "testing", "__main__"}

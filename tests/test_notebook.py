@@ -1,4 +1,5 @@
 """notebooks/audit_a_classifier.ipynb executes top to bottom and shows the report (issue 'Audit' acceptance 4)."""
+
 import os
 from pathlib import Path
 
@@ -16,12 +17,25 @@ def test_notebook_runs_and_shows_the_report(tmp_path, monkeypatch):
     monkeypatch.setenv("DISCO_NOTEBOOK_OUT", str(tmp_path / "reports"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-            if "text/html" in o.get("data", {})]
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+    html = [
+        o["data"]["text/html"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
     report = [h for h in html if h.startswith("<iframe srcdoc=")]
     assert report and "What does the classifier mean by" in report[0] and "Factors" in report[0]
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     assert len(images) >= 3  # the static figures and the edit grid of the last cell
     assert (tmp_path / "reports" / "circle" / "index.html").is_file()
     import json

@@ -5,6 +5,7 @@ it recomputes the attention probabilities from the layer's own ``to_q``/``to_k``
 ``get_attention_scores``, stores the mass on the class-name token positions, and then calls the
 original processor unchanged, so the generated images are bit-identical to an unrecorded run.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,15 +20,21 @@ from ..errors import DiscoInspectError
 
 def token_positions(tokenizer: Any, prompt: str, phrase: str) -> list[int]:
     """Positions of ``phrase``'s tokens inside the tokenised ``prompt`` (the last occurrence)."""
-    ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
+    ids = tokenizer(
+        prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True
+    ).input_ids
     sub = tokenizer(phrase, add_special_tokens=False).input_ids
     if not sub:
-        raise DiscoInspectError(f"The phrase {phrase!r} tokenises to nothing; pass a class name with letters.")
+        raise DiscoInspectError(
+            f"The phrase {phrase!r} tokenises to nothing; pass a class name with letters."
+        )
     for start in range(len(ids) - len(sub), -1, -1):
         if ids[start : start + len(sub)] == sub:
             return list(range(start, start + len(sub)))
-    raise DiscoInspectError(f"The class name {phrase!r} does not occur in the prompt {prompt!r}; "
-                            "object masks need prompts that name the class.")
+    raise DiscoInspectError(
+        f"The class name {phrase!r} does not occur in the prompt {prompt!r}; "
+        "object masks need prompts that name the class."
+    )
 
 
 class _Recording:
@@ -36,13 +43,28 @@ class _Recording:
     def __init__(self, inner: Any, recorder: CrossAttentionRecorder) -> None:
         self.inner, self.recorder = inner, recorder
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args: Any,
-                 **kwargs: Any) -> torch.Tensor:
-        if (encoder_hidden_states is not None and hidden_states.ndim == 3 and attn.group_norm is None
-                and attn.spatial_norm is None):
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        if (
+            encoder_hidden_states is not None
+            and hidden_states.ndim == 3
+            and attn.group_norm is None
+            and attn.spatial_norm is None
+        ):
             with torch.no_grad():
-                enc = attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+                enc = (
+                    attn.norm_encoder_hidden_states(encoder_hidden_states)
+                    if attn.norm_cross
+                    else encoder_hidden_states
+                )
                 q = attn.head_to_batch_dim(attn.to_q(hidden_states))
                 k = attn.head_to_batch_dim(attn.to_k(enc))
                 probs = attn.get_attention_scores(q, k, None)  # [B*heads, Q, L]
@@ -69,11 +91,15 @@ class CrossAttentionRecorder:
 
     def __enter__(self) -> CrossAttentionRecorder:
         self._saved = dict(self.unet.attn_processors)
-        wrapped = {name: (_Recording(p, self) if name.endswith("attn2.processor") else p)
-                   for name, p in self._saved.items()}
+        wrapped = {
+            name: (_Recording(p, self) if name.endswith("attn2.processor") else p)
+            for name, p in self._saved.items()
+        }
         if not any(isinstance(p, _Recording) for p in wrapped.values()):
-            raise DiscoInspectError("This UNet has no cross-attention layers (attn2); object masks need a "
-                                    "text-conditioned UNet2DConditionModel.")
+            raise DiscoInspectError(
+                "This UNet has no cross-attention layers (attn2); object masks need a "
+                "text-conditioned UNet2DConditionModel."
+            )
         self.unet.set_attn_processor(wrapped)
         return self
 
@@ -137,9 +163,18 @@ def object_masks(
     images, maps = [], []
     for s in range(0, len(prompts), batch_size):
         with CrossAttentionRecorder(pipe.unet, positions[s : s + batch_size], latent_hw) as rec:
-            images.append(generate(pipe, prompts[s : s + batch_size], seeds[s : s + batch_size],
-                                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, height=h,
-                                   width=w, batch_size=batch_size))
+            images.append(
+                generate(
+                    pipe,
+                    prompts[s : s + batch_size],
+                    seeds[s : s + batch_size],
+                    num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale,
+                    height=h,
+                    width=w,
+                    batch_size=batch_size,
+                )
+            )
         maps.append(rec.maps())
     soft = normalise_maps(torch.cat(maps))
     soft = F.interpolate(soft[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)

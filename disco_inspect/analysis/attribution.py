@@ -11,6 +11,7 @@ Methods (all batched; Captum is imported lazily):
 Maps are reduced to one non-negative [N, H, W] saliency per image (absolute value summed over colour
 channels, GradCAM's positive part upsampled), so they can be overlaid and compared with a mask.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,15 +61,19 @@ def _gradcam_layer(classifier: Any) -> tuple[nn.Module | None, str]:
     """The layer GradCAM runs on, or ``None`` and the reason it cannot run."""
     module = getattr(classifier, "module", classifier)
     if isinstance(module, torch.jit.ScriptModule):
-        return None, ("the model exposes no hookable nn.Conv2d (TorchScript/ONNX graphs hide their layers); load an "
-                      "eager module to get GradCAM")
+        return None, (
+            "the model exposes no hookable nn.Conv2d (TorchScript/ONNX graphs hide their layers); load an "
+            "eager module to get GradCAM"
+        )
     convs = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         return None, "the model has no nn.Conv2d whose feature map GradCAM could weight"
     name, conv = convs[-1]
     if _is_patch_embedding(name, conv):
-        return None, (f"the last nn.Conv2d (`{name}`) is a transformer's patch embedding: there is no spatial conv "
-                      "feature map after it, so GradCAM would be meaningless; skipped")
+        return None, (
+            f"the last nn.Conv2d (`{name}`) is a transformer's patch embedding: there is no spatial conv "
+            "feature map after it, so GradCAM would be meaningless; skipped"
+        )
     return conv, ""
 
 
@@ -110,8 +115,13 @@ def attribute(
     try:
         if "integrated_gradients" in methods:
             ig = attr.IntegratedGradients(forward)
-            a = ig.attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=ig_steps,
-                             internal_batch_size=max(internal_batch_size, 1))
+            a = ig.attribute(
+                x,
+                baselines=torch.zeros_like(x),
+                target=target,
+                n_steps=ig_steps,
+                internal_batch_size=max(internal_batch_size, 1),
+            )
             out["integrated_gradients"] = a.abs().sum(1).detach()
         if "grad_cam" in methods:
             layer, reason = _gradcam_layer(classifier)
@@ -125,14 +135,20 @@ def attribute(
             win = occlusion_window or max(2, min(h, w) // 8)
             stride = max(1, win // 2)
             occ = attr.Occlusion(forward)
-            a = occ.attribute(x, sliding_window_shapes=(3, win, win), strides=(3, stride, stride), target=target,
-                              baselines=0.5, perturbations_per_eval=max(perturbations_per_eval, 1))
+            a = occ.attribute(
+                x,
+                sliding_window_shapes=(3, win, win),
+                strides=(3, stride, stride),
+                target=target,
+                baselines=0.5,
+                perturbations_per_eval=max(perturbations_per_eval, 1),
+            )
             out["occlusion"] = a.detach().sum(1).clamp(min=0)
     finally:
         if was_training:
             classifier.train()
     if not out and not skipped:
-        raise DiscoInspectError("No attribution method ran; pass at least one of " f"{list(METHODS)}.")
+        raise DiscoInspectError(f"No attribution method ran; pass at least one of {list(METHODS)}.")
     return Attributions(maps={k: v.float().cpu() for k, v in out.items()}, skipped=skipped)
 
 
@@ -147,7 +163,9 @@ def context_reliance(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         raise DiscoInspectError(f"`maps` must be [N, H, W]; got {tuple(maps.shape)}.")
     masks = masks.float()
     if masks.shape[-2:] != maps.shape[-2:]:
-        masks = F.interpolate(masks[:, None], size=maps.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        masks = F.interpolate(masks[:, None], size=maps.shape[-2:], mode="bilinear", align_corners=False)[
+            :, 0
+        ]
     m = maps.clamp(min=0).float()
     total = m.flatten(1).sum(1).clamp(min=1e-12)
     return (m * (1 - masks)).flatten(1).sum(1) / total

@@ -4,6 +4,7 @@
 * :class:`OpenClipScorer` — zero-shot presence of free-text concepts with an open_clip model whose weights
   the user has locally (nothing downloads): p(concept) = softmax over {"a photo of <concept>", neutral}.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,14 +22,50 @@ DEFAULT_CLIP_ARCH = "ViT-B-32"
 #: A default concept bank for real pipelines: backgrounds, scenes, co-occurring objects, person attributes.
 DEFAULT_CONCEPTS: tuple[str, ...] = (
     # backgrounds and scenes
-    "a plate", "a table", "water", "the sea", "grass", "snow", "sand", "a forest", "a street", "a room", "the sky",
-    "a white background", "a dark background", "a gym", "a kitchen", "a market", "an aquarium", "a beach",
+    "a plate",
+    "a table",
+    "water",
+    "the sea",
+    "grass",
+    "snow",
+    "sand",
+    "a forest",
+    "a street",
+    "a room",
+    "the sky",
+    "a white background",
+    "a dark background",
+    "a gym",
+    "a kitchen",
+    "a market",
+    "an aquarium",
+    "a beach",
     # co-occurring objects
-    "a person", "a hand", "food", "a car", "a dog", "a tree", "a flower", "a net", "a cage", "a bowl", "text",
+    "a person",
+    "a hand",
+    "food",
+    "a car",
+    "a dog",
+    "a tree",
+    "a flower",
+    "a net",
+    "a cage",
+    "a bowl",
+    "text",
     # person attributes
-    "an old person", "a young person", "a child", "a man", "a woman", "glasses", "a beard", "an athlete",
+    "an old person",
+    "a young person",
+    "a child",
+    "a man",
+    "a woman",
+    "glasses",
+    "a beard",
+    "an athlete",
     # image properties
-    "a close-up", "a drawing", "a blurry photo", "a black and white photo",
+    "a close-up",
+    "a drawing",
+    "a blurry photo",
+    "a black and white photo",
 )
 
 
@@ -56,7 +93,9 @@ def load_concept_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str,
     """
     path = Path(path)
     if not path.is_file():
-        raise DiscoInspectError(f"`concepts` file `{path}` does not exist; pass a text file with one concept per line.")
+        raise DiscoInspectError(
+            f"`concepts` file `{path}` does not exist; pass a text file with one concept per line."
+        )
     concepts: list[str] = []
     interventions: dict[str, tuple[str, list[str]]] = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -64,15 +103,19 @@ def load_concept_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str,
         if not parts[0]:
             continue
         if len(parts) not in (1, 3) or (len(parts) == 3 and not (parts[1] and parts[2])):
-            raise DiscoInspectError(f"`concepts` file `{path}` line {n} ({line.strip()!r}) is malformed; write "
-                                    "'concept' or 'concept | factor prompt | contrast prompt; contrast prompt'.")
+            raise DiscoInspectError(
+                f"`concepts` file `{path}` line {n} ({line.strip()!r}) is malformed; write "
+                "'concept' or 'concept | factor prompt | contrast prompt; contrast prompt'."
+            )
         concepts.append(parts[0])
         if len(parts) == 3:
             contrasts = [c.strip() for c in parts[2].split(";") if c.strip()]
             for prompt in [parts[1], *contrasts]:
                 if "{class_name}" not in prompt:
-                    raise DiscoInspectError(f"`concepts` file `{path}` line {n}: prompt {prompt!r} needs "
-                                            "'{class_name}' where the class goes.")
+                    raise DiscoInspectError(
+                        f"`concepts` file `{path}` line {n}: prompt {prompt!r} needs "
+                        "'{class_name}' where the class goes."
+                    )
             interventions[parts[0]] = (parts[1], contrasts)
     if not concepts:
         raise DiscoInspectError(f"`concepts` file `{path}` holds no concepts; write one per line.")
@@ -99,11 +142,21 @@ class OpenClipScorer:
             (default: "a photo of a {class_name} with {concept}" vs "a photo of a {class_name}").
     """
 
-    def __init__(self, model: Any, tokenizer: Any, concepts: Sequence[str] | None = None, *,
-                 image_size: int | Sequence[int] | None = None, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, interpolation: str | None = None,
-                 template: str = "a photo of {}", neutral: str = "a photo", batch_size: int = 32,
-                 interventions: dict[str, tuple[str, list[str]]] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        concepts: Sequence[str] | None = None,
+        *,
+        image_size: int | Sequence[int] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        interpolation: str | None = None,
+        template: str = "a photo of {}",
+        neutral: str = "a photo",
+        batch_size: int = 32,
+        interventions: dict[str, tuple[str, list[str]]] | None = None,
+    ) -> None:
         self.model = model.eval()
         self.interventions = dict(interventions or {})
         self.tokenizer = tokenizer
@@ -111,7 +164,9 @@ class OpenClipScorer:
         if not self.concepts:
             raise DiscoInspectError("`concepts` is empty; pass at least one concept.")
         self.batch_size = batch_size
-        cfg = _open_clip_preprocess_cfg(model, size=image_size, mean=mean, std=std, interpolation=interpolation)
+        cfg = _open_clip_preprocess_cfg(
+            model, size=image_size, mean=mean, std=std, interpolation=interpolation
+        )
         self.preprocess_cfg: dict[str, Any] = cfg
         self.preprocessing = _preprocessing(cfg)
         self.mean = torch.tensor(self.preprocessing.mean).view(1, 3, 1, 1)
@@ -122,8 +177,9 @@ class OpenClipScorer:
         self._concept_feats, self._neutral = feats[:-1], feats[-1]
 
     @classmethod
-    def from_pretrained(cls, arch: str, weights: str | Path, concepts: Sequence[str] | None = None,
-                        **kwargs: Any) -> OpenClipScorer:
+    def from_pretrained(
+        cls, arch: str, weights: str | Path, concepts: Sequence[str] | None = None, **kwargs: Any
+    ) -> OpenClipScorer:
         """Build from an open_clip architecture name and a LOCAL weights file (nothing is downloaded)."""
         try:
             import open_clip
@@ -149,8 +205,12 @@ class OpenClipScorer:
         x = images.float()
         if self.preprocess_cfg["resize_mode"] == "squash":  # resize to the input size, aspect ratio not kept
             pre = self.preprocessing
-            x = F.interpolate(x, size=pre.input_size, mode=pre.interpolation,
-                              **({} if pre.interpolation == "nearest" else {"align_corners": False, "antialias": True}))
+            x = F.interpolate(
+                x,
+                size=pre.input_size,
+                mode=pre.interpolation,
+                **({} if pre.interpolation == "nearest" else {"align_corners": False, "antialias": True}),
+            )
             return (x.clamp(0, 1) - self.mean) / self.std
         return self.preprocessing(x.clamp(0, 1))  # "shortest": shorter side -> size, centre crop, normalise
 
@@ -160,14 +220,18 @@ class OpenClipScorer:
         out = []
         scale = float(self.model.logit_scale.exp()) if hasattr(self.model, "logit_scale") else 100.0
         for i in range(0, len(images), self.batch_size):
-            f = F.normalize(self.model.encode_image(self._prep(images[i : i + self.batch_size])).float(), dim=-1)
+            f = F.normalize(
+                self.model.encode_image(self._prep(images[i : i + self.batch_size])).float(), dim=-1
+            )
             s_c, s_n = f @ self._concept_feats.T, (f @ self._neutral)[:, None]
             out.append(torch.sigmoid(scale * (s_c - s_n)))  # 2-way softmax == sigmoid of the difference
         return torch.cat(out)
 
     def prompt_distance(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """1 - cos(image, prompt) in the CLIP space [N] (differentiable); added tokens (``<S>``) are left out."""
-        words = [" ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">"))) for p in prompts]
+        words = [
+            " ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">"))) for p in prompts
+        ]
         with torch.no_grad():
             text = F.normalize(self.model.encode_text(self.tokenizer(words)).float(), dim=-1)
         img = F.normalize(self.model.encode_image(self._prep(images)).float(), dim=-1)
@@ -176,8 +240,11 @@ class OpenClipScorer:
     def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
         """The concept file's prompts, or "a photo of a {class} with {concept}" vs "a photo of a {class}"."""
         factor, contrasts = self.interventions.get(
-            concept, ("a photo of a {class_name} with " + concept, ["a photo of a {class_name}"]))
-        return factor.replace("{class_name}", class_name), [c.replace("{class_name}", class_name) for c in contrasts]
+            concept, ("a photo of a {class_name} with " + concept, ["a photo of a {class_name}"])
+        )
+        return factor.replace("{class_name}", class_name), [
+            c.replace("{class_name}", class_name) for c in contrasts
+        ]
 
 
 def _open_clip_preprocess_cfg(model: Any, **overrides: Any) -> dict[str, Any]:
@@ -206,9 +273,13 @@ def _preprocessing(cfg: dict[str, Any]) -> Any:
 
     size = cfg["size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return Preprocessing(input_size=size, interpolation=str(cfg["interpolation"]), crop_pct=1.0,
-                         mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
-
+    return Preprocessing(
+        input_size=size,
+        interpolation=str(cfg["interpolation"]),
+        crop_pct=1.0,
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -219,8 +290,11 @@ def __getattr__(name: str) -> Any:
 
         from ..registry import resolve
 
-        warnings.warn("disco_inspect.analysis.concepts.OracleScorer moved to disco_inspect.world.scorer.OracleScorer "
-                      "(also disco_inspect.OracleScorer); the old name goes in the next release.", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "disco_inspect.analysis.concepts.OracleScorer moved to disco_inspect.world.scorer.OracleScorer "
+            "(also disco_inspect.OracleScorer); the old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return resolve("scorer", "world")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ templates), a bootstrap interval, a one-sided sign-flip test of "the shift excee
 Benjamini–Hochberg q-values across concepts, and the correlation of the concept's presence with the
 target probability along the optimisation trajectory. The result is a ranked list of :class:`Factor`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -156,15 +157,22 @@ class FactorAudit:
         self.factors.sort(key=key)
         for r, f in enumerate(self.factors, 1):
             f.rank = r
-        self.method["ranking"] = ("confirmed factors first, by the intervention's effect on the target probability"
-                                  + (" minus the reference classifier's (differential)" if differential else "")
-                                  + "; then other significant factors, then the rest, by presence shift")
+        self.method["ranking"] = (
+            "confirmed factors first, by the intervention's effect on the target probability"
+            + (" minus the reference classifier's (differential)" if differential else "")
+            + "; then other significant factors, then the rest, by presence shift"
+        )
         self.method["ranking_kind"] = "bias" if differential else "reliance"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
-        return {"alpha": self.alpha, "min_effect": self.min_effect, "n_pairs": self.n_pairs, "method": self.method,
-                "factors": [f.to_dict() for f in self.factors]}
+        return {
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "n_pairs": self.n_pairs,
+            "method": self.method,
+            "factors": [f.to_dict() for f in self.factors],
+        }
 
 
 def discover_factors(
@@ -199,22 +207,42 @@ def discover_factors(
     Significant factors come first, ordered by effect; the rest follow by effect.
     """
     if not 0 < alpha < 1:
-        raise DiscoInspectError(f"`alpha` = {alpha!r} is invalid; use a false-discovery rate in (0, 1), e.g. 0.05.")
+        raise DiscoInspectError(
+            f"`alpha` = {alpha!r} is invalid; use a false-discovery rate in (0, 1), e.g. 0.05."
+        )
     if min_effect < 0:
         raise DiscoInspectError(f"`min_effect` = {min_effect!r} is invalid; use a shift >= 0, e.g. 0.05.")
     k = len(concepts)
     if baseline_scores.ndim != 2 or baseline_scores.shape[1] != k:
-        raise DiscoInspectError(f"Scores must have shape [N, {k}] (one column per concept); got {tuple(baseline_scores.shape)}.")
+        raise DiscoInspectError(
+            f"Scores must have shape [N, {k}] (one column per concept); got {tuple(baseline_scores.shape)}."
+        )
     if control_scores is not None and control_scores.shape != token_scores.shape:
-        raise DiscoInspectError(f"`control_scores` must have the shape of the token scores {tuple(token_scores.shape)}; "
-                                f"got {tuple(control_scores.shape)}.")
-    shift = paired_shift(baseline_scores, token_scores, margin=min_effect, alternative="greater", n_boot=n_boot,
-                         n_perm=n_perm, seed=seed)
+        raise DiscoInspectError(
+            f"`control_scores` must have the shape of the token scores {tuple(token_scores.shape)}; "
+            f"got {tuple(control_scores.shape)}."
+        )
+    shift = paired_shift(
+        baseline_scores,
+        token_scores,
+        margin=min_effect,
+        alternative="greater",
+        n_boot=n_boot,
+        n_perm=n_perm,
+        seed=seed,
+    )
     q = benjamini_hochberg(shift.p_value)
     test_p, test_q, ctrl = shift.p_value, q, None
     if control_scores is not None:
-        ctrl = paired_shift(control_scores, token_scores, margin=min_effect, alternative="greater", n_boot=n_boot,
-                            n_perm=n_perm, seed=seed)
+        ctrl = paired_shift(
+            control_scores,
+            token_scores,
+            margin=min_effect,
+            alternative="greater",
+            n_boot=n_boot,
+            n_perm=n_perm,
+            seed=seed,
+        )
         test_p, test_q = ctrl.p_value, benjamini_hochberg(ctrl.p_value)
     corr: list[float | None] = [None] * k
     if trajectory_scores is not None and trajectory_target is not None and len(trajectory_target) >= 3:
@@ -223,22 +251,40 @@ def discover_factors(
     for i, c in enumerate(concepts):
         control = None
         if ctrl is not None:
-            control = {"rate": float(ctrl.mean_a[i]), "effect": float(ctrl.effect[i]), "ci_low": float(ctrl.ci_low[i]),
-                       "ci_high": float(ctrl.ci_high[i]), "baseline_p_value": float(shift.p_value[i]),
-                       "baseline_q_value": float(q[i])}
-        factors.append(Factor(
-            concept=c, baseline_rate=float(shift.mean_a[i]), token_rate=float(shift.mean_b[i]),
-            effect=float(shift.effect[i]), ci_low=float(shift.ci_low[i]), ci_high=float(shift.ci_high[i]),
-            p_value=float(test_p[i]), q_value=float(test_q[i]), trajectory_corr=corr[i],
-            significant=bool(test_q[i] < alpha), control=control))
+            control = {
+                "rate": float(ctrl.mean_a[i]),
+                "effect": float(ctrl.effect[i]),
+                "ci_low": float(ctrl.ci_low[i]),
+                "ci_high": float(ctrl.ci_high[i]),
+                "baseline_p_value": float(shift.p_value[i]),
+                "baseline_q_value": float(q[i]),
+            }
+        factors.append(
+            Factor(
+                concept=c,
+                baseline_rate=float(shift.mean_a[i]),
+                token_rate=float(shift.mean_b[i]),
+                effect=float(shift.effect[i]),
+                ci_low=float(shift.ci_low[i]),
+                ci_high=float(shift.ci_high[i]),
+                p_value=float(test_p[i]),
+                q_value=float(test_q[i]),
+                trajectory_corr=corr[i],
+                significant=bool(test_q[i] < alpha),
+                control=control,
+            )
+        )
     factors.sort(key=lambda f: (not f.significant, -f.effect))
     for r, f in enumerate(factors, 1):
         f.rank = r
     against = "the null control (token vs control tokens, same seeds)" if ctrl is not None else "the baseline"
-    method = {"effect": "mean paired shift of concept presence (token - baseline)",
-              "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
-              "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} against {against} "
-                      f"({n_perm} flips or exact)",
-              "fdr": "Benjamini-Hochberg across concepts", "trajectory": "Pearson r of mean presence vs mean target "
-              "probability over recorded iterations (validation iterations: the baseline's seeds)"}
+    method = {
+        "effect": "mean paired shift of concept presence (token - baseline)",
+        "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
+        "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} against {against} "
+        f"({n_perm} flips or exact)",
+        "fdr": "Benjamini-Hochberg across concepts",
+        "trajectory": "Pearson r of mean presence vs mean target "
+        "probability over recorded iterations (validation iterations: the baseline's seeds)",
+    }
     return FactorAudit(factors=factors, alpha=alpha, min_effect=min_effect, n_pairs=shift.n, method=method)

@@ -5,6 +5,7 @@ once with each contrasting prompt ("... on a gray background", ...). The paired 
 target probability under the factor prompt minus its mean under the contrasts; a one-sided sign-flip
 test and a minimum effect decide "confirmed".
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,16 +48,31 @@ def intervene(
     prompts = [factor_prompt, *contrast_prompts]
     all_prompts = [p for p in prompts for _ in seeds]
     all_seeds = [s for _ in prompts for s in seeds]
-    images = generate(pipe, all_prompts, all_seeds, num_inference_steps=num_inference_steps,
-                      guidance_scale=guidance_scale, height=height, width=width, batch_size=batch_size)
+    images = generate(
+        pipe,
+        all_prompts,
+        all_seeds,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        height=height,
+        width=width,
+        batch_size=batch_size,
+    )
     probs = target_probabilities(classifier, images, target).view(len(prompts), len(seeds))
     p_factor, p_contrast = probs[0], probs[1:].mean(0)
     shift = paired_shift(p_contrast, p_factor, alternative="greater", seed=0)
     effect, p = float(shift.effect[0]), float(shift.p_value[0])
     result = Intervention(
-        factor_prompt=factor_prompt, contrast_prompts=list(contrast_prompts), target_prob_factor=float(p_factor.mean()),
-        target_prob_contrast=float(p_contrast.mean()), effect=effect, ci_low=float(shift.ci_low[0]),
-        ci_high=float(shift.ci_high[0]), p_value=p, n=len(seeds), confirmed=bool(p < alpha and effect >= min_effect),
+        factor_prompt=factor_prompt,
+        contrast_prompts=list(contrast_prompts),
+        target_prob_factor=float(p_factor.mean()),
+        target_prob_contrast=float(p_contrast.mean()),
+        effect=effect,
+        ci_low=float(shift.ci_low[0]),
+        ci_high=float(shift.ci_high[0]),
+        p_value=p,
+        n=len(seeds),
+        confirmed=bool(p < alpha and effect >= min_effect),
     )
     n = len(seeds)
     return result, images[:n], images[n : 2 * n]

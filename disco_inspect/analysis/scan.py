@@ -11,6 +11,7 @@ With a reference classifier (e.g. a clean model of the same task), the same imag
 the *differential* effect (audited minus reference, per seed) says how much more the audited model relies on
 the factor: a dataset shortcut rather than a feature inherent to the class.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,6 @@ class ScanResult:
     """prompt -> its first few images."""
     target_probs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """prompt -> the audited classifier's p(target) per seed."""
-
-
 
 
 def scan_interventions(
@@ -82,8 +81,10 @@ def scan_interventions(
     from ..engine.sampling import generate
 
     if not hasattr(scorer, "intervention"):
-        raise DiscoInspectError(f"The concept scorer {type(scorer).__name__} has no `intervention(concept, class_name)`; "
-                                "give it one (or a concept file with prompts) to scan concepts by intervention.")
+        raise DiscoInspectError(
+            f"The concept scorer {type(scorer).__name__} has no `intervention(concept, class_name)`; "
+            "give it one (or a concept file with prompts) to scan concepts by intervention."
+        )
     if len(seeds) < 4:
         raise DiscoInspectError(f"The intervention scan needs at least 4 paired seeds; got {len(seeds)}.")
     if reference is not None and reference_target is None:
@@ -92,21 +93,37 @@ def scan_interventions(
     plans = {c: scorer.intervention(c, class_name) for c in concepts}
     for c, (prompt, contrasts) in plans.items():
         if not contrasts:
-            raise DiscoInspectError(f"Concept {c!r} has no contrasting prompt for {prompt!r}; give at least one.")
+            raise DiscoInspectError(
+                f"Concept {c!r} has no contrasting prompt for {prompt!r}; give at least one."
+            )
     prompts = list(dict.fromkeys(p for prompt, contrasts in plans.values() for p in (prompt, *contrasts)))
     import math
 
     needed = math.ceil(math.log2(max(len(plans), 1) / alpha)) + 1
     if len(seeds) < needed:  # the smallest exact sign-flip p is 2^-n; BH multiplies it by up to K
-        logger.warning("With %d seeds no concept can reach q < %g across %d concepts; use at least %d seeds "
-                       "(`intervention_seeds`).", len(seeds), alpha, len(plans), needed)
+        logger.warning(
+            "With %d seeds no concept can reach q < %g across %d concepts; use at least %d seeds "
+            "(`intervention_seeds`).",
+            len(seeds),
+            alpha,
+            len(plans),
+            needed,
+        )
     seeds = [int(s) for s in seeds]
     probs: dict[str, torch.Tensor] = {}
     ref_probs: dict[str, torch.Tensor] = {}
     examples: dict[str, torch.Tensor] = {}
     for prompt in tqdm(prompts, desc="intervention scan", disable=not progress, unit="prompt"):
-        images = generate(pipe, [prompt] * len(seeds), seeds, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale, height=height, width=width, batch_size=16)
+        images = generate(
+            pipe,
+            [prompt] * len(seeds),
+            seeds,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            batch_size=16,
+        )
         probs[prompt] = target_probabilities(classifier, images, target)
         if reference is not None:
             ref_probs[prompt] = target_probabilities(reference, images, reference_target)
@@ -125,7 +142,11 @@ def scan_interventions(
             r_f = ref_probs[prompt]
             r_c = torch.stack([ref_probs[x] for x in contrasts]).mean(0)
             p_f, p_c, _ = stats[c]
-            diffs[c] = (r_f, r_c, paired_shift(r_f - r_c, p_f - p_c, margin=min_effect, alternative="greater", seed=0))
+            diffs[c] = (
+                r_f,
+                r_c,
+                paired_shift(r_f - r_c, p_f - p_c, margin=min_effect, alternative="greater", seed=0),
+            )
         diff_q = benjamini_hochberg(torch.tensor([float(d[2].p_value[0]) for d in diffs.values()]))
 
     out: dict[str, Intervention] = {}
@@ -133,20 +154,32 @@ def scan_interventions(
         p_f, p_c, sh = stats[c]
         effect = float(sh.effect[0])
         iv = Intervention(
-            factor_prompt=prompt, contrast_prompts=list(contrasts), target_prob_factor=float(p_f.mean()),
-            target_prob_contrast=float(p_c.mean()), effect=effect, ci_low=float(sh.ci_low[0]),
-            ci_high=float(sh.ci_high[0]), p_value=float(sh.p_value[0]), n=len(seeds),
-            confirmed=bool(q[i] < alpha and effect > min_effect), q_value=float(q[i]),
+            factor_prompt=prompt,
+            contrast_prompts=list(contrasts),
+            target_prob_factor=float(p_f.mean()),
+            target_prob_contrast=float(p_c.mean()),
+            effect=effect,
+            ci_low=float(sh.ci_low[0]),
+            ci_high=float(sh.ci_high[0]),
+            p_value=float(sh.p_value[0]),
+            n=len(seeds),
+            confirmed=bool(q[i] < alpha and effect > min_effect),
+            q_value=float(q[i]),
         )
         if reference is not None:
             r_f, r_c, dsh = diffs[c]
             iv.reference = {
-                "target_prob_factor": float(r_f.mean()), "target_prob_contrast": float(r_c.mean()),
+                "target_prob_factor": float(r_f.mean()),
+                "target_prob_contrast": float(r_c.mean()),
                 "effect": float((r_f - r_c).mean()),
-                "differential": {"effect": float(dsh.effect[0]), "ci_low": float(dsh.ci_low[0]),
-                                 "ci_high": float(dsh.ci_high[0]), "p_value": float(dsh.p_value[0]),
-                                 "q_value": float(diff_q[i]),
-                                 "significant": bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)},
+                "differential": {
+                    "effect": float(dsh.effect[0]),
+                    "ci_low": float(dsh.ci_low[0]),
+                    "ci_high": float(dsh.ci_high[0]),
+                    "p_value": float(dsh.p_value[0]),
+                    "q_value": float(diff_q[i]),
+                    "significant": bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect),
+                },
             }
         out[c] = iv
     return ScanResult(interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs)

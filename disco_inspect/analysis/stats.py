@@ -4,6 +4,7 @@ Everything works column-wise on paired matrices ``a, b`` of shape [N, K] (N pair
 seed and prompt template with and without the token — and K concepts), so one call tests every concept.
 Random draws use a seeded ``torch.Generator``: results are deterministic.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,14 +36,27 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
     if a.ndim == 1:
         a, b = a[:, None], b[:, None]
     if a.shape != b.shape or a.ndim != 2:
-        raise DiscoInspectError(f"Paired samples must have equal shapes [N, K]; got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise DiscoInspectError(
+            f"Paired samples must have equal shapes [N, K]; got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
     if a.shape[0] < 2:
-        raise DiscoInspectError(f"A paired test needs at least 2 pairs; got {a.shape[0]}. Use more evaluation seeds.")
+        raise DiscoInspectError(
+            f"A paired test needs at least 2 pairs; got {a.shape[0]}. Use more evaluation seeds."
+        )
     return a, b
 
 
-def paired_shift(a: torch.Tensor, b: torch.Tensor, *, margin: float = 0.0, alternative: str = "greater",
-                 n_boot: int = 2000, n_perm: int = 5000, level: float = 0.95, seed: int = 0) -> PairedShift:
+def paired_shift(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    margin: float = 0.0,
+    alternative: str = "greater",
+    n_boot: int = 2000,
+    n_perm: int = 5000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedShift:
     """Effect ``mean(b - a)`` per column with a bootstrap interval and a paired sign-flip test.
 
     Args:
@@ -53,7 +67,9 @@ def paired_shift(a: torch.Tensor, b: torch.Tensor, *, margin: float = 0.0, alter
         n_boot, n_perm: bootstrap resamples and random sign flips (exact enumeration when 2^N <= n_perm).
     """
     if alternative not in ("greater", "less", "two-sided"):
-        raise DiscoInspectError(f"`alternative` = {alternative!r} is invalid; use 'greater', 'less' or 'two-sided'.")
+        raise DiscoInspectError(
+            f"`alternative` = {alternative!r} is invalid; use 'greater', 'less' or 'two-sided'."
+        )
     if not 0 < level < 1:
         raise DiscoInspectError(f"`level` = {level!r} is invalid; use a number in (0, 1) such as 0.95.")
     a, b = _check_pair(a, b)
@@ -87,8 +103,16 @@ def paired_shift(a: torch.Tensor, b: torch.Tensor, *, margin: float = 0.0, alter
     if include_observed:  # a Monte-Carlo p-value is never 0 (Phipson & Smyth 2010)
         hits, total = hits + 1, total + 1
     p = hits.to(d.dtype) / total
-    return PairedShift(mean_a=a.mean(0), mean_b=b.mean(0), effect=d.mean(0), ci_low=lo, ci_high=hi, p_value=p,
-                       level=level, n=n)
+    return PairedShift(
+        mean_a=a.mean(0),
+        mean_b=b.mean(0),
+        effect=d.mean(0),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=p,
+        level=level,
+        n=n,
+    )
 
 
 def benjamini_hochberg(p: torch.Tensor) -> torch.Tensor:

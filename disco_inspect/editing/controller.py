@@ -7,6 +7,7 @@ maps are copied for the first ``self_replace`` fraction. Only the conditional ha
 batch is touched. The processor computes attention explicitly (``get_attention_scores``), as diffusers'
 ``AttnProcessor`` does, so it works with any ``Attention`` layer of a ``UNet2DConditionModel``.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -23,8 +24,11 @@ def token_alignment(tokenizer: Any, source: str, target: str) -> tuple[torch.Ten
 
     Both prompts are tokenised to the tokenizer's full padded length, as the text encoder sees them.
     """
+
     def ids(text: str) -> list[int]:
-        return tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
+        return tokenizer(
+            text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True
+        ).input_ids
 
     src, tgt = ids(source), ids(target)
     index = torch.arange(len(tgt)).clamp_max(len(src) - 1)
@@ -45,11 +49,19 @@ class AttentionInjection:
         num_steps: sampling steps; ``cross_replace``/``self_replace`` are fractions of them.
     """
 
-    def __init__(self, sources: Sequence[int], alignments: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                 num_steps: int, cross_replace: float = 0.8, self_replace: float = 0.4) -> None:
+    def __init__(
+        self,
+        sources: Sequence[int],
+        alignments: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        num_steps: int,
+        cross_replace: float = 0.8,
+        self_replace: float = 0.4,
+    ) -> None:
         for name, v in (("cross_replace", cross_replace), ("self_replace", self_replace)):
             if not 0.0 <= v <= 1.0:
-                raise DiscoInspectError(f"`{name}` = {v!r} is invalid; use a fraction of the steps in [0, 1].")
+                raise DiscoInspectError(
+                    f"`{name}` = {v!r} is invalid; use a fraction of the steps in [0, 1]."
+                )
         self.sources = torch.as_tensor(list(sources))
         self.edited = (self.sources != torch.arange(len(self.sources))).nonzero().flatten()
         self.index = torch.stack([a[0] for a in alignments])
@@ -66,7 +78,7 @@ class AttentionInjection:
         if not self.enabled or self.step >= limit or not len(self.edited) or batch not in (rows, 2 * rows):
             return probs
         p = probs.view(batch, heads, *probs.shape[1:])
-        cond = p[batch - rows:]  # the conditional half under CFG, the whole batch otherwise
+        cond = p[batch - rows :]  # the conditional half under CFG, the whole batch otherwise
         src = cond[self.sources[self.edited]]  # [E, heads, Q, K]
         if is_cross:
             idx = self.index[self.edited].to(p.device)  # [E, K]
@@ -87,9 +99,16 @@ class InjectingProcessor:
     def __init__(self, state: AttentionInjection, is_cross: bool) -> None:
         self.state, self.is_cross = state, is_cross
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args: Any,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -136,8 +155,10 @@ class inject_attention:  # noqa: N801 - used as a context manager
             else:
                 procs[name] = proc
         if not any(isinstance(p, InjectingProcessor) and p.is_cross for p in procs.values()):
-            raise DiscoInspectError("This UNet has no cross-attention layers (attn2); prompt-to-prompt edits need a "
-                                    "text-conditioned UNet2DConditionModel.")
+            raise DiscoInspectError(
+                "This UNet has no cross-attention layers (attn2); prompt-to-prompt edits need a "
+                "text-conditioned UNet2DConditionModel."
+            )
         self.unet.set_attn_processor(procs)
         return self.state
 

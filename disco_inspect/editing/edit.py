@@ -13,6 +13,7 @@ together with DDIM, so the edit rows can take the source row's attention maps (s
 
 The deterministic edit uses no randomness; samples draw from one generator per image seeded with ``seed + i``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,21 +95,27 @@ def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
 
     if isinstance(token, tuple):
         name, vector = token
-        return put_token(pipe, name, torch.as_tensor(vector).float()), torch.as_tensor(vector).float().reshape(-1)
+        return put_token(pipe, name, torch.as_tensor(vector).float()), torch.as_tensor(
+            vector
+        ).float().reshape(-1)
     if isinstance(token, (str, Path)) and (Path(token).is_file() or Path(token).is_dir()):
         path = Path(token)
         if path.is_dir():
             if not (path / TOKEN_FILE).is_file():
-                raise DiscoInspectError(f"`token` folder `{path}` has no {TOKEN_FILE}; pass a run folder written by "
-                                        "`disco-inspect train`/`report` or the token file itself.")
+                raise DiscoInspectError(
+                    f"`token` folder `{path}` has no {TOKEN_FILE}; pass a run folder written by "
+                    "`disco-inspect train`/`report` or the token file itself."
+                )
             path = path / TOKEN_FILE
         name, vector = load_token(path)
         return put_token(pipe, name, vector, source=f"Token file `{path}`"), vector
     if isinstance(token, str) and token in pipe.tokenizer.get_added_vocab():
         emb = pipe.text_encoder.get_input_embeddings().weight
         return token, emb[pipe.tokenizer.convert_tokens_to_ids(token)].detach().float().cpu()
-    raise DiscoInspectError(f"`token` = {token!r} is neither a token file, a run folder, nor a token of this "
-                            "pipeline; pass the learned_embeds.safetensors of a run (or its folder).")
+    raise DiscoInspectError(
+        f"`token` = {token!r} is neither a token file, a run folder, nor a token of this "
+        "pipeline; pass the learned_embeds.safetensors of a run (or its folder)."
+    )
 
 
 @contextmanager
@@ -128,16 +135,22 @@ def token_vector(pipe: Any, token: str, vector: torch.Tensor) -> Iterator[None]:
 
 def _check(inversion: Inversion, method: str, samples: int, sigma: float) -> None:
     if not isinstance(inversion, Inversion):
-        raise DiscoInspectError(f"`inversion` must be the result of `invert(...)`, got {type(inversion).__name__}.")
+        raise DiscoInspectError(
+            f"`inversion` must be the result of `invert(...)`, got {type(inversion).__name__}."
+        )
     if method not in METHODS:
         raise DiscoInspectError(f"`method` = {method!r} is unknown; use one of {', '.join(METHODS)}.")
     if not isinstance(samples, int) or samples < 0:
         raise DiscoInspectError(f"`samples` = {samples!r} is invalid; use 0 or more.")
     if method != "none" and samples < 1:
-        raise DiscoInspectError(f"`method` = {method!r} draws stochastic edits but `samples` = {samples}; use "
-                                "`samples` >= 1 (e.g. 4) or `method='none'`.")
+        raise DiscoInspectError(
+            f"`method` = {method!r} draws stochastic edits but `samples` = {samples}; use "
+            "`samples` >= 1 (e.g. 4) or `method='none'`."
+        )
     if sigma < 0:
-        raise DiscoInspectError(f"`sigma` = {sigma!r} is invalid; use a noise scale >= 0 (e.g. {NOISE_SIGMA}).")
+        raise DiscoInspectError(
+            f"`sigma` = {sigma!r} is invalid; use a noise scale >= 0 (e.g. {NOISE_SIGMA})."
+        )
 
 
 def edit(
@@ -187,15 +200,40 @@ def edit(
     source_prompts = list(inversion.prompts)
     edit_prompts = [insert_token(p, token_str, class_name) for p in source_prompts]
     n_samples = samples if method != "none" else 0
-    settings = {"method": method, "samples": n_samples, "sigma": sigma if method == "noise" else None,
-                "cross_replace": cross_replace, "self_replace": self_replace, "seed": seed, **inversion.settings()}
+    settings = {
+        "method": method,
+        "samples": n_samples,
+        "sigma": sigma if method == "noise" else None,
+        "cross_replace": cross_replace,
+        "self_replace": self_replace,
+        "seed": seed,
+        **inversion.settings(),
+    }
 
     # 1) the deterministic edit (and the source rows), recording the edit's latents
-    det = _sample(pipe, inversion, source_prompts, edit_prompts, cross_replace, self_replace, batch_size,
-                  extra=None, progress=progress)
-    result = EditResult(sources=inversion.images, reconstructions=det["source"], edits=det["edit"], samples=None,
-                        source_prompts=source_prompts, edit_prompts=edit_prompts, names=list(inversion.names),
-                        method=method, settings=settings, edit_latents=det["edit_latents"])
+    det = _sample(
+        pipe,
+        inversion,
+        source_prompts,
+        edit_prompts,
+        cross_replace,
+        self_replace,
+        batch_size,
+        extra=None,
+        progress=progress,
+    )
+    result = EditResult(
+        sources=inversion.images,
+        reconstructions=det["source"],
+        edits=det["edit"],
+        samples=None,
+        source_prompts=source_prompts,
+        edit_prompts=edit_prompts,
+        names=list(inversion.names),
+        method=method,
+        settings=settings,
+        edit_latents=det["edit_latents"],
+    )
     if not n_samples:
         return result
 
@@ -207,29 +245,52 @@ def edit(
 
         kind = NullVAE if method == "null-vae" else CondVAE
         if vae is not None and not isinstance(vae, kind):
-            raise DiscoInspectError(f"`vae` is a {type(vae).__name__}, but `method` = {method!r} needs a {kind.__name__}.")
+            raise DiscoInspectError(
+                f"`vae` is a {type(vae).__name__}, but `method` = {method!r} needs a {kind.__name__}."
+            )
         if vae is None:
             opts = dict(vae_options or {})
             if method == "null-vae":
                 vae, history = train_null_vae(pipe, inversion, progress=progress, **opts)
             else:
                 if scorer is None or features is None:
-                    raise DiscoInspectError("`method` = 'cond-vae' trains on the concept scorer and image features; "
-                                            "pass `scorer=` (e.g. OracleScorer()) and `features=`.")
-                vae, history = train_cond_vae(pipe, inversion, edit_prompts, det["edit_latents"], scorer=scorer,
-                                              features=features, classifier=classifier, target=target,
-                                              progress=progress, **opts)
+                    raise DiscoInspectError(
+                        "`method` = 'cond-vae' trains on the concept scorer and image features; "
+                        "pass `scorer=` (e.g. OracleScorer()) and `features=`."
+                    )
+                vae, history = train_cond_vae(
+                    pipe,
+                    inversion,
+                    edit_prompts,
+                    det["edit_latents"],
+                    scorer=scorer,
+                    features=features,
+                    classifier=classifier,
+                    target=target,
+                    progress=progress,
+                    **opts,
+                )
             result.vae_history = history
         result.vae = vae
         extra = vae.sampler(pipe, inversion, edit_prompts, n_samples, seed)
-    out = _sample(pipe, inversion, source_prompts, edit_prompts, cross_replace, self_replace, batch_size,
-                  extra=extra, progress=progress)
+    out = _sample(
+        pipe,
+        inversion,
+        source_prompts,
+        edit_prompts,
+        cross_replace,
+        self_replace,
+        batch_size,
+        extra=extra,
+        progress=progress,
+    )
     result.samples = out["samples"]
     return result
 
 
-def _noise_rows(pipe: Any, token: str, vector: torch.Tensor, edit_prompts: list[str], n: int, sigma: float,
-                seed: int) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
+def _noise_rows(
+    pipe: Any, token: str, vector: torch.Tensor, edit_prompts: list[str], n: int, sigma: float, seed: int
+) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
     """Rows of the ``noise`` method: the edit prompt encoded with ``vector + sigma * rms * N(0, I)``, per sample."""
     from ..engine.sampling import encode
 
@@ -251,9 +312,18 @@ def _noise_rows(pipe: Any, token: str, vector: torch.Tensor, edit_prompts: list[
     return rows
 
 
-def _sample(pipe: Any, inversion: Inversion, source_prompts: list[str], edit_prompts: list[str],
-            cross_replace: float, self_replace: float, batch_size: int, *,
-            extra: Callable[[int, int, list[int]], dict[str, torch.Tensor]] | None, progress: bool) -> dict[str, Any]:
+def _sample(
+    pipe: Any,
+    inversion: Inversion,
+    source_prompts: list[str],
+    edit_prompts: list[str],
+    cross_replace: float,
+    self_replace: float,
+    batch_size: int,
+    *,
+    extra: Callable[[int, int, list[int]], dict[str, torch.Tensor]] | None,
+    progress: bool,
+) -> dict[str, Any]:
     """Denoise the source and edit rows (``extra`` None) or the source and stochastic rows of every image.
 
     ``extra(step, t, images)`` returns the stochastic rows' ``cond`` and/or ``uncond`` embeddings, image-major
@@ -268,8 +338,12 @@ def _sample(pipe: Any, inversion: Inversion, source_prompts: list[str], edit_pro
     g = inversion.guidance_scale
     out: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "samples": [], "edit_latents": []}
     n_steps = len(sched.timesteps)
-    bar = tqdm(total=len(inversion) * n_steps, desc="editing" if extra is None else "stochastic edits",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(inversion) * n_steps,
+        desc="editing" if extra is None else "stochastic edits",
+        disable=not progress,
+        leave=False,
+    )
     for s in range(0, len(inversion), batch_size):
         images = list(range(s, min(s + batch_size, len(inversion))))
         b = len(images)
@@ -281,7 +355,11 @@ def _sample(pipe: Any, inversion: Inversion, source_prompts: list[str], edit_pro
         # rows: b source rows, then per image n edit rows (image-major)
         sources = list(range(b)) + [j for j in range(b) for _ in range(n)]
         aligned = [token_alignment(pipe.tokenizer, source_prompts[i], source_prompts[i]) for i in images]
-        aligned += [token_alignment(pipe.tokenizer, source_prompts[i], edit_prompts[i]) for i in images for _ in range(n)]
+        aligned += [
+            token_alignment(pipe.tokenizer, source_prompts[i], edit_prompts[i])
+            for i in images
+            for _ in range(n)
+        ]
         state = AttentionInjection(sources, aligned, n_steps, cross_replace, self_replace)
         x = inversion.x_T[images].to(pipe.device, pipe.unet.dtype)
         x = torch.cat([x, x.repeat_interleave(n, 0)])

@@ -6,6 +6,7 @@ palette, CMYK and 1-bit images are converted; transparency is composited on whit
 ``size`` (bicubic, antialiased) and centre-cropped to ``size x size``. What was converted is recorded per image.
 A file that cannot be read is reported and skipped; only when no file loads is that an error.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,9 +27,18 @@ logger = logging.getLogger(__name__)
 #: Extensions taken from a folder (case-insensitive). Files given one by one or by a glob may have any extension.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-_WHAT_TO_PASS = ("pass an image file, a folder of images (" + " ".join(IMAGE_EXTENSIONS) + "), a glob pattern "
-                 "such as 'photos/*.jpg', or a list of these")
-_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_WHAT_TO_PASS = (
+    "pass an image file, a folder of images (" + " ".join(IMAGE_EXTENSIONS) + "), a glob pattern "
+    "such as 'photos/*.jpg', or a list of these"
+)
+_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 _MAX_NAME = 100
 
 
@@ -38,7 +48,9 @@ class ImageLoad:
 
     images: torch.Tensor  #: float32 [N, 3, size, size] in [0, 1]
     paths: list[Path] = field(default_factory=list)  #: the files that loaded, in the order of ``images``
-    names: list[str] = field(default_factory=list)  #: unique, folder-safe names (file stems; _2, _3 ... on clashes)
+    names: list[str] = field(
+        default_factory=list
+    )  #: unique, folder-safe names (file stems; _2, _3 ... on clashes)
     notes: list[list[str]] = field(default_factory=list)  #: per image, what was converted
     failures: list[dict[str, str]] = field(default_factory=list)  #: {"file", "error"} per unreadable file
 
@@ -52,7 +64,9 @@ def _specs(spec: Any) -> list[str | Path]:
             raise DiscoInspectError(f"No images given (an empty list); {_WHAT_TO_PASS}.")
         for item in items:
             if not isinstance(item, (str, Path)):
-                raise DiscoInspectError(f"Cannot read images from {item!r} (a {type(item).__name__}); {_WHAT_TO_PASS}.")
+                raise DiscoInspectError(
+                    f"Cannot read images from {item!r} (a {type(item).__name__}); {_WHAT_TO_PASS}."
+                )
         return items
     raise DiscoInspectError(f"Cannot read images from {spec!r} (a {type(spec).__name__}); {_WHAT_TO_PASS}.")
 
@@ -69,15 +83,18 @@ def _find_one(item: str | Path) -> list[tuple[Path, str]]:
         if not names:
             raise DiscoInspectError(
                 f"The folder '{given}' holds no image files (looked for {', '.join(IMAGE_EXTENSIONS)}, not in "
-                f"subfolders); put images there or {_WHAT_TO_PASS}.")
+                f"subfolders); put images there or {_WHAT_TO_PASS}."
+            )
         return [(Path(expanded) / n, os.path.join(given, n)) for n in names]
     if os.path.exists(expanded):
         return [(Path(expanded), given)]
     if glob.has_magic(given):
         matches = sorted(m for m in glob.glob(expanded) if not os.path.isdir(m))
         if not matches:
-            raise DiscoInspectError(f"The pattern '{given}' matches no files; check the folder and the pattern, or "
-                                    f"{_WHAT_TO_PASS}.")
+            raise DiscoInspectError(
+                f"The pattern '{given}' matches no files; check the folder and the pattern, or "
+                f"{_WHAT_TO_PASS}."
+            )
         return [(Path(m), m) for m in matches]
     raise DiscoInspectError(f"The image path '{given}' does not exist; {_WHAT_TO_PASS}.")
 
@@ -131,8 +148,17 @@ def _unique_names(stems: list[str]) -> list[str]:
 
 
 _ALPHA_MODES = {"RGBA": "RGBA", "RGBa": "RGBA", "LA": "grey+alpha", "La": "grey+alpha", "PA": "palette+alpha"}
-_MODE_NAMES = {"L": "grey", "P": "palette", "1": "1-bit", "CMYK": "CMYK", "YCbCr": "YCbCr", "RGBX": "RGBX",
-               "HSV": "HSV", "LAB": "LAB", "RGB": "RGB"}
+_MODE_NAMES = {
+    "L": "grey",
+    "P": "palette",
+    "1": "1-bit",
+    "CMYK": "CMYK",
+    "YCbCr": "YCbCr",
+    "RGBX": "RGBX",
+    "HSV": "HSV",
+    "LAB": "LAB",
+    "RGB": "RGB",
+}
 
 
 def _high_bit_to_8bit(img: Any, notes: list[str]) -> Any:
@@ -141,7 +167,9 @@ def _high_bit_to_8bit(img: Any, notes: list[str]) -> Any:
     from PIL import Image
 
     arr = np.asarray(img)
-    if img.mode.startswith("I;16") or (img.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535):
+    if img.mode.startswith("I;16") or (
+        img.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535
+    ):
         # PNG and TIFF 16-bit images open as I;16 (or I in older Pillow): 0..65535
         scaled = arr.astype(np.float64) / 65535.0
         notes.append("16-bit -> 8-bit")
@@ -196,7 +224,9 @@ def _resize_crop(img: Any, size: int, notes: list[str]) -> Any:
     if min(w, h) != size:
         scale = size / min(w, h)
         nw, nh = (size, max(size, round(h * scale))) if w <= h else (max(size, round(w * scale)), size)
-        img = img.resize((nw, nh), Image.Resampling.BICUBIC)  # PIL's resize filters the whole support: antialiased
+        img = img.resize(
+            (nw, nh), Image.Resampling.BICUBIC
+        )  # PIL's resize filters the whole support: antialiased
         if nw == nh:
             notes.append(f"resized {w}x{h} -> {size}x{size}")
             return img
@@ -229,7 +259,9 @@ def _load_one(path: Path, size: int) -> tuple[torch.Tensor, list[str]]:
     return x, notes
 
 
-def load_images(spec: str | Path | Sequence[str | Path], size: int, *, max_images: int | None = None) -> ImageLoad:
+def load_images(
+    spec: str | Path | Sequence[str | Path], size: int, *, max_images: int | None = None
+) -> ImageLoad:
     """Load the images ``spec`` names (see :func:`find_images`) as float32 [N, 3, size, size] in [0, 1].
 
     Each image is converted to RGB, turned upright by its EXIF orientation, resized so its shorter side is
@@ -239,13 +271,21 @@ def load_images(spec: str | Path | Sequence[str | Path], size: int, *, max_image
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DiscoInspectError(f"Image size {size!r} is not a positive whole number; pass e.g. size=512.")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1):
-        raise DiscoInspectError(f"max_images={max_images!r} is not a positive whole number; pass e.g. 8, or None "
-                                "for all images.")
+    if max_images is not None and (
+        isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1
+    ):
+        raise DiscoInspectError(
+            f"max_images={max_images!r} is not a positive whole number; pass e.g. 8, or None for all images."
+        )
     found = _find(spec)
     if max_images is not None and len(found) > max_images:
-        logger.warning("Using the first %d of %d images; skipped %d (from %s on). Raise max_images to use more.",
-                       max_images, len(found), len(found) - max_images, found[max_images][1])
+        logger.warning(
+            "Using the first %d of %d images; skipped %d (from %s on). Raise max_images to use more.",
+            max_images,
+            len(found),
+            len(found) - max_images,
+            found[max_images][1],
+        )
         found = found[:max_images]
     tensors, paths, notes, stems, failures = [], [], [], [], []
     for path, given in found:
@@ -263,7 +303,10 @@ def load_images(spec: str | Path | Sequence[str | Path], size: int, *, max_image
     if not tensors:
         listed = "; ".join(f"'{f['file']}': {f['error']}" for f in failures[:10])
         more = f"; and {len(failures) - 10} more" if len(failures) > 10 else ""
-        raise DiscoInspectError(f"None of the {len(failures)} files given as {spec!r} could be read as an image "
-                                f"({listed}{more}); pass readable image files (PNG, JPEG, BMP, WebP, TIFF).")
-    return ImageLoad(images=torch.stack(tensors), paths=paths, names=_unique_names(stems), notes=notes,
-                     failures=failures)
+        raise DiscoInspectError(
+            f"None of the {len(failures)} files given as {spec!r} could be read as an image "
+            f"({listed}{more}); pass readable image files (PNG, JPEG, BMP, WebP, TIFF)."
+        )
+    return ImageLoad(
+        images=torch.stack(tensors), paths=paths, names=_unique_names(stems), notes=notes, failures=failures
+    )

@@ -13,6 +13,7 @@ from it with guidance reproduces the image (see :func:`reconstruct`). Only the n
 the pipeline's weights are never touched. Everything runs on ``pipe.device`` in ``pipe.unet.dtype``; the
 embeddings are optimised in float32 and cast for the UNet, so float16 pipelines work on a GPU.
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,16 +79,25 @@ class Inversion:
         """The inversion of a subset of the images (same settings)."""
         idx = list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
         return Inversion(
-            images=self.images[idx], prompts=[self.prompts[i] for i in idx], names=[self.names[i] for i in idx],
-            latents=self.latents[:, idx], null_embeddings=self.null_embeddings[:, idx], null_loss=self.null_loss[:, idx],
-            num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
-            timestep_spacing=self.timestep_spacing, cached=[self.cached[i] for i in idx] if self.cached else [],
+            images=self.images[idx],
+            prompts=[self.prompts[i] for i in idx],
+            names=[self.names[i] for i in idx],
+            latents=self.latents[:, idx],
+            null_embeddings=self.null_embeddings[:, idx],
+            null_loss=self.null_loss[:, idx],
+            num_inference_steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            timestep_spacing=self.timestep_spacing,
+            cached=[self.cached[i] for i in idx] if self.cached else [],
         )
 
     def settings(self) -> dict[str, Any]:
         """The sampler settings, JSON-ready."""
-        return {"num_inference_steps": self.num_inference_steps, "guidance_scale": self.guidance_scale,
-                "timestep_spacing": self.timestep_spacing}
+        return {
+            "num_inference_steps": self.num_inference_steps,
+            "guidance_scale": self.guidance_scale,
+            "timestep_spacing": self.timestep_spacing,
+        }
 
 
 # ---------------------------------------------------------------------------------------------- DDIM maths
@@ -98,7 +108,9 @@ def ddim_scheduler(pipe: Any, num_inference_steps: int, timestep_spacing: str = 
     from ..models.pipelines import SPACINGS
 
     if timestep_spacing not in SPACINGS:
-        raise DiscoInspectError(f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}.")
+        raise DiscoInspectError(
+            f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}."
+        )
     cfg = {k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")}
     if cfg.get("prediction_type", "epsilon") != "epsilon":
         raise DiscoInspectError(
@@ -106,8 +118,10 @@ def ddim_scheduler(pipe: Any, num_inference_steps: int, timestep_spacing: str = 
             "pipelines (SD 1.x, SD 2.x base, the world). Use an epsilon-prediction model."
         )
     keep = set(DDIMScheduler.__init__.__code__.co_varnames)
-    sched = DDIMScheduler(**{k: v for k, v in cfg.items() if k in keep and k != "timestep_spacing"},
-                          timestep_spacing=timestep_spacing)
+    sched = DDIMScheduler(
+        **{k: v for k, v in cfg.items() if k in keep and k != "timestep_spacing"},
+        timestep_spacing=timestep_spacing,
+    )
     sched.set_timesteps(num_inference_steps, device=pipe.device)
     return sched
 
@@ -141,8 +155,14 @@ def predict_x0(sched: Any, eps: torch.Tensor, t: torch.Tensor | int, x: torch.Te
     return ((x.float() - (1 - a_t).sqrt() * eps.float()) / a_t.sqrt()).to(x.dtype)
 
 
-def guided_eps(pipe: Any, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-               guidance_scale: float) -> torch.Tensor:
+def guided_eps(
+    pipe: Any,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    guidance_scale: float,
+) -> torch.Tensor:
     """Classifier-free-guided noise prediction for ``x`` [B, ...] (one UNet call on ``[uncond, cond]``).
 
     ``uncond`` None (or guidance <= 1) predicts with ``cond`` alone. A UNet with a guidance embedding (LCM) gets
@@ -156,7 +176,9 @@ def guided_eps(pipe: Any, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, 
         g = torch.tensor(guidance_scale - 1).repeat(x.shape[0])
         tcond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(x)
     if uncond is None or not uses_cfg(pipe, guidance_scale):
-        return unet(x.to(dtype), t, encoder_hidden_states=cond.to(dtype), timestep_cond=tcond, return_dict=False)[0]
+        return unet(
+            x.to(dtype), t, encoder_hidden_states=cond.to(dtype), timestep_cond=tcond, return_dict=False
+        )[0]
     hidden = torch.cat([uncond.to(dtype), cond.to(dtype)])
     eps = unet(torch.cat([x, x]).to(dtype), t, encoder_hidden_states=hidden, return_dict=False)[0]
     eps_u, eps_c = eps.chunk(2)
@@ -166,7 +188,7 @@ def guided_eps(pipe: Any, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, 
 @torch.no_grad()
 def encode_images(pipe: Any, images: torch.Tensor) -> torch.Tensor:
     """VAE latents of images in [0, 1] (the posterior mean, scaled; deterministic)."""
-    x = (images.to(pipe.device, pipe.vae.dtype) * 2 - 1)
+    x = images.to(pipe.device, pipe.vae.dtype) * 2 - 1
     return pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
 
 
@@ -187,25 +209,41 @@ def empty_embedding(pipe: Any) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- inversion
-def _check_inputs(pipe: Any, images: torch.Tensor, prompts: Sequence[str], num_inference_steps: int,
-                  guidance_scale: float, inner_steps: int) -> None:
+def _check_inputs(
+    pipe: Any,
+    images: torch.Tensor,
+    prompts: Sequence[str],
+    num_inference_steps: int,
+    guidance_scale: float,
+    inner_steps: int,
+) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        raise DiscoInspectError(f"`images` must be a float tensor [N, 3, H, W] in [0, 1]; got "
-                                f"{getattr(images, 'shape', type(images).__name__)}. Use `load_images` for files.")
+        raise DiscoInspectError(
+            f"`images` must be a float tensor [N, 3, H, W] in [0, 1]; got "
+            f"{getattr(images, 'shape', type(images).__name__)}. Use `load_images` for files."
+        )
     if len(images) == 0:
         raise DiscoInspectError("`images` is empty; pass at least one image.")
     if len(prompts) != len(images):
-        raise DiscoInspectError(f"`prompts` has {len(prompts)} entries for {len(images)} images; pass one per image "
-                                "(or a single string for all).")
+        raise DiscoInspectError(
+            f"`prompts` has {len(prompts)} entries for {len(images)} images; pass one per image "
+            "(or a single string for all)."
+        )
     expected = pipe.unet.config.sample_size * pipe.vae_scale_factor
     if tuple(images.shape[-2:]) != (expected, expected):
-        raise DiscoInspectError(f"`images` are {tuple(images.shape[-2:])} but this pipeline works at "
-                                f"{expected}x{expected}; load them with `load_images(..., size={expected})`.")
+        raise DiscoInspectError(
+            f"`images` are {tuple(images.shape[-2:])} but this pipeline works at "
+            f"{expected}x{expected}; load them with `load_images(..., size={expected})`."
+        )
     if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-        raise DiscoInspectError(f"`num_inference_steps` = {num_inference_steps!r} is invalid; use a positive integer "
-                                "(the world: 20, Stable Diffusion: 50).")
+        raise DiscoInspectError(
+            f"`num_inference_steps` = {num_inference_steps!r} is invalid; use a positive integer "
+            "(the world: 20, Stable Diffusion: 50)."
+        )
     if inner_steps < 0:
-        raise DiscoInspectError(f"`inner_steps` = {inner_steps!r} is invalid; use 0 (plain DDIM inversion) or more.")
+        raise DiscoInspectError(
+            f"`inner_steps` = {inner_steps!r} is invalid; use 0 (plain DDIM inversion) or more."
+        )
     if guidance_scale < 0:
         raise DiscoInspectError(f"`guidance_scale` = {guidance_scale!r} is invalid; use a value >= 0.")
 
@@ -213,11 +251,21 @@ def _check_inputs(pipe: Any, images: torch.Tensor, prompts: Sequence[str], num_i
 def pipeline_fingerprint(pipe: Any) -> str:
     """A cheap identity of a pipeline's weights and noise schedule (for the inversion cache key)."""
     h = hashlib.sha256()
-    for tensor in (pipe.unet.conv_in.weight, pipe.unet.conv_out.weight, pipe.vae.encoder.conv_in.weight,
-                   pipe.vae.decoder.conv_out.weight, pipe.text_encoder.get_input_embeddings().weight[:512]):
+    for tensor in (
+        pipe.unet.conv_in.weight,
+        pipe.unet.conv_out.weight,
+        pipe.vae.encoder.conv_in.weight,
+        pipe.vae.decoder.conv_out.weight,
+        pipe.text_encoder.get_input_embeddings().weight[:512],
+    ):
         h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps({k: v for k, v in pipe.scheduler.config.items() if k.startswith(("beta", "num_train"))},
-                        sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {k: v for k, v in pipe.scheduler.config.items() if k.startswith(("beta", "num_train"))},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     h.update(str(pipe.unet.dtype).encode())
     return h.hexdigest()[:16]
 
@@ -232,7 +280,9 @@ def _cache_key(fingerprint: str, image: torch.Tensor, prompt: str, settings: dic
     return h.hexdigest()[:32]
 
 
-def _save_cached(path: Path, part: dict[str, torch.Tensor], prompt: str, settings: dict[str, Any], key: str) -> None:
+def _save_cached(
+    path: Path, part: dict[str, torch.Tensor], prompt: str, settings: dict[str, Any], key: str
+) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.float().cpu().contiguous() for k, v in part.items()}
@@ -298,10 +348,16 @@ def invert(
     _check_inputs(pipe, images, prompts, num_inference_steps, guidance_scale, inner_steps)
     names = list(names) if names is not None else [f"image_{i:03d}" for i in range(len(images))]
     if len(names) != len(images):
-        raise DiscoInspectError(f"`names` has {len(names)} entries for {len(images)} images; pass one per image.")
-    settings = {"num_inference_steps": num_inference_steps, "guidance_scale": float(guidance_scale),
-                "timestep_spacing": timestep_spacing, "inner_steps": inner_steps,
-                "fixed_point_steps": fixed_point_steps}
+        raise DiscoInspectError(
+            f"`names` has {len(names)} entries for {len(images)} images; pass one per image."
+        )
+    settings = {
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": float(guidance_scale),
+        "timestep_spacing": timestep_spacing,
+        "inner_steps": inner_steps,
+        "fixed_point_steps": fixed_point_steps,
+    }
     images = images.float().cpu().clamp(0, 1)
     cache = Path(cache_dir) if cache_dir is not None else None
     fp = pipeline_fingerprint(pipe) if cache is not None else ""
@@ -317,32 +373,46 @@ def invert(
     if todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo) * num_inference_steps, desc="null-text inversion", disable=not progress,
-                   leave=False)
+        bar = tqdm(
+            total=len(todo) * num_inference_steps,
+            desc="null-text inversion",
+            disable=not progress,
+            leave=False,
+        )
         for s in range(0, len(todo), batch_size):
             idx = todo[s : s + batch_size]
-            lat, nulls, losses = _invert_batch(pipe, images[idx], [prompts[i] for i in idx], settings,
-                                               on_step=functools.partial(bar.update, len(idx)))
+            lat, nulls, losses = _invert_batch(
+                pipe,
+                images[idx],
+                [prompts[i] for i in idx],
+                settings,
+                on_step=functools.partial(bar.update, len(idx)),
+            )
             for j, i in enumerate(idx):
                 parts[i] = {"latents": lat[:, j], "null_embeddings": nulls[:, j], "null_loss": losses[:, j]}
                 if cache is not None:  # saved per batch: an interrupted run keeps what it finished
                     _save_cached(cache / f"{keys[i]}.safetensors", parts[i], prompts[i], settings, keys[i])
         bar.close()
     inv = Inversion(
-        images=images, prompts=prompts, names=names,
+        images=images,
+        prompts=prompts,
+        names=names,
         latents=torch.stack([parts[i]["latents"] for i in range(len(images))], 1),
         null_embeddings=torch.stack([parts[i]["null_embeddings"] for i in range(len(images))], 1),
         null_loss=torch.stack([parts[i]["null_loss"] for i in range(len(images))], 1),
-        num_inference_steps=num_inference_steps, guidance_scale=float(guidance_scale),
-        timestep_spacing=timestep_spacing, cached=[i in found for i in range(len(images))],
+        num_inference_steps=num_inference_steps,
+        guidance_scale=float(guidance_scale),
+        timestep_spacing=timestep_spacing,
+        cached=[i in found for i in range(len(images))],
     )
     if cache is not None:
         logger.info("Inversion cache `%s`: %d read, %d written.", cache, len(found), len(todo))
     return inv
 
 
-def _invert_batch(pipe: Any, images: torch.Tensor, prompts: list[str], settings: dict[str, Any],
-                  on_step: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _invert_batch(
+    pipe: Any, images: torch.Tensor, prompts: list[str], settings: dict[str, Any], on_step: Callable[[], None]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(pivot [n+1, B, ...], null embeddings [n, B, L, D], final MSE [n, B]) of one batch, all on the CPU."""
     from ..engine.sampling import encode, uses_cfg
 
@@ -374,7 +444,9 @@ def _invert_batch(pipe: Any, images: torch.Tensor, prompts: list[str], settings:
             opt = torch.optim.Adam([u], lr=NULL_LR * (1.0 - i / 100.0))
             tol = NULL_TOL + i * NULL_TOL_STEP
             for _ in range(settings["inner_steps"]):
-                eps_u = pipe.unet(latent, t, encoder_hidden_states=u.to(pipe.unet.dtype), return_dict=False)[0].float()
+                eps_u = pipe.unet(latent, t, encoder_hidden_states=u.to(pipe.unet.dtype), return_dict=False)[
+                    0
+                ].float()
                 x_prev = ddim_step(sched, eps_u + g * (eps_c - eps_u), t, latent.float())
                 per = F.mse_loss(x_prev, target.float(), reduction="none").flatten(1).mean(1)
                 opt.zero_grad(set_to_none=True)
@@ -393,7 +465,9 @@ def _invert_batch(pipe: Any, images: torch.Tensor, prompts: list[str], settings:
 
 
 @torch.no_grad()
-def reconstruct(pipe: Any, inversion: Inversion, *, use_null: bool = True, batch_size: int = 8) -> torch.Tensor:
+def reconstruct(
+    pipe: Any, inversion: Inversion, *, use_null: bool = True, batch_size: int = 8
+) -> torch.Tensor:
     """Sample each inverted image back from ``x_T`` with its source prompt and guidance.
 
     ``use_null=False`` samples with the plain empty-prompt embedding instead of the tuned ones: the

@@ -5,6 +5,7 @@ Every distance is named for what it is: PSNR/SSIM (torchmetrics), the classifier
 The diversity of N stochastic edits (mean pairwise distance) is reported beside the paper's upper bound
 (eq. 5: the distance between the source and the deterministic edit).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,34 +71,53 @@ def measure_edits(
     p_src = target_probabilities(classifier, src, target)
     p_rec = target_probabilities(classifier, rec, target)
     p_det = target_probabilities(classifier, det, target)
-    p_smp = (target_probabilities(classifier, samples.flatten(0, 1), target).view(n_img, -1)
-             if samples is not None else None)
+    p_smp = (
+        target_probabilities(classifier, samples.flatten(0, 1), target).view(n_img, -1)
+        if samples is not None
+        else None
+    )
     rec_psnr, rec_ssim = psnr(rec, src), ssim(rec, src)
     det_psnr, det_ssim, det_dist = psnr(det, src), ssim(det, src), distance(det, src)
     concept_names = list(getattr(scorer, "concepts", []) or [])
     if scorer is not None:
         c_src, c_det = scorer.score(src).float(), scorer.score(det).float()
-        c_smp = scorer.score(samples.flatten(0, 1)).float().view(n_img, samples.shape[1], -1) if samples is not None else None
+        c_smp = (
+            scorer.score(samples.flatten(0, 1)).float().view(n_img, samples.shape[1], -1)
+            if samples is not None
+            else None
+        )
     rows: list[dict[str, Any]] = []
     for i in range(n_img):
         row: dict[str, Any] = {
-            "name": result.names[i], "source_prompt": result.source_prompts[i], "edit_prompt": result.edit_prompts[i],
+            "name": result.names[i],
+            "source_prompt": result.source_prompts[i],
+            "edit_prompt": result.edit_prompts[i],
             "reconstruction": {"psnr": _f(rec_psnr[i]), "ssim": _f(rec_ssim[i])},
-            "p_target": {"source": float(p_src[i]), "reconstruction": float(p_rec[i]), "edit": float(p_det[i]),
-                         "samples": [float(v) for v in p_smp[i]] if p_smp is not None else []},
-            "fidelity": {"edit": {"psnr": _f(det_psnr[i]), "ssim": _f(det_ssim[i]), "distance": _f(det_dist[i])}},
+            "p_target": {
+                "source": float(p_src[i]),
+                "reconstruction": float(p_rec[i]),
+                "edit": float(p_det[i]),
+                "samples": [float(v) for v in p_smp[i]] if p_smp is not None else [],
+            },
+            "fidelity": {
+                "edit": {"psnr": _f(det_psnr[i]), "ssim": _f(det_ssim[i]), "distance": _f(det_dist[i])}
+            },
             "upper_bound": _f(det_dist[i]),
         }
         if vae_ceiling is not None:
             row["reconstruction"]["vae_psnr"] = _f(psnr(vae_ceiling[i : i + 1], src[i : i + 1])[0])
         if plain_reconstructions is not None:
-            row["reconstruction"]["plain_ddim_psnr"] = _f(psnr(plain_reconstructions[i : i + 1], src[i : i + 1])[0])
+            row["reconstruction"]["plain_ddim_psnr"] = _f(
+                psnr(plain_reconstructions[i : i + 1], src[i : i + 1])[0]
+            )
         if samples is not None:
             s = samples[i]
             ref = src[i : i + 1].expand_as(s)
-            row["fidelity"]["samples"] = {"psnr": _mean([_f(v) for v in psnr(s, ref)]),
-                                          "ssim": _mean([_f(v) for v in ssim(s, ref)]),
-                                          "distance": _mean([_f(v) for v in distance(s, ref)])}
+            row["fidelity"]["samples"] = {
+                "psnr": _mean([_f(v) for v in psnr(s, ref)]),
+                "ssim": _mean([_f(v) for v in ssim(s, ref)]),
+                "distance": _mean([_f(v) for v in distance(s, ref)]),
+            }
             row["diversity"] = _f(mean_pairwise(distance, s))
         if lpips is not None:
             row["lpips"] = {"edit": _f(lpips(det[i : i + 1], src[i : i + 1])[0])}
@@ -106,15 +126,18 @@ def measure_edits(
         if scorer is not None:
             row["concept_shift"] = {c: float(c_det[i, k] - c_src[i, k]) for k, c in enumerate(concept_names)}
             if samples is not None:
-                row["concept_shift_samples"] = {c: float((c_smp[i, :, k] - c_src[i, k]).mean())
-                                                for k, c in enumerate(concept_names)}
+                row["concept_shift_samples"] = {
+                    c: float((c_smp[i, :, k] - c_src[i, k]).mean()) for k, c in enumerate(concept_names)
+                }
         rows.append(row)
     if clip is not None:
         from .metrics import clip_scores
 
         model, tokenizer, preprocess = clip
-        words = [" ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">"))) for p in
-                 result.edit_prompts]
+        words = [
+            " ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">")))
+            for p in result.edit_prompts
+        ]
         cs = clip_scores(model, tokenizer, preprocess, det, src, words)
         for i, row in enumerate(rows):
             row["clip"] = {"clip_t": float(cs["clip_t"][i]), "clip_i": float(cs["clip_i"][i])}
@@ -125,8 +148,13 @@ def measure_edits(
     return {"images": rows, "summary": summary}
 
 
-def summarize_edits(rows: list[dict[str, Any]], p_src: torch.Tensor, p_det: torch.Tensor,
-                    p_smp: torch.Tensor | None, concepts: Sequence[str]) -> dict[str, Any]:
+def summarize_edits(
+    rows: list[dict[str, Any]],
+    p_src: torch.Tensor,
+    p_det: torch.Tensor,
+    p_smp: torch.Tensor | None,
+    concepts: Sequence[str],
+) -> dict[str, Any]:
     """Method-level means: reconstruction, fidelity, diversity vs its bound, Δp(target) with a paired 95 % CI."""
     d_det = (p_det - p_src).float()
     out: dict[str, Any] = {
@@ -148,15 +176,17 @@ def summarize_edits(rows: list[dict[str, Any]], p_src: torch.Tensor, p_det: torc
         out["plain_ddim_psnr"] = _mean([r["reconstruction"]["plain_ddim_psnr"] for r in rows])
     if p_smp is not None:
         d_smp = (p_smp.mean(1) - p_src).float()
-        out.update({
-            "samples_psnr": _mean([r["fidelity"]["samples"]["psnr"] for r in rows]),
-            "samples_ssim": _mean([r["fidelity"]["samples"]["ssim"] for r in rows]),
-            "samples_distance": _mean([r["fidelity"]["samples"]["distance"] for r in rows]),
-            "diversity": _mean([r["diversity"] for r in rows]),
-            "p_target_samples": float(p_smp.mean()),
-            "delta_p_samples": float(d_smp.mean()),
-            "delta_p_samples_ci95": _ci(d_smp),
-        })
+        out.update(
+            {
+                "samples_psnr": _mean([r["fidelity"]["samples"]["psnr"] for r in rows]),
+                "samples_ssim": _mean([r["fidelity"]["samples"]["ssim"] for r in rows]),
+                "samples_distance": _mean([r["fidelity"]["samples"]["distance"] for r in rows]),
+                "diversity": _mean([r["diversity"] for r in rows]),
+                "p_target_samples": float(p_smp.mean()),
+                "delta_p_samples": float(d_smp.mean()),
+                "delta_p_samples_ci95": _ci(d_smp),
+            }
+        )
     if concepts and rows and "concept_shift" in rows[0]:
         mean_shift = {c: _mean([r["concept_shift"][c] for r in rows]) for c in concepts}
         out["concept_shift"] = mean_shift

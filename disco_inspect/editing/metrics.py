@@ -8,6 +8,7 @@ takes a model the caller already loaded.
 Naming is deliberate: a distance in the audited classifier's feature space is *not* LPIPS and is never
 called so; only :func:`lpips_distance` (torchmetrics' LPIPS with its calibrated linear heads) is.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,14 @@ from ..errors import DiscoInspectError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "psnr", "ssim", "FeatureDistance", "LpipsDistance", "classifier_features", "lpips_distance",
-    "mean_pairwise", "clip_scores",
+    "psnr",
+    "ssim",
+    "FeatureDistance",
+    "LpipsDistance",
+    "classifier_features",
+    "lpips_distance",
+    "mean_pairwise",
+    "clip_scores",
 ]
 
 CLASSIFIER_FEATURE_NAME = "classifier-feature distance (1 - cos, penultimate layer)"
@@ -47,8 +54,11 @@ _LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}
 
 def _check_images(x: Any, what: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        got = (f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor)
-               else type(x).__name__)
+        got = (
+            f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+            if isinstance(x, torch.Tensor)
+            else type(x).__name__
+        )
         raise DiscoInspectError(
             f"`{what}` must be a float image tensor [N, 3, H, W] in [0, 1], got {got}; convert it, e.g. "
             f"`torch.from_numpy(uint8_hwc).permute(2, 0, 1)[None].float() / 255`."
@@ -100,8 +110,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     else:
         kernel = side if side % 2 else side - 1
         sigma = (kernel - 1) / 7  # torchmetrics' Gaussian size is int(3.5 * sigma + 0.5) * 2 + 1 == kernel
-    out = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", kernel_size=kernel,
-                                              sigma=sigma)
+    out = structural_similarity_index_measure(
+        a, b, data_range=1.0, reduction="none", kernel_size=kernel, sigma=sigma
+    )
     return out.reshape(len(a))
 
 
@@ -161,8 +172,10 @@ class FeatureDistance:
         if self._features is not None and type(self).__call__ is FeatureDistance.__call__:
             feats = torch.cat([self.features(images[k : k + batch_size]) for k in range(0, n, batch_size)])
             return _one_minus_cos(feats[i], feats[j]).mean()
-        parts = [self(images[i[k : k + batch_size]], images[j[k : k + batch_size]])
-                 for k in range(0, len(i), batch_size)]
+        parts = [
+            self(images[i[k : k + batch_size]], images[j[k : k + batch_size]])
+            for k in range(0, len(i), batch_size)
+        ]
         return torch.cat(parts).mean()
 
 
@@ -250,8 +263,9 @@ def classifier_features(classifier: nn.Module) -> FeatureDistance:
             ok = False
         if ok:
             return FeatureDistance(CLASSIFIER_FEATURE_NAME, penultimate)
-    logger.info("%s exposes no hookable Linear layer; the classifier distance compares logits",
-                type(module).__name__)
+    logger.info(
+        "%s exposes no hookable Linear layer; the classifier distance compares logits", type(module).__name__
+    )
     return FeatureDistance(CLASSIFIER_LOGIT_NAME, lambda images: classifier(images))
 
 
@@ -448,4 +462,3 @@ def clip_scores(
     clip_t = (f_edit * f_text).sum(-1).clamp(-1, 1)
     clip_i = (f_edit * f_src).sum(-1).clamp(-1, 1)
     return {"clip_t": clip_t, "clip_i": clip_i}
-

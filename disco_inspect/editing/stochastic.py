@@ -21,6 +21,7 @@ paper found token-level MLPs (one shared map per token) give uniform textures, s
 
 Only the VAE's parameters are trained; the pipeline's weights stay frozen (and unchanged).
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,19 +57,35 @@ class EmbeddingVAE(nn.Module):
         init_scale: the decoder's last layer starts at this fraction of PyTorch's default initialisation.
     """
 
-    def __init__(self, seq_len: int, dim: int, *, scale: float = 1.0, latent: int = 32, hidden: int = 256,
-                 t_dim: int = 32, init_scale: float = 0.1) -> None:
+    def __init__(
+        self,
+        seq_len: int,
+        dim: int,
+        *,
+        scale: float = 1.0,
+        latent: int = 32,
+        hidden: int = 256,
+        t_dim: int = 32,
+        init_scale: float = 0.1,
+    ) -> None:
         super().__init__()
         self.seq_len, self.dim, self.latent, self.t_dim = seq_len, dim, latent, t_dim
         self.register_buffer("scale", torch.tensor(float(scale)))
-        self.encoder = nn.Sequential(nn.Linear(seq_len * dim + t_dim, hidden), nn.SiLU(), nn.Linear(hidden, 2 * latent))
-        self.decoder = nn.Sequential(nn.Linear(latent + t_dim, hidden), nn.SiLU(), nn.Linear(hidden, seq_len * dim))
-        with torch.no_grad():  # start near the input embedding: small residuals, so training begins at the edit
+        self.encoder = nn.Sequential(
+            nn.Linear(seq_len * dim + t_dim, hidden), nn.SiLU(), nn.Linear(hidden, 2 * latent)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent + t_dim, hidden), nn.SiLU(), nn.Linear(hidden, seq_len * dim)
+        )
+        with (
+            torch.no_grad()
+        ):  # start near the input embedding: small residuals, so training begins at the edit
             self.decoder[-1].weight.mul_(init_scale)
             self.decoder[-1].bias.zero_()
 
-    def forward(self, emb: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, emb: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(sampled embedding [B, L, D], posterior mean [B, z], log-variance [B, z]); ``noise`` [B, z] or None (mean)."""
         b = emb.shape[0]
         tf = timestep_features(t.reshape(-1).expand(b) if t.numel() == 1 else t, self.t_dim).to(emb.device)
@@ -86,15 +103,20 @@ class EmbeddingVAE(nn.Module):
 
     def draws(self, n_images: int, n: int, seed: int) -> torch.Tensor:
         """Latent noise [n_images, n, z]: image ``i`` draws from ``Generator().manual_seed(seed + i)``."""
-        return torch.stack([torch.randn(n, self.latent, generator=torch.Generator().manual_seed(seed + i))
-                            for i in range(n_images)])
+        return torch.stack(
+            [
+                torch.randn(n, self.latent, generator=torch.Generator().manual_seed(seed + i))
+                for i in range(n_images)
+            ]
+        )
 
 
 class NullVAE(EmbeddingVAE):
     """Method 1: samples of the per-step null-text embeddings (see the module docs)."""
 
-    def sampler(self, pipe: Any, inversion: Inversion, edit_prompts: Sequence[str], n: int, seed: int
-                ) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
+    def sampler(
+        self, pipe: Any, inversion: Inversion, edit_prompts: Sequence[str], n: int, seed: int
+    ) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
         """Rows for :func:`~disco_inspect.editing.edit.edit`: ``uncond`` = VAE samples of each step's null embedding."""
         noise = self.draws(len(inversion), n, seed)
         self.eval()
@@ -111,8 +133,9 @@ class NullVAE(EmbeddingVAE):
 class CondVAE(EmbeddingVAE):
     """Method 2: samples of the edit prompt's embedding (see the module docs)."""
 
-    def sampler(self, pipe: Any, inversion: Inversion, edit_prompts: Sequence[str], n: int, seed: int
-                ) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
+    def sampler(
+        self, pipe: Any, inversion: Inversion, edit_prompts: Sequence[str], n: int, seed: int
+    ) -> Callable[[int, int, list[int]], dict[str, torch.Tensor]]:
         """Rows for :func:`~disco_inspect.editing.edit.edit`: ``cond`` = VAE samples of the edit prompt's embedding."""
         from ..engine.sampling import encode
 
@@ -132,14 +155,26 @@ class CondVAE(EmbeddingVAE):
 
 def _check_training(steps: int, lr: float, beta: float) -> None:
     if not isinstance(steps, int) or steps < 1:
-        raise DiscoInspectError(f"`steps` = {steps!r} is invalid; train the VAE for a positive number of steps.")
+        raise DiscoInspectError(
+            f"`steps` = {steps!r} is invalid; train the VAE for a positive number of steps."
+        )
     if lr <= 0 or beta < 0:
         raise DiscoInspectError(f"`lr` = {lr!r} / `beta` = {beta!r} are invalid; use lr > 0 and beta >= 0.")
 
 
-def train_null_vae(pipe: Any, inversion: Inversion, *, steps: int = 150, batch: int = 8, lr: float = 1e-3,
-                   beta: float = 1e-3, latent: int = 32, hidden: int = 256, seed: int = 0, progress: bool = True
-                   ) -> tuple[NullVAE, list[dict[str, float]]]:
+def train_null_vae(
+    pipe: Any,
+    inversion: Inversion,
+    *,
+    steps: int = 150,
+    batch: int = 8,
+    lr: float = 1e-3,
+    beta: float = 1e-3,
+    latent: int = 32,
+    hidden: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[NullVAE, list[dict[str, float]]]:
     """Train a :class:`NullVAE` on an inversion (denoising MSE against the pivot + ``beta`` KL); returns (vae, history)."""
     from tqdm.auto import tqdm
 
@@ -164,7 +199,9 @@ def train_null_vae(pipe: Any, inversion: Inversion, *, steps: int = 150, batch: 
         target = inversion.latents[n_steps - k - 1][sel].to(pipe.device).float()
         noise = torch.randn(len(sel), vae.latent, generator=gen).to(pipe.device)
         u, mu, logvar = vae(nulls[k][sel].to(pipe.device), t.reshape(1), noise)
-        x_prev = ddim_step(sched, guided_eps(pipe, x_in, t, cond[sel], u, inversion.guidance_scale), t, x_in.float())
+        x_prev = ddim_step(
+            sched, guided_eps(pipe, x_in, t, cond[sel], u, inversion.guidance_scale), t, x_in.float()
+        )
         mse = F.mse_loss(x_prev.float(), target)
         kl = EmbeddingVAE.kl(mu, logvar)
         loss = mse + beta * kl
@@ -179,19 +216,39 @@ def train_null_vae(pipe: Any, inversion: Inversion, *, steps: int = 150, batch: 
 def _derangement(n: int, gen: torch.Generator) -> torch.Tensor:
     """A random permutation with no fixed point (the paper's shuffled pairs ``P_i != Q_i``)."""
     if n < 2:
-        raise DiscoInspectError("The diversity loss needs at least 2 samples per image; use `train_samples` >= 2.")
+        raise DiscoInspectError(
+            "The diversity loss needs at least 2 samples per image; use `train_samples` >= 2."
+        )
     while True:
         perm = torch.randperm(n, generator=gen)
         if not (perm == torch.arange(n)).any():
             return perm
 
 
-def train_cond_vae(pipe: Any, inversion: Inversion, edit_prompts: Sequence[str], edit_latents: torch.Tensor, *,
-                   scorer: Any, features: Callable[[torch.Tensor], torch.Tensor], classifier: Any = None,
-                   target: int | None = None, delta: float = 1.0, steps: int = 100, late_fraction: float | None = 0.5,
-                   train_samples: int = 4, images_per_step: int = 2, lr: float = 1e-3, alpha: float = 1.0,
-                   beta: float = 1e-2, gamma: float = -0.1, latent: int = 32, hidden: int = 256, seed: int = 0,
-                   progress: bool = True) -> tuple[CondVAE, list[dict[str, float]]]:
+def train_cond_vae(
+    pipe: Any,
+    inversion: Inversion,
+    edit_prompts: Sequence[str],
+    edit_latents: torch.Tensor,
+    *,
+    scorer: Any,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    classifier: Any = None,
+    target: int | None = None,
+    delta: float = 1.0,
+    steps: int = 100,
+    late_fraction: float | None = 0.5,
+    train_samples: int = 4,
+    images_per_step: int = 2,
+    lr: float = 1e-3,
+    alpha: float = 1.0,
+    beta: float = 1e-2,
+    gamma: float = -0.1,
+    latent: int = 32,
+    hidden: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[CondVAE, list[dict[str, float]]]:
     """Train a :class:`CondVAE` (eq. 4: ``alpha`` scorer loss + ``beta`` KL + ``gamma`` diversity, ``gamma < 0``).
 
     Args:
@@ -212,16 +269,22 @@ def train_cond_vae(pipe: Any, inversion: Inversion, edit_prompts: Sequence[str],
 
     _check_training(steps, lr, beta)
     if not hasattr(scorer, "prompt_distance"):
-        raise DiscoInspectError(f"The concept scorer {type(scorer).__name__} has no `prompt_distance`; Method 2 "
-                                "(`cond-vae`) needs the world's oracle scorer or an OpenClipScorer.")
+        raise DiscoInspectError(
+            f"The concept scorer {type(scorer).__name__} has no `prompt_distance`; Method 2 "
+            "(`cond-vae`) needs the world's oracle scorer or an OpenClipScorer."
+        )
     if gamma > 0:
-        raise DiscoInspectError(f"`gamma` = {gamma!r} must be <= 0 (a negative weight rewards diverse samples).")
+        raise DiscoInspectError(
+            f"`gamma` = {gamma!r} must be <= 0 (a negative weight rewards diverse samples)."
+        )
     sched = ddim_scheduler(pipe, inversion.num_inference_steps, inversion.timestep_spacing)
     n_steps, n_img, n = len(sched.timesteps), len(inversion), train_samples
     first_step = min(int(late_fraction * n_steps), n_steps - 1) if late_fraction is not None else 0
     with torch.no_grad():
         cond = encode(pipe, list(edit_prompts)).float()
-    vae = CondVAE(cond.shape[1], cond.shape[2], scale=float(cond.std()), latent=latent, hidden=hidden).to(pipe.device)
+    vae = CondVAE(cond.shape[1], cond.shape[2], scale=float(cond.std()), latent=latent, hidden=hidden).to(
+        pipe.device
+    )
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     history = []
@@ -238,8 +301,12 @@ def train_cond_vae(pipe: Any, inversion: Inversion, edit_prompts: Sequence[str],
         images = decode(pipe, predict_x0(sched, eps, t, x_t))
         prompts = [edit_prompts[i] for i in sel.tolist() for _ in range(n)]
         l_clip = scorer.prompt_distance(images, prompts).mean()
-        if classifier is not None:  # what the token's word means: the class, as the audited classifier sees it
-            l_clip = l_clip + delta * F.cross_entropy(classifier(images), torch.full((len(images),), int(target)))
+        if (
+            classifier is not None
+        ):  # what the token's word means: the class, as the audited classifier sees it
+            l_clip = l_clip + delta * F.cross_entropy(
+                classifier(images), torch.full((len(images),), int(target))
+            )
         feats = features(images).view(len(sel), n, -1)
         perm = _derangement(n, gen)
         l_div = (feats - feats[:, perm]).abs().mean()
@@ -248,7 +315,13 @@ def train_cond_vae(pipe: Any, inversion: Inversion, edit_prompts: Sequence[str],
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.append({"step": it, "match": float(l_clip.detach()), "kl": float(kl.detach()),
-                        "diversity": float(l_div.detach())})
+        history.append(
+            {
+                "step": it,
+                "match": float(l_clip.detach()),
+                "kl": float(kl.detach()),
+                "diversity": float(l_div.detach()),
+            }
+        )
     vae.eval()
     return vae, history

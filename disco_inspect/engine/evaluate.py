@@ -1,4 +1,5 @@
 """`evaluate_accuracy`: the paper's Table-1 protocol (paired seeds, with vs without the token)."""
+
 from __future__ import annotations
 
 import logging
@@ -96,30 +97,50 @@ def evaluate_accuracy(
     width = width or (cfg.width if cfg else None)
     if isinstance(token, TokenRun):
         token_str = token.install(pipe)
-    elif isinstance(token, Path) or (isinstance(token, str) and (token.endswith((".safetensors", ".bin", ".pt")))):
+    elif isinstance(token, Path) or (
+        isinstance(token, str) and (token.endswith((".safetensors", ".bin", ".pt")))
+    ):
         token_str = install_token(pipe, token)
     else:
         token_str = str(token)
         if token_str not in pipe.tokenizer.get_vocab():
-            raise DiscoInspectError(f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead.")
+            raise DiscoInspectError(
+                f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead."
+            )
     scorer = clf if eval_classifier is None else as_classifier(eval_classifier)
     eval_target = target_idx if eval_classifier is None else scorer.resolve_class(class_name)
     seeds = _eval_seeds(token, n_seeds, seed)
     base_t = template.replace("{token} ", "").replace("{token}", "")
-    prompts = {"baseline": [base_t.format(class_name=class_name)] * n_seeds,
-               "token": [template.format(token=token_str, class_name=class_name)] * n_seeds}
+    prompts = {
+        "baseline": [base_t.format(class_name=class_name)] * n_seeds,
+        "token": [template.format(token=token_str, class_name=class_name)] * n_seeds,
+    }
     out: dict[str, list[dict[str, Any]]] = {}
     with recorded_scheduler(pipe, token.pipeline if isinstance(token, TokenRun) else None):
         for kind, ps in prompts.items():
-            images = generate(pipe, ps, seeds, num_inference_steps=steps, guidance_scale=guidance, height=height,
-                              width=width, batch_size=batch_size)
+            images = generate(
+                pipe,
+                ps,
+                seeds,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                height=height,
+                width=width,
+                batch_size=batch_size,
+            )
             with torch.no_grad():
-                logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+                logits = torch.cat(
+                    [scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+                )
             out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
     return AccuracyResult(
-        target=eval_target, class_name=class_name, seeds=seeds,
-        baseline=summarize(out["baseline"], eval_target), token=summarize(out["token"], eval_target),
-        baseline_items=out["baseline"], token_items=out["token"],
+        target=eval_target,
+        class_name=class_name,
+        seeds=seeds,
+        baseline=summarize(out["baseline"], eval_target),
+        token=summarize(out["token"], eval_target),
+        baseline_items=out["baseline"],
+        token_items=out["token"],
     )
 
 
@@ -133,7 +154,12 @@ def _eval_seeds(token: Any, n_seeds: int, seed: int | None) -> list[int]:
     if overlap:
         logger.warning(
             "Evaluation seeds %d..%d overlap %d of the run's training seeds (%d..%d): those images are not held out. "
-            "Omit `seed` to start past them (at %d).", seeds[0], seeds[-1], len(overlap), overlap[0], overlap[-1],
+            "Omit `seed` to start past them (at %d).",
+            seeds[0],
+            seeds[-1],
+            len(overlap),
+            overlap[0],
+            overlap[-1],
             max(EVAL_SEED, max(trained) + 1),
         )
     return seeds

@@ -6,6 +6,7 @@ the token drifts. ``margin`` keeps a signal there: it raises the target's log-od
 whose gradient with respect to the logits does not vanish as p(target) -> 1. ``auto`` picks ``margin`` when the
 baseline images are already recognised (mean p(target) >= :data:`SATURATION_THRESHOLD`), else ``toward``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """`train_token`: the Discriminative-Class-Token optimisation loop (paper Sec. 3)."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -132,7 +133,9 @@ def train_token(
         try:
             return _Trainer(pipe, clf, target_idx, class_name, cfg, (h, w), folder, progress).run(state)
         except Exception:
-            if fresh_folder and folder.load_state() is None:  # nothing finished: leave no half-made folder behind
+            if (
+                fresh_folder and folder.load_state() is None
+            ):  # nothing finished: leave no half-made folder behind
                 shutil.rmtree(folder.path, ignore_errors=True)
             raise
 
@@ -144,8 +147,17 @@ def _can_extend(state: dict[str, Any], cfg: DiscoConfig) -> bool:
 class _Trainer:
     """One training session (fresh or resumed); holds the loop's mutable state."""
 
-    def __init__(self, pipe: Any, clf: Any, target: int, class_name: str, cfg: DiscoConfig,
-                 hw: tuple[int, int], folder: RunFolder | None, progress: bool) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        clf: Any,
+        target: int,
+        class_name: str,
+        cfg: DiscoConfig,
+        hw: tuple[int, int],
+        folder: RunFolder | None,
+        progress: bool,
+    ) -> None:
         self.pipe, self.clf, self.target, self.class_name, self.cfg = pipe, clf, target, class_name, cfg
         self.hw, self.folder, self.progress = hw, folder, progress
         self.objective: Any = None  # resolved once the baseline is known (``auto``)
@@ -159,9 +171,18 @@ class _Trainer:
     def run(self, state: dict[str, Any] | None) -> TokenRun:
         cfg, pipe = self.cfg, self.pipe
         token = ClassToken(pipe, cfg.token, cfg.initializer)
-        opt = torch.optim.AdamW([token.vector], lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, eps=cfg.eps)
-        s: dict[str, Any] = {"next_step": 0, "best_loss": math.inf, "best_step": -1, "patience_left": cfg.patience,
-                             "seed_offset": 0, "stopped": None, "done": False}
+        opt = torch.optim.AdamW(
+            [token.vector], lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, eps=cfg.eps
+        )
+        s: dict[str, Any] = {
+            "next_step": 0,
+            "best_loss": math.inf,
+            "best_step": -1,
+            "patience_left": cfg.patience,
+            "seed_offset": 0,
+            "stopped": None,
+            "done": False,
+        }
         best_vec = token.initial.clone()
         if state is not None:
             token.set(state["vector"])
@@ -180,8 +201,12 @@ class _Trainer:
             self._baseline()
             name = resolve_objective(cfg.objective, self.baseline.get("target_prob_mean"))
             if name != cfg.objective:
-                logger.info("Objective %r -> %r (baseline mean p(target) %.3f).", cfg.objective, name,
-                            self.baseline.get("target_prob_mean", float("nan")))
+                logger.info(
+                    "Objective %r -> %r (baseline mean p(target) %.3f).",
+                    cfg.objective,
+                    name,
+                    self.baseline.get("target_prob_mean", float("nan")),
+                )
             self.objective = make_objective(name, self.target)
             s, best_vec = self._loop(token, opt, s, best_vec)
         except KeyboardInterrupt as e:
@@ -203,9 +228,16 @@ class _Trainer:
         with torch.set_grad_enabled(grad):
             cond = encode(self.pipe, prompts)
             gens = seed_generators(seeds)  # the same generators draw the noise and every stochastic step
-            latents = denoise(self.pipe, cond, initial_noise(self.pipe, seeds, *self.hw, generators=gens), generators=gens,
-                              num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale,
-                              uncond=self.uncond, grad_steps=cfg.effective_grad_steps if grad else 0)
+            latents = denoise(
+                self.pipe,
+                cond,
+                initial_noise(self.pipe, seeds, *self.hw, generators=gens),
+                generators=gens,
+                num_inference_steps=cfg.num_inference_steps,
+                guidance_scale=cfg.guidance_scale,
+                uncond=self.uncond,
+                grad_steps=cfg.effective_grad_steps if grad else 0,
+            )
             images = decode(self.pipe, latents)
             logits = self.clf(images)
         return images, logits
@@ -226,13 +258,19 @@ class _Trainer:
                     save_png(self.folder.image_path("baseline", j), img, cfg.image_save_size)
             write_json(self.folder.path / "baseline.json", self.baseline)
 
-    def _loop(self, token: ClassToken, opt: torch.optim.Optimizer, s: dict[str, Any],
-              best_vec: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
+    def _loop(
+        self, token: ClassToken, opt: torch.optim.Optimizer, s: dict[str, Any], best_vec: torch.Tensor
+    ) -> tuple[dict[str, Any], torch.Tensor]:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        bar = tqdm(total=cfg.max_iters, initial=s["next_step"], disable=not self.progress, desc=f"DisCo {self.class_name}",
-                   unit="it")
+        bar = tqdm(
+            total=cfg.max_iters,
+            initial=s["next_step"],
+            disable=not self.progress,
+            desc=f"DisCo {self.class_name}",
+            unit="it",
+        )
         try:
             while s["stopped"] is None:
                 step = s["next_step"]
@@ -285,23 +323,41 @@ class _Trainer:
                     if step + 1 >= cfg.max_iters:
                         s["stopped"] = "max_iters"
                 record = {
-                    "step": step, "loss": loss_v, "losses": [float(v) for v in losses.detach()], **summ,
-                    "items": records, "token_norm": float(judged.norm()),
-                    "token_dist": float((judged - token.initial).norm()), "grad_norm": grad_norm,
-                    "best": improved, "validation": validation, "seconds": time.perf_counter() - t0,
+                    "step": step,
+                    "loss": loss_v,
+                    "losses": [float(v) for v in losses.detach()],
+                    **summ,
+                    "items": records,
+                    "token_norm": float(judged.norm()),
+                    "token_dist": float((judged - token.initial).norm()),
+                    "grad_norm": grad_norm,
+                    "best": improved,
+                    "validation": validation,
+                    "seconds": time.perf_counter() - t0,
                 }
                 self.last_images = images.detach().cpu()
                 self._persist(step, record, judged, improved, token, opt, s, best_vec)
                 self.trajectory.append(record)
                 s["next_step"] = step + 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{summ['accuracy']:.2f}", p=f"{summ['target_prob_mean']:.3f}")
+                bar.set_postfix(
+                    loss=f"{loss_v:.3f}", acc=f"{summ['accuracy']:.2f}", p=f"{summ['target_prob_mean']:.3f}"
+                )
         finally:
             bar.close()
         return s, best_vec
 
-    def _persist(self, step: int, record: dict[str, Any], judged: torch.Tensor, improved: bool, token: ClassToken,
-                 opt: torch.optim.Optimizer, s: dict[str, Any], best_vec: torch.Tensor) -> None:
+    def _persist(
+        self,
+        step: int,
+        record: dict[str, Any],
+        judged: torch.Tensor,
+        improved: bool,
+        token: ClassToken,
+        opt: torch.optim.Optimizer,
+        s: dict[str, Any],
+        best_vec: torch.Tensor,
+    ) -> None:
         """Write one finished iteration; ``state.pt`` last, so a crash before it redoes the step."""
         folder, cfg = self.folder, self.cfg
         if folder is None:
@@ -314,23 +370,48 @@ class _Trainer:
         if improved:
             save_token(folder.token_path(), cfg.token, judged)
         done = s["stopped"] is not None
-        folder.save_state({
-            "next_step": step + 1, "vector": token.vector.detach().clone(), "optimizer": opt.state_dict(),
-            "best_loss": s["best_loss"], "best_step": s["best_step"], "best_vector": best_vec.clone(),
-            "patience_left": s["patience_left"], "seed_offset": s["seed_offset"], "initial": token.initial.clone(),
-            "stopped": s["stopped"], "done": done,
-        })
+        folder.save_state(
+            {
+                "next_step": step + 1,
+                "vector": token.vector.detach().clone(),
+                "optimizer": opt.state_dict(),
+                "best_loss": s["best_loss"],
+                "best_step": s["best_step"],
+                "best_vector": best_vec.clone(),
+                "patience_left": s["patience_left"],
+                "seed_offset": s["seed_offset"],
+                "initial": token.initial.clone(),
+                "stopped": s["stopped"],
+                "done": done,
+            }
+        )
         if done:
-            write_json(folder.path / "result.json", {"stopped": s["stopped"], "best_step": s["best_step"],
-                                                     "best_loss": s["best_loss"], "steps": step + 1})
+            write_json(
+                folder.path / "result.json",
+                {
+                    "stopped": s["stopped"],
+                    "best_step": s["best_step"],
+                    "best_loss": s["best_loss"],
+                    "steps": step + 1,
+                },
+            )
 
     def _result(self, token: ClassToken, s: dict[str, Any], best_vec: torch.Tensor) -> TokenRun:
         return TokenRun(
-            token=self.cfg.token, target=self.target, class_name=self.class_name, config=self.cfg,
-            embedding=best_vec.clone(), initial_embedding=token.initial.clone(), best_step=int(s["best_step"]),
-            stopped=s["stopped"] or "interrupted", trajectory=list(self.trajectory), baseline=self.baseline,
-            run_dir=self.folder.path if self.folder else None, last_images=self.last_images,
-            baseline_images=self.baseline_images, pipeline=describe_pipeline(self.pipe),
+            token=self.cfg.token,
+            target=self.target,
+            class_name=self.class_name,
+            config=self.cfg,
+            embedding=best_vec.clone(),
+            initial_embedding=token.initial.clone(),
+            best_step=int(s["best_step"]),
+            stopped=s["stopped"] or "interrupted",
+            trajectory=list(self.trajectory),
+            baseline=self.baseline,
+            run_dir=self.folder.path if self.folder else None,
+            last_images=self.last_images,
+            baseline_images=self.baseline_images,
+            pipeline=describe_pipeline(self.pipe),
         )
 
 

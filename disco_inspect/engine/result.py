@@ -1,4 +1,5 @@
 """`TokenRun`: the result of :func:`disco_inspect.train_token`."""
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,9 @@ class TokenRun:
     def image_paths(self, step: int | str) -> list[Path]:
         """Saved PNGs of one iteration (or ``"baseline"``)."""
         if self.run_dir is None:
-            raise DiscoInspectError("This run was not saved to a folder; pass `out=` to train_token to keep images.")
+            raise DiscoInspectError(
+                "This run was not saved to a folder; pass `out=` to train_token to keep images."
+            )
         folder = RunFolder(self.run_dir)
         return [folder.image_path(step, j) for j in range(self.config.n_images)]
 
@@ -93,18 +96,31 @@ class TokenRun:
             raise DiscoInspectError(f"`{run_dir}` is not a disco-inspect run folder (no config.json).")
         meta = json.loads(cfg_file.read_text())
         config = DiscoConfig.from_dict(meta["config"])
-        result = json.loads((run_dir / "result.json").read_text()) if (run_dir / "result.json").exists() else {}
+        result = (
+            json.loads((run_dir / "result.json").read_text()) if (run_dir / "result.json").exists() else {}
+        )
         state = RunFolder(run_dir).load_state() or {}
         traj = [r for r in read_jsonl(run_dir / "trajectory.jsonl") if r["step"] < state.get("next_step", 0)]
         if (run_dir / TOKEN_FILE).exists():
             _, emb = load_token(run_dir / TOKEN_FILE)
         else:
             emb = state.get("initial", torch.zeros(0))
-        baseline = json.loads((run_dir / "baseline.json").read_text()) if (run_dir / "baseline.json").exists() else {}
+        baseline = (
+            json.loads((run_dir / "baseline.json").read_text())
+            if (run_dir / "baseline.json").exists()
+            else {}
+        )
         return cls(
-            token=config.token, target=meta["target"]["index"], class_name=meta["target"]["class_name"], config=config,
-            embedding=emb, initial_embedding=state.get("initial", emb), best_step=int(state.get("best_step", -1)),
-            stopped=result.get("stopped", "unfinished"), trajectory=traj, baseline=baseline, run_dir=run_dir,
+            token=config.token,
+            target=meta["target"]["index"],
+            class_name=meta["target"]["class_name"],
+            config=config,
+            embedding=emb,
+            initial_embedding=state.get("initial", emb),
+            best_step=int(state.get("best_step", -1)),
+            stopped=result.get("stopped", "unfinished"),
+            trajectory=traj,
+            baseline=baseline,
+            run_dir=run_dir,
             pipeline=meta.get("pipeline"),
         )
-

@@ -15,6 +15,7 @@ Layout::
 Every file is written atomically (temporary file + ``os.replace``) and an iteration counts as finished
 only once ``state.pt`` says so, so a run killed at any moment resumes without repeating or losing one.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,16 @@ TOKEN_FILE = "learned_embeds.safetensors"
 RUN_MARKER = ".disco-inspect-run"
 LOCK_FILE = ".lock"
 #: Everything a run writes; ``overwrite`` removes exactly these (and our temporary files), nothing else.
-RUN_FILES = ("config.json", "trajectory.jsonl", "baseline.json", "images", "tokens", TOKEN_FILE, "state.pt",
-             "result.json")
+RUN_FILES = (
+    "config.json",
+    "trajectory.jsonl",
+    "baseline.json",
+    "images",
+    "tokens",
+    TOKEN_FILE,
+    "state.pt",
+    "result.json",
+)
 
 
 def load_pngs(paths: list[Path]) -> torch.Tensor | None:
@@ -104,8 +113,11 @@ class RunFolder:
         except (OSError, ValueError):
             return False
         own = set(RUN_FILES) | {LOCK_FILE, RUN_MARKER}
-        return (isinstance(meta, dict) and {"config", "target"} <= set(meta)
-                and all(c.name in own or _is_our_tmp(c.name) for c in self.path.iterdir()))
+        return (
+            isinstance(meta, dict)
+            and {"config", "target"} <= set(meta)
+            and all(c.name in own or _is_our_tmp(c.name) for c in self.path.iterdir())
+        )
 
     def _user_entries(self) -> list[str]:
         return sorted(c.name for c in self.path.iterdir() if c.name not in (LOCK_FILE, RUN_MARKER))
@@ -129,7 +141,9 @@ class RunFolder:
 
     def token_path(self, step: int | None = None) -> Path:
         """Best token file, or the checkpoint of ``step``."""
-        return self.path / TOKEN_FILE if step is None else self.path / "tokens" / f"step_{step:04d}.safetensors"
+        return (
+            self.path / TOKEN_FILE if step is None else self.path / "tokens" / f"step_{step:04d}.safetensors"
+        )
 
     # -- opening / resuming --------------------------------------------------------------------
     def open(self, meta: dict[str, Any], overwrite: bool = False) -> dict[str, Any] | None:
@@ -157,7 +171,9 @@ class RunFolder:
         try:
             saved = json.loads(cfg_file.read_text())
         except json.JSONDecodeError as e:
-            raise DiscoInspectError(f"`{cfg_file}` is corrupt ({e}); delete the folder or pass `overwrite=True`.") from e
+            raise DiscoInspectError(
+                f"`{cfg_file}` is corrupt ({e}); delete the folder or pass `overwrite=True`."
+            ) from e
         diffs = _differences(saved, meta)
         if diffs:
             raise DiscoInspectError(
@@ -182,7 +198,9 @@ class RunFolder:
         try:
             return torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise DiscoInspectError(f"`{f}` is unreadable ({e}); pass `--overwrite` to restart the run.") from e
+            raise DiscoInspectError(
+                f"`{f}` is unreadable ({e}); pass `--overwrite` to restart the run."
+            ) from e
 
     # -- trajectory ----------------------------------------------------------------------------
     def append_trajectory(self, record: dict[str, Any]) -> None:
@@ -238,8 +256,11 @@ def _differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
         a, b = saved.get(key), new.get(key)
         if key == "config" and isinstance(a, dict) and isinstance(b, dict):
             defaults = DiscoConfig().to_dict()  # a key missing from an older folder holds its default
-            diffs += [f"config.{k}" for k in sorted(set(a) | set(b))
-                      if k not in RESUMABLE_CHANGES and a.get(k, defaults.get(k)) != b.get(k, defaults.get(k))]
+            diffs += [
+                f"config.{k}"
+                for k in sorted(set(a) | set(b))
+                if k not in RESUMABLE_CHANGES and a.get(k, defaults.get(k)) != b.get(k, defaults.get(k))
+            ]
         elif key not in ("versions",) and a != b:
             diffs.append(key)
     return diffs

@@ -9,6 +9,7 @@ image's initial noise and then every noise a stochastic scheduler (``euler-ances
 the stock pipeline does with ``generator=[torch.Generator().manual_seed(s) for s in seeds]``. An image
 therefore depends on its seed only, not on the batch it is in nor on the global RNG.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -30,7 +31,12 @@ def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 
 def initial_noise(
-    pipe: Any, seeds: Sequence[int], height: int, width: int, *, generators: Sequence[torch.Generator] | None = None
+    pipe: Any,
+    seeds: Sequence[int],
+    height: int,
+    width: int,
+    *,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Per-seed Gaussian latents, bit-equal to what the pipeline draws with ``generator=[Generator(s)...]``.
 
@@ -45,7 +51,9 @@ def initial_noise(
     if len(gens) != len(seeds):
         from ..errors import DiscoInspectError
 
-        raise DiscoInspectError(f"`generators` ({len(gens)}) and `seeds` ({len(seeds)}) must have the same length.")
+        raise DiscoInspectError(
+            f"`generators` ({len(gens)}) and `seeds` ({len(seeds)}) must have the same length."
+        )
     shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     noise = torch.cat([randn_tensor(shape, generator=g, dtype=pipe.unet.dtype) for g in gens])
     return noise.to(pipe.device)
@@ -108,9 +116,13 @@ def denoise(
     timesteps = sched.timesteps
     latents = noise * sched.init_noise_sigma
     timestep_cond = None
-    if unet.config.time_cond_proj_dim is not None:  # as the stock pipeline: guidance as an input, no CFG batch
+    if (
+        unet.config.time_cond_proj_dim is not None
+    ):  # as the stock pipeline: guidance as an input, no CFG batch
         g = torch.tensor(guidance_scale - 1).repeat(cond.shape[0])
-        timestep_cond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(latents)
+        timestep_cond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(
+            latents
+        )
     first_grad = len(timesteps) - grad_steps
     grad_on = torch.is_grad_enabled()
     for i, t in enumerate(timesteps):
@@ -119,7 +131,9 @@ def denoise(
             hidden = torch.cat([uncond, c]) if do_cfg else c
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = sched.scale_model_input(model_in, t)
-            eps = unet(model_in, t, encoder_hidden_states=hidden, timestep_cond=timestep_cond, return_dict=False)[0]
+            eps = unet(
+                model_in, t, encoder_hidden_states=hidden, timestep_cond=timestep_cond, return_dict=False
+            )[0]
             if do_cfg:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance_scale * (eps_c - eps_u)
@@ -152,15 +166,23 @@ def generate(
     if len(prompts) != len(seeds):
         from ..errors import DiscoInspectError
 
-        raise DiscoInspectError(f"`prompts` ({len(prompts)}) and `seeds` ({len(seeds)}) must have the same length.")
+        raise DiscoInspectError(
+            f"`prompts` ({len(prompts)}) and `seeds` ({len(seeds)}) must have the same length."
+        )
     h, w = image_size(pipe, height, width)
     uncond = encode(pipe, [""]) if uses_cfg(pipe, guidance_scale) else None
     out = []
     for s in range(0, len(prompts), batch_size):
         p, sd = list(prompts[s : s + batch_size]), list(seeds[s : s + batch_size])
         gens = seed_generators(sd)
-        lat = denoise(pipe, encode(pipe, p), initial_noise(pipe, sd, h, w, generators=gens),
-                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, uncond=uncond,
-                      generators=gens)
+        lat = denoise(
+            pipe,
+            encode(pipe, p),
+            initial_noise(pipe, sd, h, w, generators=gens),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            uncond=uncond,
+            generators=gens,
+        )
         out.append(decode(pipe, lat).float().cpu())
     return torch.cat(out)

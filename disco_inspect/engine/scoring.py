@@ -1,4 +1,5 @@
 """Turn classifier logits into per-image records (target probability, prediction, top-5)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,7 +9,12 @@ import torch
 
 
 def image_records(
-    logits: torch.Tensor, target: int, label_names: Sequence[str], seeds: Sequence[int], prompts: Sequence[str], k: int = 5
+    logits: torch.Tensor,
+    target: int,
+    label_names: Sequence[str],
+    seeds: Sequence[int],
+    prompts: Sequence[str],
+    k: int = 5,
 ) -> list[dict[str, Any]]:
     """One JSON-friendly dict per image: seed, prompt, target_prob, pred, top-k [(index, name, prob)]."""
     probs = logits.detach().float().softmax(-1).cpu()
@@ -16,13 +22,17 @@ def image_records(
     top_p, top_i = probs.topk(k, dim=-1)
     out = []
     for j in range(probs.shape[0]):
-        out.append({
-            "seed": int(seeds[j]),
-            "prompt": prompts[j],
-            "target_prob": float(probs[j, target]),
-            "pred": int(top_i[j, 0]),
-            "topk": [[int(i), label_names[int(i)], float(p)] for p, i in zip(top_p[j], top_i[j], strict=False)],
-        })
+        out.append(
+            {
+                "seed": int(seeds[j]),
+                "prompt": prompts[j],
+                "target_prob": float(probs[j, target]),
+                "pred": int(top_i[j, 0]),
+                "topk": [
+                    [int(i), label_names[int(i)], float(p)] for p, i in zip(top_p[j], top_i[j], strict=False)
+                ],
+            }
+        )
     return out
 
 
@@ -37,8 +47,12 @@ def summarize(records: Sequence[dict[str, Any]], target: int) -> dict[str, float
 
 
 @torch.no_grad()
-def target_probabilities(classifier: Any, images: torch.Tensor, target: int, batch_size: int = 64) -> torch.Tensor:
+def target_probabilities(
+    classifier: Any, images: torch.Tensor, target: int, batch_size: int = 64
+) -> torch.Tensor:
     """Softmax probability of ``target`` for each image [N] (float32, CPU), in batches without gradients."""
-    out = [classifier(images[i : i + batch_size]).float().softmax(-1)[:, target]
-           for i in range(0, len(images), batch_size)]
+    out = [
+        classifier(images[i : i + batch_size]).float().softmax(-1)[:, target]
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out).cpu()

@@ -1,4 +1,5 @@
 """The new class token: added to the tokenizer, one trainable embedding row, saved in TI format."""
+
 from __future__ import annotations
 
 import logging
@@ -33,9 +34,15 @@ class ClassToken:
             )
         init_ids = tok.encode(initializer, add_special_tokens=False)
         if not init_ids:
-            raise DiscoInspectError(f"`initializer` = {initializer!r} encodes to no tokens; use a word such as 'a'.")
+            raise DiscoInspectError(
+                f"`initializer` = {initializer!r} encodes to no tokens; use a word such as 'a'."
+            )
         if len(init_ids) > 1:
-            logger.info("Initializer %r splits into %d tokens; using the mean of their embeddings.", initializer, len(init_ids))
+            logger.info(
+                "Initializer %r splits into %d tokens; using the mean of their embeddings.",
+                initializer,
+                len(init_ids),
+            )
         if token not in ours:  # a token this package added earlier (e.g. a notebook re-run) is reused
             tok.add_tokens(token)
             ours.add(token)
@@ -92,7 +99,9 @@ def load_token(path: str | Path) -> tuple[str, torch.Tensor]:
     """Read a textual-inversion file (diffusers safetensors/bin or A1111 format) → (token, vector)."""
     path = Path(path)
     if not path.is_file():
-        raise DiscoInspectError(f"Token file `{path}` does not exist; pass the .safetensors written by `disco-inspect train`.")
+        raise DiscoInspectError(
+            f"Token file `{path}` does not exist; pass the .safetensors written by `disco-inspect train`."
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -101,13 +110,17 @@ def load_token(path: str | Path) -> tuple[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DiscoInspectError(f"Token file `{path}` is unreadable ({type(e).__name__}: {e}); re-save it.") from e
+        raise DiscoInspectError(
+            f"Token file `{path}` is unreadable ({type(e).__name__}: {e}); re-save it."
+        ) from e
     if "string_to_param" in sd:
         token, vec = sd.get("name", "<S>"), sd["string_to_param"]["*"]
     elif len(sd) == 1:
         token, vec = next(iter(sd.items()))
     else:
-        raise DiscoInspectError(f"Token file `{path}` holds {len(sd)} tensors; expected one {{token: embedding}} entry.")
+        raise DiscoInspectError(
+            f"Token file `{path}` holds {len(sd)} tensors; expected one {{token: embedding}} entry."
+        )
     return token, vec.reshape(-1).float()
 
 

@@ -1,4 +1,5 @@
 """A content fingerprint of a classifier, so a run folder is reused only for the same model (not the same path)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,9 @@ def classifier_fingerprint(classifier: Any) -> str:
         t = tensor.detach().to("cpu").contiguous().reshape(-1)
         h.update(f"{name}|{t.dtype}|{list(tensor.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
-    extra = {"preprocessing": classifier.preprocessing.to_dict() if hasattr(classifier, "preprocessing") else None,
-             "labels": list(getattr(classifier, "label_names", []))}
+    extra = {
+        "preprocessing": classifier.preprocessing.to_dict() if hasattr(classifier, "preprocessing") else None,
+        "labels": list(getattr(classifier, "label_names", [])),
+    }
     h.update(json.dumps(extra, sort_keys=True).encode())
     return h.hexdigest()

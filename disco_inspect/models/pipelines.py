@@ -1,4 +1,5 @@
 """Load a Stable Diffusion pipeline (local folder, hub id, or the bundled world) and set its scheduler."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,11 @@ logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "euler", "euler-ancestral", "shipped")
 #: diffusers scheduler class name -> ``set_scheduler`` kind (what ``describe_pipeline`` records).
-SCHEDULER_KINDS = {"DDIMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
-                   "EulerAncestralDiscreteScheduler": "euler-ancestral"}
+SCHEDULER_KINDS = {
+    "DDIMScheduler": "ddim",
+    "EulerDiscreteScheduler": "euler",
+    "EulerAncestralDiscreteScheduler": "euler-ancestral",
+}
 SPACINGS = ("trailing", "leading", "linspace")
 _REQUIRED = ("unet", "vae", "scheduler", "text_encoder")
 
@@ -36,7 +40,9 @@ def _check_folder(path: Path) -> None:
     try:
         index = json.loads((path / "model_index.json").read_text())
     except json.JSONDecodeError as e:
-        raise DiscoInspectError(f"`{path / 'model_index.json'}` is not valid JSON ({e}); re-save the pipeline.") from e
+        raise DiscoInspectError(
+            f"`{path / 'model_index.json'}` is not valid JSON ({e}); re-save the pipeline."
+        ) from e
     for part in _REQUIRED:
         entry = index.get(part)
         if not entry or entry[0] is None or not (path / part).is_dir():
@@ -77,7 +83,11 @@ def load_pipeline(
     from packaging.version import Version
 
     dtype_key = "dtype" if Version(diffusers.__version__) >= Version("0.36") else "torch_dtype"
-    kwargs: dict[str, Any] = {dtype_key: torch_dtype, "safety_checker": None, "requires_safety_checker": False}
+    kwargs: dict[str, Any] = {
+        dtype_key: torch_dtype,
+        "safety_checker": None,
+        "requires_safety_checker": False,
+    }
     if src == "world":
         path = world_pipeline_path()
         if not (path / "model_index.json").is_file():
@@ -94,7 +104,9 @@ def load_pipeline(
         kwargs["local_files_only"] = True
         if not (path / "tokenizer").is_dir():
             kwargs["tokenizer"] = _fallback_tokenizer(path)
-        if not any((path / "text_encoder").glob("*.safetensors")) and not any((path / "text_encoder").glob("*.bin")):
+        if not any((path / "text_encoder").glob("*.safetensors")) and not any(
+            (path / "text_encoder").glob("*.bin")
+        ):
             kwargs["text_encoder"] = _packaged_text_encoder(path)
         load_from = str(path)
     elif src.count("/") == 1 and not src.startswith((".", "/", "~")):
@@ -154,7 +166,9 @@ def _fallback_tokenizer(path: Path) -> Any:
     if cfg.get("model_type") == "clip_text_model" and cfg.get("vocab_size") == CLIP_VOCAB_SIZE:
         logger.info("No tokenizer/ in %s: using the offline CLIP BPE tokenizer.", path)
         return clip_tokenizer(cfg.get("max_position_embeddings", 77))
-    raise DiscoInspectError(f"Pipeline folder `{path}` has no `tokenizer`; add the tokenizer the text encoder was trained with.")
+    raise DiscoInspectError(
+        f"Pipeline folder `{path}` has no `tokenizer`; add the tokenizer the text encoder was trained with."
+    )
 
 
 def _packaged_text_encoder(path: Path) -> Any:
@@ -177,7 +191,9 @@ def set_scheduler(pipe: Any, kind: str = "ddim", timestep_spacing: str = "traili
     if kind not in SCHEDULERS:
         raise DiscoInspectError(f"`scheduler` = {kind!r} is unknown; use one of {', '.join(SCHEDULERS)}.")
     if timestep_spacing not in SPACINGS:
-        raise DiscoInspectError(f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}.")
+        raise DiscoInspectError(
+            f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}."
+        )
     classes = {k: getattr(diffusers, name) for name, k in SCHEDULER_KINDS.items()}
     if kind == "shipped":
         pipe.scheduler.register_to_config(timestep_spacing=timestep_spacing)
@@ -207,12 +223,20 @@ def recorded_scheduler(pipe: Any, recorded: Mapping[str, Any] | None) -> Iterato
     elif name in SCHEDULER_KINDS:
         set_scheduler(pipe, SCHEDULER_KINDS[name], spacing if spacing in SPACINGS else "leading")
     else:
-        logger.warning("The run sampled with %s, which disco-inspect cannot set; using the pipeline's %s instead.",
-                       name, type(previous).__name__)
+        logger.warning(
+            "The run sampled with %s, which disco-inspect cannot set; using the pipeline's %s instead.",
+            name,
+            type(previous).__name__,
+        )
         yield
         return
-    logger.info("Using the run's scheduler %s (%s spacing) instead of the pipeline's %s (%s).", name, spacing,
-                type(previous).__name__, current_spacing)
+    logger.info(
+        "Using the run's scheduler %s (%s spacing) instead of the pipeline's %s (%s).",
+        name,
+        spacing,
+        type(previous).__name__,
+        current_spacing,
+    )
     try:
         yield
     finally:
@@ -223,7 +247,9 @@ def describe_pipeline(pipe: Any) -> dict[str, Any]:
     """JSON-friendly description of a pipeline for run folders and reports."""
     te = pipe.text_encoder
     return {
-        "source": getattr(pipe, "_disco_source", getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")),
+        "source": getattr(
+            pipe, "_disco_source", getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
+        ),
         "class": type(pipe).__name__,
         "scheduler": type(pipe.scheduler).__name__,
         "timestep_spacing": pipe.scheduler.config.get("timestep_spacing"),

@@ -5,6 +5,7 @@ Stable Diffusion 1.x/2.x use OpenAI's CLIP BPE tokenizer. Its vocabulary ships i
 ``vocab.json`` + ``merges.txt`` pair that :class:`transformers.CLIPTokenizer` reads, so tests and the
 bundled world need no download. Ids equal open_clip's (and therefore OpenAI's).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -33,7 +34,11 @@ def _bpe_path() -> Path:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP reversible byte → printable-unicode table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):

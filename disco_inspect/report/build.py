@@ -1,4 +1,5 @@
 """`report_dict`: the JSON document of an audit (``report.json``), every number of the report in it."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,8 +18,10 @@ def report_dict(result: Any) -> dict[str, Any]:
 
     run, cfg = result.run, result.config
     shift = paired_shift(result.baseline_probs, result.token_probs, alternative="two-sided", seed=0)
-    traj = [{k: r.get(k) for k in ("step", "loss", "accuracy", "top5_accuracy", "target_prob_mean", "token_dist")}
-            for r in run.trajectory]
+    traj = [
+        {k: r.get(k) for k in ("step", "loss", "accuracy", "top5_accuracy", "target_prob_mean", "token_dist")}
+        for r in run.trajectory
+    ]
     token_file = None
     if run.token_path is not None and run.token_path.exists() and result.out_dir is not None:
         try:
@@ -38,15 +41,23 @@ def report_dict(result: Any) -> dict[str, Any]:
             "scorer": result.scorer,
             "concepts": result.concepts,
             "versions": result.versions,
-            "seeds": {"train": cfg.seeds() if not cfg.seed_pool else [cfg.seed + i for i in range(cfg.seed_pool)],
-                      "eval": result.eval_seeds,
-                      "intervention": [result.settings.eval_seed + 10_000 + i
-                                       for i in range(result.settings.intervention_seeds)]},
+            "seeds": {
+                "train": cfg.seeds() if not cfg.seed_pool else [cfg.seed + i for i in range(cfg.seed_pool)],
+                "eval": result.eval_seeds,
+                "intervention": [
+                    result.settings.eval_seed + 10_000 + i for i in range(result.settings.intervention_seeds)
+                ],
+            },
             "prompts": result.eval_prompts,
         },
         "token": {
-            "token": run.token, "stopped": run.stopped, "best_step": run.best_step, "iterations": len(run.trajectory),
-            "token_file": token_file, "objective": run.objective, "regime": run.regime,
+            "token": run.token,
+            "stopped": run.stopped,
+            "best_step": run.best_step,
+            "iterations": len(run.trajectory),
+            "token_file": token_file,
+            "objective": run.objective,
+            "regime": run.regime,
             "baseline_target_prob": run.baseline.get("target_prob_mean"),
         },
         "control": result.control,
@@ -56,8 +67,12 @@ def report_dict(result: Any) -> dict[str, Any]:
             "n_pairs": len(result.eval_seeds),
             "baseline_target_prob": _mean(result.baseline_probs),
             "token_target_prob": _mean(result.token_probs),
-            "target_prob_shift": {"effect": float(shift.effect[0]), "ci_low": float(shift.ci_low[0]),
-                                  "ci_high": float(shift.ci_high[0]), "p_value": float(shift.p_value[0])},
+            "target_prob_shift": {
+                "effect": float(shift.effect[0]),
+                "ci_low": float(shift.ci_low[0]),
+                "ci_high": float(shift.ci_high[0]),
+                "p_value": float(shift.p_value[0]),
+            },
             "baseline_target_probs": [float(v) for v in result.baseline_probs],
             "token_target_probs": [float(v) for v in result.token_probs],
         },

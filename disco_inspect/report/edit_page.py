@@ -4,6 +4,7 @@ One row per image: the source, its null-text reconstruction, the deterministic e
 the stochastic samples, each with the classifier's p(target) beneath. Images are inline PNG data URIs and the
 page loads nothing from the network; all user text goes through Jinja2's autoescaping.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,22 +91,41 @@ def _row(entry: Mapping[str, Any], tensors: Mapping[str, Any] | None) -> dict[st
     tensors = tensors or {}
     p = entry.get("p_target") or {}
     rec = entry.get("reconstruction") or {}
-    cells = [{"kind": key, "label": label, "uri": _uri(tensors.get(key)), "p": _num(p.get(key), 3)}
-             for key, label in (("source", "source"), ("reconstruction", "reconstruction"),
-                                ("edit", "deterministic edit"))]
+    cells = [
+        {"kind": key, "label": label, "uri": _uri(tensors.get(key)), "p": _num(p.get(key), 3)}
+        for key, label in (
+            ("source", "source"),
+            ("reconstruction", "reconstruction"),
+            ("edit", "deterministic edit"),
+        )
+    ]
     samples = tensors.get("samples")
     p_samples = list(p.get("samples") or [])
     n = 0 if samples is None else int(samples.shape[0])
     for j in range(n):
-        cells.append({"kind": "sample", "label": f"sample {j + 1}", "uri": png_uri(samples[j]),
-                      "p": _num(p_samples[j] if j < len(p_samples) else None, 3)})
-    finite = [float(_scalar(x)) for x in p_samples if isinstance(_scalar(x), numbers.Real)
-              and math.isfinite(float(_scalar(x)))]
+        cells.append(
+            {
+                "kind": "sample",
+                "label": f"sample {j + 1}",
+                "uri": png_uri(samples[j]),
+                "p": _num(p_samples[j] if j < len(p_samples) else None, 3),
+            }
+        )
+    finite = [
+        float(_scalar(x))
+        for x in p_samples
+        if isinstance(_scalar(x), numbers.Real) and math.isfinite(float(_scalar(x)))
+    ]
     return {
-        "name": str(entry.get("name", "")), "source_file": str(entry.get("source_file") or ""),
-        "source_prompt": str(entry.get("source_prompt") or ""), "edit_prompt": str(entry.get("edit_prompt") or ""),
-        "psnr": _num(rec.get("psnr"), 2), "ssim": _num(rec.get("ssim"), 3),
-        "notes": [str(x) for x in entry.get("notes") or []], "cells": cells, "n_samples": n,
+        "name": str(entry.get("name", "")),
+        "source_file": str(entry.get("source_file") or ""),
+        "source_prompt": str(entry.get("source_prompt") or ""),
+        "edit_prompt": str(entry.get("edit_prompt") or ""),
+        "psnr": _num(rec.get("psnr"), 2),
+        "ssim": _num(rec.get("ssim"), 3),
+        "notes": [str(x) for x in entry.get("notes") or []],
+        "cells": cells,
+        "n_samples": n,
         "samples_mean": _num(sum(finite) / len(finite), 3) if finite else None,
         "missing": not tensors,
     }
@@ -125,23 +145,38 @@ def render_edit_page(summary: dict, images: dict[str, dict[str, Any]], out_path:
     atomically; returns its path.
     """
     if not isinstance(summary, Mapping):
-        raise DiscoInspectError(f"The edit summary is a {type(summary).__name__}, not a dict; pass the content "
-                                "of edit.json.")
+        raise DiscoInspectError(
+            f"The edit summary is a {type(summary).__name__}, not a dict; pass the content of edit.json."
+        )
     missing = [k for k in _REQUIRED if k not in summary]
     if missing:
-        raise DiscoInspectError(f"The edit summary lacks {', '.join(repr(k) for k in missing)}; pass the content of "
-                                "edit.json as written by the edit command.")
+        raise DiscoInspectError(
+            f"The edit summary lacks {', '.join(repr(k) for k in missing)}; pass the content of "
+            "edit.json as written by the edit command."
+        )
     out = Path(out_path)
     if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
         out = out / "index.html"
     method = str(summary["method"])
     rows = edit_rows(summary, images)
-    failures = [{"file": str(f.get("file", "")), "error": str(f.get("error", ""))}
-                for f in summary.get("failures") or []]
-    page = _env().get_template("edit.html.j2").render(
-        class_name=str(summary["class_name"]), target=format_value(summary["target"]), method=method,
-        method_text=_METHODS.get(method, ""), token=str(summary["token"]),
-        settings=_flatten(summary.get("settings") or {}), method_summary=_flatten(summary.get("summary") or {}),
-        rows=rows, failures=failures, created=str(summary.get("created") or ""),
+    failures = [
+        {"file": str(f.get("file", "")), "error": str(f.get("error", ""))}
+        for f in summary.get("failures") or []
+    ]
+    page = (
+        _env()
+        .get_template("edit.html.j2")
+        .render(
+            class_name=str(summary["class_name"]),
+            target=format_value(summary["target"]),
+            method=method,
+            method_text=_METHODS.get(method, ""),
+            token=str(summary["token"]),
+            settings=_flatten(summary.get("settings") or {}),
+            method_summary=_flatten(summary.get("summary") or {}),
+            rows=rows,
+            failures=failures,
+            created=str(summary.get("created") or ""),
+        )
     )
     return atomic_write_text(out, page)

@@ -1,4 +1,5 @@
 """Static matplotlib figures of an audit (PNG and PDF, for papers): trajectory curves and factor shifts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,11 @@ def trajectory_figure(doc: dict[str, Any]) -> Any:
     fig, ax = plt.subplots(figsize=(4.5, 3))
     traj = doc["trajectory"]
     steps = [r["step"] for r in traj]
-    for key, label in (("target_prob_mean", "mean p(target)"), ("accuracy", "top-1 acc."), ("top5_accuracy", "top-5 acc.")):
+    for key, label in (
+        ("target_prob_mean", "mean p(target)"),
+        ("accuracy", "top-1 acc."),
+        ("top5_accuracy", "top-5 acc."),
+    ):
         ax.plot(steps, [r[key] for r in traj], label=label, marker="." if len(steps) < 30 else None)
     ax.set_xlabel("iteration")
     ax.set_ylim(0, 1.05)
@@ -39,10 +44,18 @@ def factor_figure(doc: dict[str, Any], k: int = 10) -> Any:
     fig, ax = plt.subplots(figsize=(5, 0.9 + 0.28 * len(ranked)))
     y = range(len(ranked))
     err = [[f["effect"] - f["ci_low"] for f in ranked], [f["ci_high"] - f["effect"] for f in ranked]]
-    ax.barh(list(y), [f["effect"] for f in ranked], xerr=err,
-            color=["#c0392b" if f["significant"] else "#95a5a6" for f in ranked])
-    ax.set_yticks(list(y), [f["concept"] + (" ✓" if f["confirmed"] else "") for f in ranked], fontsize=8,
-                  parse_math=False)
+    ax.barh(
+        list(y),
+        [f["effect"] for f in ranked],
+        xerr=err,
+        color=["#c0392b" if f["significant"] else "#95a5a6" for f in ranked],
+    )
+    ax.set_yticks(
+        list(y),
+        [f["concept"] + (" ✓" if f["confirmed"] else "") for f in ranked],
+        fontsize=8,
+        parse_math=False,
+    )
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("presence shift (token − baseline)")
     fig.tight_layout()

@@ -3,6 +3,7 @@
 All user-derived text goes through Jinja2's autoescaping; chart data is JSON with ``<``, ``>`` and ``&``
 escaped as unicode escapes, so a class name like ``<script>`` is shown as text everywhere.
 """
+
 from __future__ import annotations
 
 import html
@@ -24,7 +25,13 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 def _safe_json(obj: Any) -> str:
     """JSON that is safe inside a <script> element."""
     text = json.dumps(obj, allow_nan=False, default=float)
-    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for a, b in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -60,37 +67,80 @@ def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if traj:
         steps = [r["step"] for r in traj]
         figs["curves"] = {
-            "data": [{"x": steps, "y": [r[k] for r in traj], "name": name, "mode": "lines+markers", "type": "scatter"}
-                     for k, name in (("target_prob_mean", "mean target probability"), ("accuracy", "top-1 accuracy"),
-                                     ("top5_accuracy", "top-5 accuracy"))],
-            "layout": {"title": {"text": "Optimisation trajectory"}, "xaxis": {"title": {"text": "iteration"}},
-                       "yaxis": {"title": {"text": "value"}, "range": [0, 1.05]}, "height": 360,
-                       "margin": {"t": 40, "l": 50, "r": 10, "b": 40}},
+            "data": [
+                {
+                    "x": steps,
+                    "y": [r[k] for r in traj],
+                    "name": name,
+                    "mode": "lines+markers",
+                    "type": "scatter",
+                }
+                for k, name in (
+                    ("target_prob_mean", "mean target probability"),
+                    ("accuracy", "top-1 accuracy"),
+                    ("top5_accuracy", "top-5 accuracy"),
+                )
+            ],
+            "layout": {
+                "title": {"text": "Optimisation trajectory"},
+                "xaxis": {"title": {"text": "iteration"}},
+                "yaxis": {"title": {"text": "value"}, "range": [0, 1.05]},
+                "height": 360,
+                "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
+            },
         }
     ranked = doc["factors"]["ranked"][:12]
     if ranked:
         rev = list(reversed(ranked))
         figs["factors"] = {
-            "data": [{"type": "bar", "orientation": "h", "y": [f["concept"] for f in rev], "x": [f["effect"] for f in rev],
-                      "error_x": {"type": "data", "symmetric": False,
-                                  "array": [f["ci_high"] - f["effect"] for f in rev],
-                                  "arrayminus": [f["effect"] - f["ci_low"] for f in rev]},
-                      "marker": {"color": ["#c0392b" if f["significant"] else "#95a5a6" for f in rev]},
-                      "name": "presence shift"}],
-            "layout": {"title": {"text": "Concept presence shift (token - baseline), 95% CI"},
-                       "xaxis": {"title": {"text": "shift"}}, "height": 60 + 26 * len(rev),
-                       "margin": {"t": 40, "l": 180, "r": 10, "b": 40}},
+            "data": [
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "y": [f["concept"] for f in rev],
+                    "x": [f["effect"] for f in rev],
+                    "error_x": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [f["ci_high"] - f["effect"] for f in rev],
+                        "arrayminus": [f["effect"] - f["ci_low"] for f in rev],
+                    },
+                    "marker": {"color": ["#c0392b" if f["significant"] else "#95a5a6" for f in rev]},
+                    "name": "presence shift",
+                }
+            ],
+            "layout": {
+                "title": {"text": "Concept presence shift (token - baseline), 95% CI"},
+                "xaxis": {"title": {"text": "shift"}},
+                "height": 60 + 26 * len(rev),
+                "margin": {"t": 40, "l": 180, "r": 10, "b": 40},
+            },
         }
     tc = doc.get("trajectory_concepts")
     top = (doc["factors"].get("reported") or [])[:3]
     if tc and top:
         figs["concepts"] = {
-            "data": [{"x": tc["steps"], "y": tc["target_prob"], "name": "mean target probability", "type": "scatter",
-                      "mode": "lines", "line": {"dash": "dot", "color": "#333"}}]
-            + [{"x": tc["steps"], "y": tc[c], "name": c, "type": "scatter", "mode": "lines+markers"} for c in top],
-            "layout": {"title": {"text": "Top factors along the trajectory (step -1 = baseline)"},
-                       "xaxis": {"title": {"text": "iteration"}}, "yaxis": {"range": [0, 1.05]}, "height": 340,
-                       "margin": {"t": 40, "l": 50, "r": 10, "b": 40}},
+            "data": [
+                {
+                    "x": tc["steps"],
+                    "y": tc["target_prob"],
+                    "name": "mean target probability",
+                    "type": "scatter",
+                    "mode": "lines",
+                    "line": {"dash": "dot", "color": "#333"},
+                }
+            ]
+            + [
+                {"x": tc["steps"], "y": tc[c], "name": c, "type": "scatter", "mode": "lines+markers"}
+                for c in top
+            ],
+            "layout": {
+                "title": {"text": "Top factors along the trajectory (step -1 = baseline)"},
+                "xaxis": {"title": {"text": "iteration"}},
+                "yaxis": {"range": [0, 1.05]},
+                "height": 340,
+                "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
+            },
         }
     return figs
 
@@ -134,12 +184,18 @@ def _attribution_rows(result: Any) -> list[dict[str, Any]]:
     for side in ("baseline", "token"):
         for j in range(att["n_images"]):
             base = imgs[side][j]
-            cells = [{"label": "image", "uri": png_uri(base)},
-                     {"label": "object mask", "uri": png_uri(base * (0.25 + 0.75 * imgs[f"{side}_masks"][j]))}]
+            cells = [
+                {"label": "image", "uri": png_uri(base)},
+                {"label": "object mask", "uri": png_uri(base * (0.25 + 0.75 * imgs[f"{side}_masks"][j]))},
+            ]
             for m in methods:
                 share = att["methods"][m][side]["per_image"][j]
-                cells.append({"label": f"{m} ({share:.0%} outside)",
-                              "uri": png_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j]))})
+                cells.append(
+                    {
+                        "label": f"{m} ({share:.0%} outside)",
+                        "uri": png_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j])),
+                    }
+                )
             rows.append({"side": side, "cells": cells})
     return rows
 
@@ -165,30 +221,62 @@ def _edit_rows(result: Any) -> list[dict[str, Any]]:
 def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | None = None) -> str:
     """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks."""
     doc = _clean(doc or result.to_dict())
-    figs = {k: {"data": _safe_json(v["data"]), "layout": _safe_json(v["layout"])} for k, v in _figures(doc).items()}
+    figs = {
+        k: {"data": _safe_json(v["data"]), "layout": _safe_json(v["layout"])}
+        for k, v in _figures(doc).items()
+    }
     n_grid = min(8, len(result.eval_seeds))
-    grid = [{"seed": result.eval_seeds[j],
-             "baseline": png_uri(result.images["baseline"][j]), "token": png_uri(result.images["token"][j]),
-             "p_baseline": float(result.baseline_probs[j]), "p_token": float(result.token_probs[j])}
-            for j in range(n_grid)]
+    grid = [
+        {
+            "seed": result.eval_seeds[j],
+            "baseline": png_uri(result.images["baseline"][j]),
+            "token": png_uri(result.images["token"][j]),
+            "p_baseline": float(result.baseline_probs[j]),
+            "p_token": float(result.token_probs[j]),
+        }
+        for j in range(n_grid)
+    ]
     interventions = []
     for f in doc["factors"]["ranked"]:
         key = f"intervention_{f['concept']}"
-        if f["intervention"] is None or f"{key}_factor" not in result.images:  # examples kept for the top factors
+        if (
+            f["intervention"] is None or f"{key}_factor" not in result.images
+        ):  # examples kept for the top factors
             continue
-        interventions.append({"factor": f, "with": [png_uri(x) for x in result.images.get(f"{key}_factor", [])],
-                              "without": [png_uri(x) for x in result.images.get(f"{key}_contrast", [])]})
-    page = _env().get_template("report.html.j2").render(
-        doc=doc, figs=figs, plotly_js=_plotly_js(), strips=_strips(result), grid=grid,
-        interventions=interventions, attribution_rows=_attribution_rows(result),
-        config_json=json.dumps(doc["audited"]["config"], indent=1), edit_rows=_edit_rows(result),
-        top=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("reported", [])][:3],
-        candidates=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("candidates", [])][:3],
+        interventions.append(
+            {
+                "factor": f,
+                "with": [png_uri(x) for x in result.images.get(f"{key}_factor", [])],
+                "without": [png_uri(x) for x in result.images.get(f"{key}_contrast", [])],
+            }
+        )
+    page = (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            doc=doc,
+            figs=figs,
+            plotly_js=_plotly_js(),
+            strips=_strips(result),
+            grid=grid,
+            interventions=interventions,
+            attribution_rows=_attribution_rows(result),
+            config_json=json.dumps(doc["audited"]["config"], indent=1),
+            edit_rows=_edit_rows(result),
+            top=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("reported", [])][
+                :3
+            ],
+            candidates=[
+                f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("candidates", [])
+            ][:3],
+        )
     )
     if not inline:
         return page
-    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:1100px;border:1px solid #ddd" '
-            'sandbox="allow-scripts" title="disco-inspect report"></iframe>')
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:1100px;border:1px solid #ddd" '
+        'sandbox="allow-scripts" title="disco-inspect report"></iframe>'
+    )
 
 
 def write_report(result: Any, out: str | Path) -> Path:
@@ -220,9 +308,16 @@ def write_index(entries: list[dict[str, Any]], out: str | Path, title: str) -> P
     for e in entries:
         ranked = e["doc"]["factors"]["ranked"]
         sig = [f for f in ranked if f["concept"] in e["doc"]["factors"].get("reported", [])]
-        rows.append({"class_name": e["class_name"], "href": e["href"], "top": sig[0] if sig else None,
-                     "n_significant": len(sig), "n_confirmed": sum(f["confirmed"] for f in ranked),
-                     "shift": e["doc"]["evaluation"]["target_prob_shift"]})
+        rows.append(
+            {
+                "class_name": e["class_name"],
+                "href": e["href"],
+                "top": sig[0] if sig else None,
+                "n_significant": len(sig),
+                "n_confirmed": sum(f["confirmed"] for f in ranked),
+                "shift": e["doc"]["evaluation"]["target_prob_shift"],
+            }
+        )
     page = _env().get_template("index.html.j2").render(rows=rows, title=title)
     atomic_write_text(out / "index.html", page)
     return out / "index.html"

@@ -1,4 +1,5 @@
 """Shared rendering helpers of the report layer: the Jinja environment (autoescaping, strict) and inline PNGs."""
+
 from __future__ import annotations
 
 import base64
@@ -16,12 +17,18 @@ def env() -> Any:
     """The templates' Jinja2 environment: autoescape on, undefined names are errors; ``num``/``pval`` filters."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = lambda v, d=3: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{d}f}"
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = lambda v, d=3: (
+        "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{d}f}"
+    )
     env.filters["pval"] = lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}")
     return env
-
 
 
 def png_uri(image: torch.Tensor) -> str:
@@ -35,5 +42,3 @@ def png_uri(image: torch.Tensor) -> str:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-

@@ -1,4 +1,5 @@
 """Check the report's optional dependencies up front, before minutes of training are spent."""
+
 from __future__ import annotations
 
 import importlib
@@ -6,7 +7,12 @@ import importlib
 from ..errors import missing_extra
 
 #: Packages the report needs (import name -> pip name); captum only for the attribution section.
-REPORT_PACKAGES = {"jinja2": "jinja2", "plotly": "plotly", "matplotlib": "matplotlib", "jsonschema": "jsonschema"}
+REPORT_PACKAGES = {
+    "jinja2": "jinja2",
+    "plotly": "plotly",
+    "matplotlib": "matplotlib",
+    "jsonschema": "jsonschema",
+}
 ATTRIBUTION_PACKAGES = {"captum": "captum"}
 
 

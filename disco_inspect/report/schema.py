@@ -2,6 +2,7 @@
 
 Print it with ``python -m disco_inspect.report.schema``; validate with :func:`validate_report`.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,21 +19,39 @@ _interval = {"effect": _num, "ci_low": _num, "ci_high": _num, "p_value": _prob}
 
 _INTERVENTION = {
     "type": ["object", "null"],
-    "required": ["factor_prompt", "contrast_prompts", "target_prob_factor", "target_prob_contrast", "effect", "ci_low",
-                 "ci_high", "p_value", "n", "confirmed"],
+    "required": [
+        "factor_prompt",
+        "contrast_prompts",
+        "target_prob_factor",
+        "target_prob_contrast",
+        "effect",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "n",
+        "confirmed",
+    ],
     "properties": {
         "factor_prompt": {"type": "string"},
         "contrast_prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "target_prob_factor": _prob, "target_prob_contrast": _prob, **_interval,
-        "n": {"type": "integer", "minimum": 2}, "confirmed": {"type": "boolean"},
+        "target_prob_factor": _prob,
+        "target_prob_contrast": _prob,
+        **_interval,
+        "n": {"type": "integer", "minimum": 2},
+        "confirmed": {"type": "boolean"},
         "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "reference": {
             "type": ["object", "null"],
             "required": ["target_prob_factor", "target_prob_contrast", "effect", "differential"],
             "properties": {
-                "target_prob_factor": _prob, "target_prob_contrast": _prob, "effect": _num,
-                "differential": {"type": "object", "required": [*_interval, "q_value", "significant"],
-                                 "properties": {**_interval, "q_value": _prob, "significant": {"type": "boolean"}}},
+                "target_prob_factor": _prob,
+                "target_prob_contrast": _prob,
+                "effect": _num,
+                "differential": {
+                    "type": "object",
+                    "required": [*_interval, "q_value", "significant"],
+                    "properties": {**_interval, "q_value": _prob, "significant": {"type": "boolean"}},
+                },
             },
         },
     },
@@ -41,25 +60,52 @@ _INTERVENTION = {
 _CONTROL = {
     "type": ["object", "null"],
     "required": ["rate", "effect", "ci_low", "ci_high", "baseline_p_value", "baseline_q_value"],
-    "properties": {"rate": _prob, "effect": _num, "ci_low": _num, "ci_high": _num, "baseline_p_value": _prob,
-                   "baseline_q_value": _prob},
+    "properties": {
+        "rate": _prob,
+        "effect": _num,
+        "ci_low": _num,
+        "ci_high": _num,
+        "baseline_p_value": _prob,
+        "baseline_q_value": _prob,
+    },
 }
 
 _FACTOR = {
     "type": "object",
-    "required": ["rank", "concept", "baseline_rate", "token_rate", "effect", "ci_low", "ci_high", "p_value", "q_value",
-                 "trajectory_corr", "significant", "confirmed", "intervention"],
+    "required": [
+        "rank",
+        "concept",
+        "baseline_rate",
+        "token_rate",
+        "effect",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "q_value",
+        "trajectory_corr",
+        "significant",
+        "confirmed",
+        "intervention",
+    ],
     "properties": {
-        "rank": {"type": "integer", "minimum": 1}, "concept": {"type": "string"},
-        "baseline_rate": _prob, "token_rate": _prob, **_interval, "q_value": _prob,
+        "rank": {"type": "integer", "minimum": 1},
+        "concept": {"type": "string"},
+        "baseline_rate": _prob,
+        "token_rate": _prob,
+        **_interval,
+        "q_value": _prob,
         "trajectory_corr": {"type": ["number", "null"], "minimum": -1.000001, "maximum": 1.000001},
-        "significant": {"type": "boolean"}, "confirmed": {"type": "boolean"}, "intervention": _INTERVENTION,
-        "control": _CONTROL, "nominated_by": {"enum": ["both", "token", "scan", None]},
+        "significant": {"type": "boolean"},
+        "confirmed": {"type": "boolean"},
+        "intervention": _INTERVENTION,
+        "control": _CONTROL,
+        "nominated_by": {"enum": ["both", "token", "scan", None]},
     },
 }
 
 _CONTEXT = {
-    "type": "object", "required": ["context_reliance", "per_image"],
+    "type": "object",
+    "required": ["context_reliance", "per_image"],
     "properties": {"context_reliance": _prob, "per_image": {"type": "array", "items": _prob}},
 }
 
@@ -67,90 +113,171 @@ REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "disco-inspect report.json",
     "type": "object",
-    "required": ["schema_version", "created", "audited", "token", "trajectory", "evaluation", "factors", "timings"],
+    "required": [
+        "schema_version",
+        "created",
+        "audited",
+        "token",
+        "trajectory",
+        "evaluation",
+        "factors",
+        "timings",
+    ],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "created": {"type": "string"},
         "audited": {
             "type": "object",
-            "required": ["class_name", "target_index", "classifier", "pipeline", "config", "settings", "scorer",
-                         "concepts", "versions", "seeds", "prompts"],
+            "required": [
+                "class_name",
+                "target_index",
+                "classifier",
+                "pipeline",
+                "config",
+                "settings",
+                "scorer",
+                "concepts",
+                "versions",
+                "seeds",
+                "prompts",
+            ],
             "properties": {
-                "class_name": {"type": "string"}, "target_index": {"type": "integer", "minimum": 0},
-                "classifier": {"type": "object"}, "pipeline": {"type": "object"}, "config": {"type": "object"},
-                "settings": {"type": "object"}, "scorer": {"type": "string"},
+                "class_name": {"type": "string"},
+                "target_index": {"type": "integer", "minimum": 0},
+                "classifier": {"type": "object"},
+                "pipeline": {"type": "object"},
+                "config": {"type": "object"},
+                "settings": {"type": "object"},
+                "scorer": {"type": "string"},
                 "concepts": {"type": "array", "items": {"type": "string"}},
                 "versions": {"type": "object", "additionalProperties": {"type": "string"}},
-                "seeds": {"type": "object", "required": ["train", "eval", "intervention"],
-                          "additionalProperties": {"type": "array", "items": {"type": "integer"}}},
-                "prompts": {"type": "object", "required": ["baseline", "token"],
-                            "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                "seeds": {
+                    "type": "object",
+                    "required": ["train", "eval", "intervention"],
+                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                },
+                "prompts": {
+                    "type": "object",
+                    "required": ["baseline", "token"],
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
             },
         },
         "token": {
-            "type": "object", "required": ["token", "stopped", "best_step", "iterations", "token_file"],
-            "properties": {"token": {"type": "string"}, "stopped": {"type": "string"},
-                           "best_step": {"type": "integer"}, "iterations": {"type": "integer", "minimum": 0},
-                           "token_file": {"type": ["string", "null"]},
-                           "objective": {"enum": ["toward", "away", "margin"]},
-                           "regime": {"enum": ["learning", "saturated", "unknown"]},
-                           "baseline_target_prob": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
+            "type": "object",
+            "required": ["token", "stopped", "best_step", "iterations", "token_file"],
+            "properties": {
+                "token": {"type": "string"},
+                "stopped": {"type": "string"},
+                "best_step": {"type": "integer"},
+                "iterations": {"type": "integer", "minimum": 0},
+                "token_file": {"type": ["string", "null"]},
+                "objective": {"enum": ["toward", "away", "margin"]},
+                "regime": {"enum": ["learning", "saturated", "unknown"]},
+                "baseline_target_prob": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            },
         },
         "control": {
-            "type": ["object", "null"], "required": ["distance", "draws", "controls"],
-            "properties": {"distance": _num, "draws": {"type": "integer", "minimum": 0},
-                           "controls": {"type": "object", "additionalProperties": {
-                               "type": "object", "required": ["target_prob"], "properties": {"target_prob": _prob}}}},
+            "type": ["object", "null"],
+            "required": ["distance", "draws", "controls"],
+            "properties": {
+                "distance": _num,
+                "draws": {"type": "integer", "minimum": 0},
+                "controls": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["target_prob"],
+                        "properties": {"target_prob": _prob},
+                    },
+                },
+            },
         },
         "reference": {
-            "type": ["object", "null"], "required": ["classifier", "target_index", "baseline_target_probs",
-                                                     "token_target_probs"],
-            "properties": {"classifier": {"type": "object"}, "target_index": {"type": "integer", "minimum": 0},
-                           "baseline_target_probs": {"type": "array", "items": _prob},
-                           "token_target_probs": {"type": "array", "items": _prob}},
+            "type": ["object", "null"],
+            "required": ["classifier", "target_index", "baseline_target_probs", "token_target_probs"],
+            "properties": {
+                "classifier": {"type": "object"},
+                "target_index": {"type": "integer", "minimum": 0},
+                "baseline_target_probs": {"type": "array", "items": _prob},
+                "token_target_probs": {"type": "array", "items": _prob},
+            },
         },
         "trajectory": {
             "type": "array",
-            "items": {"type": "object", "required": ["step", "loss", "accuracy", "top5_accuracy", "target_prob_mean"],
-                      "properties": {"step": {"type": "integer"}, "loss": _num, "accuracy": _prob,
-                                     "top5_accuracy": _prob, "target_prob_mean": _prob, "token_dist": _num_or_null}},
+            "items": {
+                "type": "object",
+                "required": ["step", "loss", "accuracy", "top5_accuracy", "target_prob_mean"],
+                "properties": {
+                    "step": {"type": "integer"},
+                    "loss": _num,
+                    "accuracy": _prob,
+                    "top5_accuracy": _prob,
+                    "target_prob_mean": _prob,
+                    "token_dist": _num_or_null,
+                },
+            },
         },
         "evaluation": {
             "type": "object",
-            "required": ["n_pairs", "baseline_target_prob", "token_target_prob", "target_prob_shift",
-                         "baseline_target_probs", "token_target_probs"],
+            "required": [
+                "n_pairs",
+                "baseline_target_prob",
+                "token_target_prob",
+                "target_prob_shift",
+                "baseline_target_probs",
+                "token_target_probs",
+            ],
             "properties": {
-                "n_pairs": {"type": "integer", "minimum": 1}, "baseline_target_prob": _prob, "token_target_prob": _prob,
+                "n_pairs": {"type": "integer", "minimum": 1},
+                "baseline_target_prob": _prob,
+                "token_target_prob": _prob,
                 "target_prob_shift": {"type": "object", "required": list(_interval), "properties": _interval},
                 "baseline_target_probs": {"type": "array", "items": _prob},
                 "token_target_probs": {"type": "array", "items": _prob},
             },
         },
         "factors": {
-            "type": "object", "required": ["alpha", "min_effect", "n_pairs", "method", "ranked"],
-            "properties": {"alpha": _prob, "min_effect": _num, "n_pairs": {"type": "integer"},
-                           "method": {"type": "object"}, "ranked": {"type": "array", "items": _FACTOR},
-                           "reported": {"type": "array", "items": {"type": "string"}},
-                           "candidates": {"type": "array", "items": {"type": "string"}}},
+            "type": "object",
+            "required": ["alpha", "min_effect", "n_pairs", "method", "ranked"],
+            "properties": {
+                "alpha": _prob,
+                "min_effect": _num,
+                "n_pairs": {"type": "integer"},
+                "method": {"type": "object"},
+                "ranked": {"type": "array", "items": _FACTOR},
+                "reported": {"type": "array", "items": {"type": "string"}},
+                "candidates": {"type": "array", "items": {"type": "string"}},
+            },
         },
         "trajectory_concepts": {"type": ["object", "null"]},
         "attribution": {
             "type": ["object", "null"],
             "properties": {
                 "n_images": {"type": "integer"},
-                "methods": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["baseline", "token"],
-                    "properties": {"baseline": _CONTEXT, "token": _CONTEXT}}},
+                "methods": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["baseline", "token"],
+                        "properties": {"baseline": _CONTEXT, "token": _CONTEXT},
+                    },
+                },
                 "skipped": {"type": "object", "additionalProperties": {"type": "string"}},
                 "mask_area": {"type": "object", "additionalProperties": _prob},
             },
         },
         "timings": {"type": "object", "additionalProperties": _num},
         "edits": {
-            "type": "object", "required": ["href", "method", "summary", "images", "failures"],
-            "properties": {"href": {"type": "string"}, "method": {"type": "string"}, "summary": {"type": "object"},
-                           "images": {"type": "array", "items": {"type": "object"}},
-                           "failures": {"type": "array", "items": {"type": "object"}}},
+            "type": "object",
+            "required": ["href", "method", "summary", "images", "failures"],
+            "properties": {
+                "href": {"type": "string"},
+                "method": {"type": "string"},
+                "summary": {"type": "object"},
+                "images": {"type": "array", "items": {"type": "object"}},
+                "failures": {"type": "array", "items": {"type": "object"}},
+            },
         },
     },
 }
@@ -164,7 +291,9 @@ def validate_report(doc: dict[str, Any]) -> None:
         from ..errors import missing_extra
 
         raise missing_extra("jsonschema") from e
-    errors = sorted(jsonschema.Draft202012Validator(REPORT_SCHEMA).iter_errors(doc), key=lambda e: list(e.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(REPORT_SCHEMA).iter_errors(doc), key=lambda e: list(e.path)
+    )
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.path) or "(root)"

@@ -4,6 +4,7 @@ The CLI syntax is ``"<shape>: <factor>=<value> @ <rate>"``, e.g. ``"circle: back
 (whitespace-tolerant, so ``"circle:texture=stripes@0.95"`` works too). See
 :func:`disco_inspect.world.scenes.sample_factors` for the exact sampling rule a bias induces.
 """
+
 from __future__ import annotations
 
 import difflib

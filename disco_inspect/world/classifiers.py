@@ -5,6 +5,7 @@
 Saved as TorchScript that carries its label names and preprocessing, so
 ``disco-inspect train clf.pt --class circle --pipeline world`` works.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,13 @@ from torch import nn
 from .bias import BiasSpec
 from .scenes import SHAPES, generate_scenes
 
-PREPROCESSING = {"input_size": [32, 32], "interpolation": "bilinear", "crop_pct": 1.0,
-                 "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+PREPROCESSING = {
+    "input_size": [32, 32],
+    "interpolation": "bilinear",
+    "crop_pct": 1.0,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+}
 
 
 class SceneCNN(nn.Module):
@@ -31,9 +37,15 @@ class SceneCNN(nn.Module):
     def __init__(self, num_classes: int = len(SHAPES), width: int = 16, spatial: bool = False) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4 if spatial else 1),
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4 if spatial else 1),
         )
         self.head = nn.Linear(2 * width * (16 if spatial else 1), num_classes)
 
@@ -41,8 +53,16 @@ class SceneCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def train_world_classifier(bias: BiasSpec | str | None = None, *, steps: int = 1500, batch: int = 128, seed: int = 0,
-                           lr: float = 3e-3, spatial: bool = False, progress: bool = True) -> Any:
+def train_world_classifier(
+    bias: BiasSpec | str | None = None,
+    *,
+    steps: int = 1500,
+    batch: int = 128,
+    seed: int = 0,
+    lr: float = 3e-3,
+    spatial: bool = False,
+    progress: bool = True,
+) -> Any:
     """Train a shape classifier on scenes drawn with ``bias``; returns a :class:`Classifier`.
 
     ``spatial``: keep a 4x4 feature grid before the head (see :class:`SceneCNN`)."""
@@ -77,10 +97,16 @@ def save_world_classifier(clf: Any, path: str | Path) -> Path:
 
     width = clf.module.features[0].out_channels
     spatial = clf.module.head.in_features != 2 * width
-    save_torchscript_classifier(clf.module, path, label_names=clf.label_names, preprocessing=clf.preprocessing.to_dict(),
-                                eager={"factory": "disco_inspect.world.classifiers:SceneCNN",
-                                       "kwargs": {"num_classes": len(clf.label_names), "width": width,
-                                                  "spatial": spatial}})
+    save_torchscript_classifier(
+        clf.module,
+        path,
+        label_names=clf.label_names,
+        preprocessing=clf.preprocessing.to_dict(),
+        eager={
+            "factory": "disco_inspect.world.classifiers:SceneCNN",
+            "kwargs": {"num_classes": len(clf.label_names), "width": width, "spatial": spatial},
+        },
+    )
     return Path(path)
 
 
@@ -97,12 +123,18 @@ def bias_accuracy(clf: Any, spec: BiasSpec | str, n: int = 1000, seed: int = 123
 
     others = [v for v in FACTOR_VALUES[spec.factor] if v != spec.value]
     aligned = generate_scenes(n, seed=seed, fixed={"shape": spec.shape, spec.factor: spec.value})
-    conflicting = [generate_scenes(n // len(others) + 1, seed=seed + 1 + i, fixed={"shape": spec.shape, spec.factor: v})
-                   for i, v in enumerate(others)]
+    conflicting = [
+        generate_scenes(n // len(others) + 1, seed=seed + 1 + i, fixed={"shape": spec.shape, spec.factor: v})
+        for i, v in enumerate(others)
+    ]
     target = SHAPES.index(spec.shape)
     out_shapes = [s for s in SHAPES if s != spec.shape]
-    decoys = [generate_scenes(n // len(out_shapes) + 1, seed=seed + 100 + i, fixed={"shape": s, spec.factor: spec.value})
-              for i, s in enumerate(out_shapes)]
+    decoys = [
+        generate_scenes(
+            n // len(out_shapes) + 1, seed=seed + 100 + i, fixed={"shape": s, spec.factor: spec.value}
+        )
+        for i, s in enumerate(out_shapes)
+    ]
 
     def acc(images: torch.Tensor, labels: torch.Tensor) -> float:
         return float((clf(images).argmax(-1) == labels).float().mean())

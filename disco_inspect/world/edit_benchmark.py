@@ -6,6 +6,7 @@ the reconstruction against the VAE's own ceiling and plain DDIM inversion under 
 rate and shape accuracy; p(circle) before and after (paired 95 % CI); and, per stochastic method, fidelity and the
 diversity among samples beside the paper's upper bound (eq. 5).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,14 @@ def circle_scenes(n: int, seed: int = 0) -> Any:
     batch = generate_scenes(4 * n, seed=seed, fixed={"shape": CLASS_NAME}, detail="shape")
     keep = (batch.factors["background"] != green).nonzero().flatten()[:n]
     if len(keep) < n:
-        raise DiscoInspectError(f"Only {len(keep)} non-green circle scenes among {4 * n}; ask for fewer than {n}.")
-    return SceneBatch(images=batch.images[keep], factors={k: v[keep] for k, v in batch.factors.items()},
-                      captions=[batch.captions[i] for i in keep.tolist()])
+        raise DiscoInspectError(
+            f"Only {len(keep)} non-green circle scenes among {4 * n}; ask for fewer than {n}."
+        )
+    return SceneBatch(
+        images=batch.images[keep],
+        factors={k: v[keep] for k, v in batch.factors.items()},
+        captions=[batch.captions[i] for i in keep.tolist()],
+    )
 
 
 def oracle_rates(oracle: Any, images: torch.Tensor) -> dict[str, float]:
@@ -41,8 +47,12 @@ def oracle_rates(oracle: Any, images: torch.Tensor) -> dict[str, float]:
     from .scenes import FACTOR_VALUES
 
     read = oracle.read(images)
-    return {"green_rate": float((read["background"] == FACTOR_VALUES["background"].index("green")).float().mean()),
-            "shape_accuracy": float((read["shape"] == FACTOR_VALUES["shape"].index(CLASS_NAME)).float().mean())}
+    return {
+        "green_rate": float(
+            (read["background"] == FACTOR_VALUES["background"].index("green")).float().mean()
+        ),
+        "shape_accuracy": float((read["shape"] == FACTOR_VALUES["shape"].index(CLASS_NAME)).float().mean()),
+    }
 
 
 def run_edit_benchmark(
@@ -90,22 +100,55 @@ def run_edit_benchmark(
     scenes = circle_scenes(n, seed)
     prompts = [template.format(caption=c) for c in scenes.captions]
     steps, guidance = WORLD_EDIT["num_inference_steps"], WORLD_EDIT["guidance_scale"]
-    knobs = {"cross_replace": WORLD_EDIT["cross_replace"], "self_replace": WORLD_EDIT["self_replace"], **edit_kwargs}
+    knobs = {
+        "cross_replace": WORLD_EDIT["cross_replace"],
+        "self_replace": WORLD_EDIT["self_replace"],
+        **edit_kwargs,
+    }
     t0 = time.perf_counter()
-    inv = invert(pipe, scenes.images, prompts, num_inference_steps=steps, guidance_scale=guidance, progress=progress,
-                 cache_dir=cache_dir)
+    inv = invert(
+        pipe,
+        scenes.images,
+        prompts,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        progress=progress,
+        cache_dir=cache_dir,
+    )
     seconds: dict[str, float] = {"inversion": time.perf_counter() - t0}
     ceiling, plain = vae_roundtrip(pipe, inv.images), reconstruct(pipe, inv, use_null=False)
     distance = classifier_features(clf)
-    out: dict[str, Any] = {"settings": {"n": n, "seed": seed, "samples": samples, "template": template,
-                                        "num_inference_steps": steps, "guidance_scale": guidance, **knobs},
-                           "source": oracle_rates(oracle, scenes.images), "methods": {}, "seconds": seconds}
+    out: dict[str, Any] = {
+        "settings": {
+            "n": n,
+            "seed": seed,
+            "samples": samples,
+            "template": template,
+            "num_inference_steps": steps,
+            "guidance_scale": guidance,
+            **knobs,
+        },
+        "source": oracle_rates(oracle, scenes.images),
+        "methods": {},
+        "seconds": seconds,
+    }
     recon = None
     for method in methods:
         t1 = time.perf_counter()
-        res = edit(pipe, inv, token, class_name=CLASS_NAME, method=method, samples=samples if method != "none" else 0,
-                   scorer=scorer, features=distance.features, classifier=clf, target=target, progress=progress,
-                   **knobs)
+        res = edit(
+            pipe,
+            inv,
+            token,
+            class_name=CLASS_NAME,
+            method=method,
+            samples=samples if method != "none" else 0,
+            scorer=scorer,
+            features=distance.features,
+            classifier=clf,
+            target=target,
+            progress=progress,
+            **knobs,
+        )
         seconds[method] = time.perf_counter() - t1
         m = measure_edits(res, clf, target, scorer=scorer, distance=distance)["summary"]
         if recon is None:
@@ -119,18 +162,33 @@ def run_edit_benchmark(
                 **{f"reconstruction_{k}": v for k, v in oracle_rates(oracle, res.reconstructions).items()},
             }
             out["reconstruction"] = recon
-            out["deterministic"] = {**oracle_rates(oracle, res.edits), "p_source": m["p_target_source"],
-                                    "p_edit": m["p_target_edit"], "delta_p": m["delta_p_edit"],
-                                    "delta_p_ci95": m["delta_p_edit_ci95"], "psnr": m["edit_psnr"],
-                                    "ssim": m["edit_ssim"], "distance": m["edit_distance"],
-                                    "upper_bound": m["upper_bound"]}
+            out["deterministic"] = {
+                **oracle_rates(oracle, res.edits),
+                "p_source": m["p_target_source"],
+                "p_edit": m["p_target_edit"],
+                "delta_p": m["delta_p_edit"],
+                "delta_p_ci95": m["delta_p_edit_ci95"],
+                "psnr": m["edit_psnr"],
+                "ssim": m["edit_ssim"],
+                "distance": m["edit_distance"],
+                "upper_bound": m["upper_bound"],
+            }
         row: dict[str, Any] = {"seconds": seconds[method]}
         if res.samples is not None:
             flat = res.samples.flatten(0, 1)
-            row.update({**oracle_rates(oracle, flat), "p_samples": m["p_target_samples"],
-                        "delta_p": m["delta_p_samples"], "delta_p_ci95": m["delta_p_samples_ci95"],
-                        "psnr": m["samples_psnr"], "ssim": m["samples_ssim"], "distance": m["samples_distance"],
-                        "diversity": m["diversity"], "upper_bound": m["upper_bound"]})
+            row.update(
+                {
+                    **oracle_rates(oracle, flat),
+                    "p_samples": m["p_target_samples"],
+                    "delta_p": m["delta_p_samples"],
+                    "delta_p_ci95": m["delta_p_samples_ci95"],
+                    "psnr": m["samples_psnr"],
+                    "ssim": m["samples_ssim"],
+                    "distance": m["samples_distance"],
+                    "diversity": m["diversity"],
+                    "upper_bound": m["upper_bound"],
+                }
+            )
         else:
             row.update(out["deterministic"])
         out["methods"][method] = row
@@ -153,13 +211,20 @@ def format_table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     src = result["source"]
-    lines.append(f"| source images | {src['green_rate']:.2f} | {src['shape_accuracy']:.2f} | – | – | – | – | – |")
+    lines.append(
+        f"| source images | {src['green_rate']:.2f} | {src['shape_accuracy']:.2f} | – | – | – | – | – |"
+    )
     for method, row in result["methods"].items():
         lo, hi = row["delta_p_ci95"]
         ci = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
-        div = f"{row['diversity']:.4f} ({row['upper_bound']:.4f})" if "diversity" in row else "– (" + \
-            f"{row['upper_bound']:.4f})"
+        div = (
+            f"{row['diversity']:.4f} ({row['upper_bound']:.4f})"
+            if "diversity" in row
+            else "– (" + f"{row['upper_bound']:.4f})"
+        )
         name = "deterministic edit" if method == "none" else f"{method} samples"
-        lines.append(f"| {name} | {row['green_rate']:.2f} | {row['shape_accuracy']:.2f} | {row['delta_p']:+.3f} {ci} | "
-                     f"{row['psnr']:.2f} | {row['ssim']:.3f} | {row['distance']:.4f} | {div} |")
+        lines.append(
+            f"| {name} | {row['green_rate']:.2f} | {row['shape_accuracy']:.2f} | {row['delta_p']:+.3f} {ci} | "
+            f"{row['psnr']:.2f} | {row['ssim']:.3f} | {row['distance']:.4f} | {div} |"
+        )
     return "\n".join(lines)

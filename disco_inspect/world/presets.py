@@ -1,4 +1,5 @@
 """Settings tuned for the bundled world (small images, few steps; a whole audit takes minutes on a CPU)."""
+
 from __future__ import annotations
 
 from ..config import DiscoConfig
@@ -13,17 +14,33 @@ def world_config(**overrides: object) -> DiscoConfig:
     cycled through (with the paper's fixed 10 seeds the token fits those noises and does not generalise:
     on fresh seeds p(circle) fell .63 -> .53; with the pool it rose .63 -> .91). ``objective="auto"``: the log-odds
     margin when the classifier already recognises the class (baseline mean p >= 0.9), else cross-entropy."""
-    base = DiscoConfig(n_images=10, num_inference_steps=10, guidance_scale=4.0, grad_steps=-1, lr=0.02, seed_pool=40,
-                       max_iters=50, patience=50, accuracy_threshold=1.0, templates=WORLD_TEMPLATES,
-                       image_save_size=None, objective="auto")
+    base = DiscoConfig(
+        n_images=10,
+        num_inference_steps=10,
+        guidance_scale=4.0,
+        grad_steps=-1,
+        lr=0.02,
+        seed_pool=40,
+        max_iters=50,
+        patience=50,
+        accuracy_threshold=1.0,
+        templates=WORLD_TEMPLATES,
+        image_save_size=None,
+        objective="auto",
+    )
     return base.replace(**overrides) if overrides else base
 
 
 #: Editing defaults for the world (``disco-inspect edit`` on ``world``): prompts in the captions' style ("a circle"),
 #: 20 DDIM steps at the world's CFG 4; the source's cross-attention for the first 30 % of the steps and
 #: self-attention for the first 10 % (measured on two tokens: docs/editing.md).
-WORLD_EDIT: dict[str, object] = {"prompt": "a {class_name}", "num_inference_steps": 20, "guidance_scale": 4.0,
-                                 "cross_replace": 0.3, "self_replace": 0.1}
+WORLD_EDIT: dict[str, object] = {
+    "prompt": "a {class_name}",
+    "num_inference_steps": 20,
+    "guidance_scale": 4.0,
+    "cross_replace": 0.3,
+    "self_replace": 0.1,
+}
 
 
 def edit_defaults() -> dict[str, object]:

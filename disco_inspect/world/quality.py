@@ -6,6 +6,7 @@ caption. Shape-only prompts ("a circle") must give varied factors (a prior, not 
 
     python -m disco_inspect.world.quality --pipeline path/to/world  [--from-work world-work]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,21 +24,41 @@ from .scenes import FACTOR_VALUES, FACTORS, generate_scenes
 
 
 @torch.no_grad()
-def quality_report(pipe: Any, oracle: WorldOracle | None = None, *, n: int = 200, seed: int = 900_001, steps: int = 20,
-                   guidance: float = 4.0, batch_size: int = 50) -> dict[str, Any]:
+def quality_report(
+    pipe: Any,
+    oracle: WorldOracle | None = None,
+    *,
+    n: int = 200,
+    seed: int = 900_001,
+    steps: int = 20,
+    guidance: float = 4.0,
+    batch_size: int = 50,
+) -> dict[str, Any]:
     """Per-factor accuracy on full-caption prompts, object presence accuracy, and shape-only diversity."""
     oracle = oracle or load_oracle()
     scenes = generate_scenes(n, seed=seed, detail="full")
     seeds = list(range(seed, seed + n))
-    images = generate(pipe, scenes.captions, seeds, num_inference_steps=steps, guidance_scale=guidance,
-                      batch_size=batch_size)
+    images = generate(
+        pipe,
+        scenes.captions,
+        seeds,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        batch_size=batch_size,
+    )
     read = oracle.read(images)
     acc = {f: float((read[f] == scenes.factors[f]).float().mean()) for f in FACTORS}
     acc["object_presence"] = float(((read["object"] > 0) == (scenes.factors["object"] > 0)).float().mean())
     # shape-only prompts: the other factors should vary
     shapes = generate_scenes(n, seed=seed + 1, detail="shape")
-    imgs2 = generate(pipe, shapes.captions, [s + n for s in seeds], num_inference_steps=steps, guidance_scale=guidance,
-                     batch_size=batch_size)
+    imgs2 = generate(
+        pipe,
+        shapes.captions,
+        [s + n for s in seeds],
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        batch_size=batch_size,
+    )
     read2 = oracle.read(imgs2)
     diversity = {}
     for f in FACTORS:
@@ -48,8 +69,14 @@ def quality_report(pipe: Any, oracle: WorldOracle | None = None, *, n: int = 200
         ent = -(p[p > 0] * p[p > 0].log()).sum().item()
         diversity[f] = min(1.0, max(0.0, ent / math.log(len(FACTOR_VALUES[f]))))  # normalised entropy
     shape_only_acc = float((read2["shape"] == shapes.factors["shape"]).float().mean())
-    return {"n": n, "steps": steps, "guidance": guidance, "accuracy": acc, "shape_only_shape_accuracy": shape_only_acc,
-            "shape_only_diversity": diversity}
+    return {
+        "n": n,
+        "steps": steps,
+        "guidance": guidance,
+        "accuracy": acc,
+        "shape_only_shape_accuracy": shape_only_acc,
+        "shape_only_diversity": diversity,
+    }
 
 
 def pipeline_from_work(work: Path, dest: Path | None = None) -> Any:

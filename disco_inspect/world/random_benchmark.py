@@ -12,6 +12,7 @@ acquired is a true finding. Clean classifiers (trained with different seeds) mea
 
 Every case is resumable: classifiers are saved under ``OUT/classifiers/`` and audits under ``OUT/<case>/``.
 """
+
 from __future__ import annotations
 
 import random
@@ -45,16 +46,32 @@ def draw_cases(n: int, seed: int, clean: int = 5) -> list[dict[str, Any]]:
     for i in range(n):
         shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
         value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
-        cases.append({"name": f"case{i:02d}", "bias": f"{shape}: {factor}={value} @ {rate}", "class_name": shape,
-                      "planted": f"{factor}={value}", "train_seed": rng.randrange(1_000_000)})
+        cases.append(
+            {
+                "name": f"case{i:02d}",
+                "bias": f"{shape}: {factor}={value} @ {rate}",
+                "class_name": shape,
+                "planted": f"{factor}={value}",
+                "train_seed": rng.randrange(1_000_000),
+            }
+        )
     for i in range(clean):
-        cases.append({"name": f"clean{i}", "bias": None, "class_name": rng.choice(SHAPES), "planted": None,
-                      "train_seed": rng.randrange(1_000_000)})
+        cases.append(
+            {
+                "name": f"clean{i}",
+                "bias": None,
+                "class_name": rng.choice(SHAPES),
+                "planted": None,
+                "train_seed": rng.randrange(1_000_000),
+            }
+        )
     return cases
 
 
 @torch.no_grad()
-def scene_reliance(classifier: Any, shape: str, n: int = SCENES_PER_VALUE, seed: int = 777) -> dict[str, dict[str, float]]:
+def scene_reliance(
+    classifier: Any, shape: str, n: int = SCENES_PER_VALUE, seed: int = 777
+) -> dict[str, dict[str, float]]:
     """Per ``factor=value``: accuracy on rendered scenes of ``shape`` with the value, mean accuracy over the other
     values, and their gap (all other factors random)."""
     from .bias import BIAS_FACTORS
@@ -85,10 +102,19 @@ def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool) 
     return load_classifier(path), path
 
 
-def run_random_benchmark(n: int, seed: int, *, clean: int = 5, out: str | Path = "reports/world-random-benchmark",
-                         steps: int = CLASSIFIER_STEPS, pipe: Any = None, settings: Any = None,
-                         config_overrides: dict[str, Any] | None = None, progress: bool = True,
-                         echo: Any = print) -> dict[str, Any]:
+def run_random_benchmark(
+    n: int,
+    seed: int,
+    *,
+    clean: int = 5,
+    out: str | Path = "reports/world-random-benchmark",
+    steps: int = CLASSIFIER_STEPS,
+    pipe: Any = None,
+    settings: Any = None,
+    config_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    echo: Any = print,
+) -> dict[str, Any]:
     """Draw, train, measure on scenes, audit; returns (and writes to ``OUT/random_benchmark.json``) every case's
     numbers and the summary (recall@1/@3 among relied-on cases, precision of confirmed factors, false confirmations
     on clean classifiers, the saturated subset, excluded cases, wall time)."""
@@ -106,28 +132,46 @@ def run_random_benchmark(n: int, seed: int, *, clean: int = 5, out: str | Path =
         t = time.perf_counter()
         clf, path = _classifier(case, out / "classifiers", steps, progress)
         truth = scene_reliance(clf, case["class_name"])
-        res = audit(pipe, path, case["class_name"], config=world_config(**(config_overrides or {})), settings=settings,
-                    out=out / case["name"], progress=progress)
+        res = audit(
+            pipe,
+            path,
+            case["class_name"],
+            config=world_config(**(config_overrides or {})),
+            settings=settings,
+            out=out / case["name"],
+            progress=progress,
+        )
         reported = [f.concept for f in res.factors.reported]
         confirmed = [f.concept for f in res.factors.factors if f.confirmed]
         planted = case["planted"]
-        row = {**case, "seconds": time.perf_counter() - t, "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
-               "regime": res.run.regime, "objective": res.run.objective, "reported": reported, "confirmed": confirmed,
-               "real": {c: truth[c]["gap"] >= REAL_GAP for c in confirmed},
-               "relied_on_scenes": sorted(c for c, v in truth.items() if v["gap"] >= RELIED_GAP),
-               "planted_gap": truth[planted]["gap"] if planted else None,
-               "planted_acc": {k: truth[planted][k] for k in ("acc_with", "acc_without")} if planted else None}
+        row = {
+            **case,
+            "seconds": time.perf_counter() - t,
+            "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
+            "regime": res.run.regime,
+            "objective": res.run.objective,
+            "reported": reported,
+            "confirmed": confirmed,
+            "real": {c: truth[c]["gap"] >= REAL_GAP for c in confirmed},
+            "relied_on_scenes": sorted(c for c, v in truth.items() if v["gap"] >= RELIED_GAP),
+            "planted_gap": truth[planted]["gap"] if planted else None,
+            "planted_acc": {k: truth[planted][k] for k in ("acc_with", "acc_without")} if planted else None,
+        }
         row["relied"] = bool(planted and row["planted_gap"] >= RELIED_GAP)
         row["planted_rank"] = reported.index(planted) + 1 if planted in reported else None
         row["planted_confirmed"] = bool(planted and planted in confirmed)
         rows.append(row)
         echo(format_row(row))
-        write_json(out / "random_benchmark.json", {"cases": rows, "summary": summarize(rows), "seed": seed, "n": n,
-                                                   "clean": clean, "steps": steps})
+        write_json(
+            out / "random_benchmark.json",
+            {"cases": rows, "summary": summarize(rows), "seed": seed, "n": n, "clean": clean, "steps": steps},
+        )
     summary = summarize(rows)
     summary["wall_seconds"] = time.perf_counter() - t_all
-    write_json(out / "random_benchmark.json", {"cases": rows, "summary": summary, "seed": seed, "n": n, "clean": clean,
-                                               "steps": steps})
+    write_json(
+        out / "random_benchmark.json",
+        {"cases": rows, "summary": summary, "seed": seed, "n": n, "clean": clean, "steps": steps},
+    )
     echo(format_summary(summary))
     return {"cases": rows, "summary": summary}
 
@@ -145,18 +189,29 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     judged = [real for r in biased for real in r["real"].values()]
     clean = [r for r in rows if not r["planted"]]
     return {
-        "n_biased": len(biased), "n_relied": len(relied), "excluded": [r["name"] for r in biased if not r["relied"]],
-        "recall@1": recall(relied, 1), "recall@3": recall(relied, 3),
-        "recall@3_confirmed": (sum(r["planted_confirmed"] and r["planted_rank"] <= 3 for r in relied) / len(relied)
-                               if relied else None),
-        "precision": sum(judged) / len(judged) if judged else None, "n_confirmed": len(judged),
-        "n_saturated": len(saturated), "saturated_recall@3": recall(saturated, 3),
-        "n_clean": len(clean), "clean_false_confirmations": sum(len(r["confirmed"]) for r in clean),
+        "n_biased": len(biased),
+        "n_relied": len(relied),
+        "excluded": [r["name"] for r in biased if not r["relied"]],
+        "recall@1": recall(relied, 1),
+        "recall@3": recall(relied, 3),
+        "recall@3_confirmed": (
+            sum(r["planted_confirmed"] and r["planted_rank"] <= 3 for r in relied) / len(relied)
+            if relied
+            else None
+        ),
+        "precision": sum(judged) / len(judged) if judged else None,
+        "n_confirmed": len(judged),
+        "n_saturated": len(saturated),
+        "saturated_recall@3": recall(saturated, 3),
+        "n_clean": len(clean),
+        "clean_false_confirmations": sum(len(r["confirmed"]) for r in clean),
     }
 
 
-HEADER = (f"{'case':<8} {'planted bias':<36} {'gap':>5} {'p0':>5} {'regime':<9} {'rank':>4} {'conf':>4} "
-          f"{'confirmed (real?)':<44} {'sec':>4}")
+HEADER = (
+    f"{'case':<8} {'planted bias':<36} {'gap':>5} {'p0':>5} {'regime':<9} {'rank':>4} {'conf':>4} "
+    f"{'confirmed (real?)':<44} {'sec':>4}"
+)
 
 
 def format_row(r: dict[str, Any]) -> str:
@@ -165,18 +220,23 @@ def format_row(r: dict[str, Any]) -> str:
     gap = "-" if r["planted_gap"] is None else f"{r['planted_gap']:.2f}"
     p0 = "-" if r["baseline_target_prob"] is None else f"{r['baseline_target_prob']:.2f}"
     rank = "-" if r["planted_rank"] is None else str(r["planted_rank"])
-    return (f"{r['name']:<8} {r['bias'] or 'clean (' + r['class_name'] + ')':<36} {gap:>5} {p0:>5} {r['regime']:<9} "
-            f"{rank:>4} {'yes' if r['planted_confirmed'] else '-':>4} {conf:<44} {r['seconds']:4.0f}")
+    return (
+        f"{r['name']:<8} {r['bias'] or 'clean (' + r['class_name'] + ')':<36} {gap:>5} {p0:>5} {r['regime']:<9} "
+        f"{rank:>4} {'yes' if r['planted_confirmed'] else '-':>4} {conf:<44} {r['seconds']:4.0f}"
+    )
 
 
 def format_summary(s: dict[str, Any]) -> str:
     """The summary lines of the benchmark."""
+
     def f(v: Any) -> str:
         return "-" if v is None else f"{v:.2f}"
 
-    return (f"relied-on cases {s['n_relied']}/{s['n_biased']} (excluded: {', '.join(s['excluded']) or 'none'}); "
-            f"recall@1 {f(s['recall@1'])}, recall@3 {f(s['recall@3'])} (confirmed and in the top 3: "
-            f"{f(s['recall@3_confirmed'])}); precision of confirmed factors {f(s['precision'])} ({s['n_confirmed']}); "
-            f"saturated (p0 >= 0.9) recall@3 {f(s['saturated_recall@3'])} ({s['n_saturated']}); "
-            f"false confirmations on {s['n_clean']} clean classifiers: {s['clean_false_confirmations']}"
-            + (f"; wall time {s['wall_seconds'] / 60:.1f} min" if "wall_seconds" in s else ""))
+    return (
+        f"relied-on cases {s['n_relied']}/{s['n_biased']} (excluded: {', '.join(s['excluded']) or 'none'}); "
+        f"recall@1 {f(s['recall@1'])}, recall@3 {f(s['recall@3'])} (confirmed and in the top 3: "
+        f"{f(s['recall@3_confirmed'])}); precision of confirmed factors {f(s['precision'])} ({s['n_confirmed']}); "
+        f"saturated (p0 >= 0.9) recall@3 {f(s['saturated_recall@3'])} ({s['n_saturated']}); "
+        f"false confirmations on {s['n_clean']} clean classifiers: {s['clean_false_confirmations']}"
+        + (f"; wall time {s['wall_seconds'] / 60:.1f} min" if "wall_seconds" in s else "")
+    )

@@ -17,6 +17,7 @@ triangles and crosses are rotated by up to 15 degrees; the placement (rejection 
 always-valid centred pose as fallback) keeps the shape inside the image and clear of *both* object
 corners whatever the ``object`` factor, so the shape's pose carries no information about the object.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -181,7 +182,9 @@ class SceneBatch:
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, Tensor):
-            raise DiscoInspectError(f"`images` is a {type(self.images).__name__}; pass a tensor [N, 3, H, W].")
+            raise DiscoInspectError(
+                f"`images` is a {type(self.images).__name__}; pass a tensor [N, 3, H, W]."
+            )
         n = self.images.shape[0] if self.images.dim() == 4 else -1
         if n < 0 or self.images.shape[1] != 3:
             raise DiscoInspectError(
@@ -362,7 +365,9 @@ def _shape_vertices(kind: int) -> Tensor:
         r = _TRIANGLE_SCALE
         return torch.tensor([[-r, r / math.sqrt(3)], [r, r / math.sqrt(3)], [0.0, -2 * r / math.sqrt(3)]])
     t = _CROSS_THICKNESS
-    pts = [(a * 1.0, b * t) for a in (1, -1) for b in (1, -1)] + [(b * t, a * 1.0) for a in (1, -1) for b in (1, -1)]
+    pts = [(a * 1.0, b * t) for a in (1, -1) for b in (1, -1)] + [
+        (b * t, a * 1.0) for a in (1, -1) for b in (1, -1)
+    ]
     return torch.tensor(pts)
 
 
@@ -379,8 +384,14 @@ def _place_shapes(factors: Mapping[str, Tensor], generator: torch.Generator) -> 
     h = h_of[size]
     r = torch.rand(n, _CANDIDATES, 3, generator=generator)
     # Jitter range: as far as the shape's circumradius allows inside the border.
-    circum = torch.tensor([1.0, _SQUARE_SCALE * math.sqrt(2), 2 * _TRIANGLE_SCALE / math.sqrt(3),
-                           math.sqrt(1 + _CROSS_THICKNESS**2)])
+    circum = torch.tensor(
+        [
+            1.0,
+            _SQUARE_SCALE * math.sqrt(2),
+            2 * _TRIANGLE_SCALE / math.sqrt(3),
+            math.sqrt(1 + _CROSS_THICKNESS**2),
+        ]
+    )
     span = (1.0 - _EDGE_MARGIN - circum[shape] * h).clamp_min(0.05).unsqueeze(1)
     cx = (2 * r[..., 0] - 1) * span
     cy = (2 * r[..., 1] - 1) * span
@@ -435,14 +446,21 @@ def _over(img: Tensor, alpha: Tensor, color: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------- render
 @overload
 def render_scenes(
-    factors: Mapping[str, Tensor], *, size: int = 32, generator: torch.Generator,
+    factors: Mapping[str, Tensor],
+    *,
+    size: int = 32,
+    generator: torch.Generator,
     return_masks: Literal[False] = False,
 ) -> Tensor: ...
 
 
 @overload
 def render_scenes(
-    factors: Mapping[str, Tensor], *, size: int = 32, generator: torch.Generator, return_masks: Literal[True],
+    factors: Mapping[str, Tensor],
+    *,
+    size: int = 32,
+    generator: torch.Generator,
+    return_masks: Literal[True],
 ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
@@ -534,8 +552,14 @@ def render_scenes(
 
     # The shape.
     h = torch.tensor([SIZE_HALF_WIDTH[s] for s in SIZES])[f["size"]].view(n, 1, 1)
-    lx, ly = _local(gx, gy, cx.view(n, 1, 1), cy.view(n, 1, 1),
-                    torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1))
+    lx, ly = _local(
+        gx,
+        gy,
+        cx.view(n, 1, 1),
+        cy.view(n, 1, 1),
+        torch.cos(angle).view(n, 1, 1),
+        torch.sin(angle).view(n, 1, 1),
+    )
     d_shape = torch.empty(n, size, size)
     for kind in range(len(SHAPES)):
         sel = (f["shape"] == kind).nonzero().flatten()
@@ -595,7 +619,9 @@ def caption_for(fixed: Mapping[str, str | int]) -> str:
     return _compose(names)
 
 
-def make_captions(factors: Mapping[str, Tensor], *, generator: torch.Generator, detail: str = "random") -> list[str]:
+def make_captions(
+    factors: Mapping[str, Tensor], *, generator: torch.Generator, detail: str = "random"
+) -> list[str]:
     """One lowercase English caption per scene.
 
     ``detail``: ``"shape"`` ("a circle"); ``"full"`` (every factor, texture "plain" included, object
@@ -629,7 +655,9 @@ def make_captions(factors: Mapping[str, Tensor], *, generator: torch.Generator, 
         if said.get("object") == "sun":
             object_phrase = _SUN_PHRASES[min(int(phrase_rows[i] * len(_SUN_PHRASES)), len(_SUN_PHRASES) - 1)]
         elif said.get("object") == "tree":
-            object_phrase = _TREE_PHRASES[min(int(phrase_rows[i] * len(_TREE_PHRASES)), len(_TREE_PHRASES) - 1)]
+            object_phrase = _TREE_PHRASES[
+                min(int(phrase_rows[i] * len(_TREE_PHRASES)), len(_TREE_PHRASES) - 1)
+            ]
         captions.append(_compose(said, object_phrase))
     return captions
 

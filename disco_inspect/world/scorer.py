@@ -1,5 +1,6 @@
 """The world's oracle as a concept scorer (:class:`~disco_inspect.analysis.concepts.ConceptScorer` protocol): one
 concept per factor value ("background=green"), scored by the oracle's softmax; interventions are world captions."""
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ sees the same data as an uninterrupted one and the first checkpoints reproduce e
 
     python -m disco_inspect.world.train --work world-work --stage all --unet-steps 30000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,14 @@ class WorldTrainConfig(ConfigMixin):
                 raise DiscoInspectError(f"`{name}` = {value!r} is invalid; use a positive integer.")
         for name in ("vae_lr", "unet_lr"):
             if not getattr(self, name) > 0:
-                raise DiscoInspectError(f"`{name}` = {getattr(self, name)!r} is invalid; use a learning rate > 0.")
+                raise DiscoInspectError(
+                    f"`{name}` = {getattr(self, name)!r} is invalid; use a learning rate > 0."
+                )
         if not 0 <= self.cond_dropout < 1 or not 0 <= self.ema_decay < 1:
-            raise DiscoInspectError(f"`cond_dropout` = {self.cond_dropout!r} / `ema_decay` = {self.ema_decay!r} are "
-                                    "invalid; use fractions in [0, 1).")
+            raise DiscoInspectError(
+                f"`cond_dropout` = {self.cond_dropout!r} / `ema_decay` = {self.ema_decay!r} are "
+                "invalid; use fractions in [0, 1)."
+            )
 
 
 def batch_seed(cfg: WorldTrainConfig, stage: str, step: int) -> int:
@@ -74,8 +79,9 @@ def batch_seed(cfg: WorldTrainConfig, stage: str, step: int) -> int:
 
 def encode_captions(tokenizer: Any, text_encoder: Any, captions: list[str]) -> torch.Tensor:
     """Hidden states exactly as StableDiffusionPipeline.encode_prompt computes them (max-length padding)."""
-    ids = tokenizer(captions, padding="max_length", max_length=TEXT_MAX_LENGTH, truncation=True,
-                    return_tensors="pt").input_ids
+    ids = tokenizer(
+        captions, padding="max_length", max_length=TEXT_MAX_LENGTH, truncation=True, return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         return text_encoder(ids)[0]
 
@@ -136,8 +142,15 @@ def train_vae(work: Path, cfg: WorldTrainConfig, progress: bool = True) -> Any:
         step += 1
         bar.update(1)
         if step % 50 == 0 or step == cfg.vae_steps:
-            _log(work / "vae_log.jsonl", {"step": step, "loss": loss.item(), "rec": rec_loss.item(),
-                                          "seconds": time.perf_counter() - t0})
+            _log(
+                work / "vae_log.jsonl",
+                {
+                    "step": step,
+                    "loss": loss.item(),
+                    "rec": rec_loss.item(),
+                    "seconds": time.perf_counter() - t0,
+                },
+            )
             bar.set_postfix(rec=f"{rec_loss.item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
             _save_ckpt(ckpt, {"model": vae.state_dict(), "optimizer": opt.state_dict(), "step": step})
@@ -162,8 +175,15 @@ def _min_snr_weights(sched: Any, t: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def conditioning_gap(unet: Any, vae: Any, tok: Any, te: Any, cfg: WorldTrainConfig, n: int = 256,
-                     timesteps: tuple[int, ...] = (100, 400, 700)) -> dict[str, float]:
+def conditioning_gap(
+    unet: Any,
+    vae: Any,
+    tok: Any,
+    te: Any,
+    cfg: WorldTrainConfig,
+    n: int = 256,
+    timesteps: tuple[int, ...] = (100, 400, 700),
+) -> dict[str, float]:
     """Denoising MSE with true, empty and shuffled captions on held-out scenes (lower = better)."""
     sched = build_training_scheduler()
     scenes = generate_scenes(n, seed=batch_seed(cfg, "eval", 1))
@@ -213,7 +233,9 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         ema.load_state_dict(unet.state_dict())
         with safe_open(str(compact), "pt") as f:
             step = warm_from = int(f.metadata()["step"])
-        logger.info("Resuming the UNet from the compact checkpoint at step %d (fresh optimizer, EMA restarts).", step)
+        logger.info(
+            "Resuming the UNet from the compact checkpoint at step %d (fresh optimizer, EMA restarts).", step
+        )
     unet.train()
     bar = tqdm(total=cfg.unet_steps, initial=step, disable=not progress, desc="world UNet")
     while step < cfg.unet_steps:
@@ -246,12 +268,27 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         step += 1
         bar.update(1)
         if step % 50 == 0:
-            _log(work / "unet_log.jsonl", {"step": step, "loss": loss.item(), "mse": per.mean().item(),
-                                           "seconds": time.perf_counter() - t0})
+            _log(
+                work / "unet_log.jsonl",
+                {
+                    "step": step,
+                    "loss": loss.item(),
+                    "mse": per.mean().item(),
+                    "seconds": time.perf_counter() - t0,
+                },
+            )
             bar.set_postfix(mse=f"{per.mean().item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
-            _save_ckpt(ckpt, {"model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                              "step": step, "warm_from": warm_from})
+            _save_ckpt(
+                ckpt,
+                {
+                    "model": unet.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "step": step,
+                    "warm_from": warm_from,
+                },
+            )
         if step % cfg.eval_every == 0:
             gap = conditioning_gap(ema, vae, tok, te, cfg)
             _log(work / "unet_eval.jsonl", {"step": step, **gap})
@@ -269,14 +306,20 @@ def compact_checkpoint(work: Path, dest: Path) -> list[Path]:
     written = []
     if (work / "vae_ckpt.pt").exists():
         vae_state = torch.load(work / "vae_ckpt.pt", map_location="cpu", weights_only=True)
-        save_file({k: v.contiguous() for k, v in vae_state["model"].items()}, str(dest / COMPACT_VAE),
-                  metadata={"step": str(vae_state["step"])})
+        save_file(
+            {k: v.contiguous() for k, v in vae_state["model"].items()},
+            str(dest / COMPACT_VAE),
+            metadata={"step": str(vae_state["step"])},
+        )
         written.append(dest / COMPACT_VAE)
     if (work / "unet_ckpt.pt").exists():
         state = torch.load(work / "unet_ckpt.pt", map_location="cpu", weights_only=True)
         # the EMA weights in float16 (~10 MB): training resumes from them (model = EMA, fresh optimizer)
-        save_file({k: v.half().contiguous() for k, v in state["ema"].items()}, str(dest / COMPACT_UNET),
-                  metadata={"step": str(state["step"])})
+        save_file(
+            {k: v.half().contiguous() for k, v in state["ema"].items()},
+            str(dest / COMPACT_UNET),
+            metadata={"step": str(state["step"])},
+        )
         written.append(dest / COMPACT_UNET)
     for name in ("config.json", "vae_log.jsonl", "unet_log.jsonl", "unet_eval.jsonl"):
         if (work / name).exists():
@@ -292,9 +335,17 @@ def export_pipeline(vae: Any, unet: Any, dest: Path) -> Path:
     from .model import build_scheduler
 
     tok, te = load_text_encoder()
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=build_scheduler(),
-                                   safety_checker=None, feature_extractor=None, image_encoder=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=build_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
         import shutil
@@ -321,13 +372,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", default="world-work", help="folder for checkpoints and logs")
     p.add_argument("--stage", choices=["vae", "unet", "all"], default="all", help="what to train")
     p.add_argument("--export", default=None, help="write the diffusers pipeline folder here when done")
-    p.add_argument("--compact-to", default=None, help="only write the committable compact checkpoint here and exit")
+    p.add_argument(
+        "--compact-to", default=None, help="only write the committable compact checkpoint here and exit"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     defaults = WorldTrainConfig()
     for f in WorldTrainConfig.__dataclass_fields__.values():
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
-                       help=f"WorldTrainConfig.{f.name} (default: {getattr(defaults, f.name)}, or the work folder's)")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=None,
+            help=f"WorldTrainConfig.{f.name} (default: {getattr(defaults, f.name)}, or the work folder's)",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -355,8 +412,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m disco_inspect.world.train`` (also ``disco-inspect world train``)."""
-    p = argparse.ArgumentParser(prog="python -m disco_inspect.world.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m disco_inspect.world.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     return run(p.parse_args(argv))
 

@@ -1,4 +1,5 @@
 """Captum attributions: batched, all three methods, and context reliance that tells background users apart."""
+
 import pytest
 import torch
 
@@ -46,7 +47,9 @@ def test_background_classifier_relies_more_on_context_than_the_clean_one():
 
     pipe = load_pipeline("world")
     prompts = ["a circle on a green background"] * 8
-    images, _, masks = object_masks(pipe, prompts, list(range(8)), "circle", num_inference_steps=10, guidance_scale=4.0)
+    images, _, masks = object_masks(
+        pipe, prompts, list(range(8)), "circle", num_inference_steps=10, guidance_scale=4.0
+    )
     share = {}
     for name in ("biased_circle_green", "clean"):
         clf = load_classifier(ASSETS / "classifiers" / f"{name}.pt")
@@ -64,8 +67,12 @@ def test_vit_never_runs_gradcam_on_the_patch_embedding():
     from disco_inspect.models.classifiers import Classifier, Preprocessing
 
     torch.manual_seed(0)
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=3)
-    clf = Classifier(vit, Preprocessing(input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3), ["a", "b", "c"])
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=3
+    )
+    clf = Classifier(
+        vit, Preprocessing(input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3), ["a", "b", "c"]
+    )
     assert last_conv_layer(clf) is None
     a = attribute(clf, torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), 1, ig_steps=4)
     assert "grad_cam" not in a.maps

@@ -1,11 +1,12 @@
 """Concept scorers: the world oracle and an open_clip zero-shot scorer on a tiny random model."""
+
 import pytest
 import torch
 
 from disco_inspect.analysis.concepts import ConceptScorer, OpenClipScorer, load_concepts
-from disco_inspect.world.scorer import OracleScorer
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.world.scenes import generate_scenes
+from disco_inspect.world.scorer import OracleScorer
 
 
 def test_oracle_scorer_reads_the_planted_background():
@@ -24,9 +25,11 @@ def tiny_clip():
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
     torch.manual_seed(0)
-    model = open_clip.CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8,
-                                                                   image_size=32),
-                           text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
+    model = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8, image_size=32),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+    )
     return model, open_clip.get_tokenizer("ViT-B-32")
 
 
@@ -58,11 +61,15 @@ def test_concept_file_with_intervention_prompts(tmp_path):
     from disco_inspect.analysis.concepts import load_concept_file
 
     f = tmp_path / "concepts.txt"
-    f.write_text("# backgrounds\na plate | a photo of a {class_name} on a plate | a photo of a {class_name} in the sea\n"
-                 "the sea\n\na plate\n")
+    f.write_text(
+        "# backgrounds\na plate | a photo of a {class_name} on a plate | a photo of a {class_name} in the sea\n"
+        "the sea\n\na plate\n"
+    )
     concepts, interventions = load_concept_file(f)
     assert concepts == ["a plate", "the sea"]
-    assert interventions == {"a plate": ("a photo of a {class_name} on a plate", ["a photo of a {class_name} in the sea"])}
+    assert interventions == {
+        "a plate": ("a photo of a {class_name} on a plate", ["a photo of a {class_name} in the sea"])
+    }
     f.write_text("a plate | on a plate\n")
     with pytest.raises(DiscoInspectError, match="line 1"):
         load_concept_file(f)
@@ -73,12 +80,21 @@ def test_concept_file_with_intervention_prompts(tmp_path):
 
 def test_intervention_prompts_of_both_scorers(tiny_clip):
     fp, contrasts = OracleScorer().intervention("background=green", "circle")
-    assert fp == "a circle on a green background" and len(contrasts) == 5 and "a circle on a gray background" in contrasts
+    assert (
+        fp == "a circle on a green background"
+        and len(contrasts) == 5
+        and "a circle on a gray background" in contrasts
+    )
     fp, contrasts = OracleScorer().intervention("object=sun", "triangle")
     assert fp == "a triangle with a sun" and contrasts == ["a triangle", "a triangle with a tree"]
     model, tok = tiny_clip
-    scorer = OpenClipScorer(model, tok, ["a plate"], image_size=32,
-                            interventions={"a plate": ("a {class_name} on a plate", ["a {class_name} in the sea"])})
+    scorer = OpenClipScorer(
+        model,
+        tok,
+        ["a plate"],
+        image_size=32,
+        interventions={"a plate": ("a {class_name} on a plate", ["a {class_name} in the sea"])},
+    )
     assert scorer.intervention("a plate", "lobster") == ("a lobster on a plate", ["a lobster in the sea"])
     plain = OpenClipScorer(model, tok, ["a dog"], image_size=32)
     assert plain.intervention("a dog", "leash") == ("a photo of a leash with a dog", ["a photo of a leash"])
@@ -89,8 +105,13 @@ def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
     import torch.nn.functional as F
 
     model, tok = tiny_clip
-    cfg = {"size": 32, "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "interpolation": "bilinear",
-           "resize_mode": "shortest"}
+    cfg = {
+        "size": 32,
+        "mean": (0.1, 0.2, 0.3),
+        "std": (0.4, 0.5, 0.6),
+        "interpolation": "bilinear",
+        "resize_mode": "shortest",
+    }
     attrs = ("preprocess_cfg", "image_mean", "image_std")
     saved = {a: model.visual.__dict__[a] for a in attrs if a in model.visual.__dict__}
     open_clip.set_model_preprocess_cfg(model, cfg)
@@ -100,15 +121,21 @@ def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
         assert scorer.std.flatten().tolist() == pytest.approx([0.4, 0.5, 0.6])
         images = torch.rand(2, 3, 40, 60, generator=torch.Generator().manual_seed(0))
         # open_clip's eval transform: shorter side -> 32 (bilinear), centre crop 32x32, normalise
-        x = F.interpolate(images, size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[..., 8:40]
-        expected = (x - torch.tensor(cfg["mean"]).view(1, 3, 1, 1)) / torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+        x = F.interpolate(images, size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[
+            ..., 8:40
+        ]
+        expected = (x - torch.tensor(cfg["mean"]).view(1, 3, 1, 1)) / torch.tensor(cfg["std"]).view(
+            1, 3, 1, 1
+        )
         torch.testing.assert_close(scorer._prep(images), expected)
         with torch.no_grad():
             f = F.normalize(model.encode_image(expected).float(), dim=-1)
         s_c, s_n = f @ scorer._concept_feats.T, (f @ scorer._neutral)[:, None]
         torch.testing.assert_close(scorer.score(images), torch.sigmoid(model.logit_scale.exp() * (s_c - s_n)))
         # an explicit argument still wins over the model's config
-        assert OpenClipScorer(model, tok, ["a plate"], mean=(0.5, 0.5, 0.5)).mean.flatten().tolist() == [0.5] * 3
+        assert (
+            OpenClipScorer(model, tok, ["a plate"], mean=(0.5, 0.5, 0.5)).mean.flatten().tolist() == [0.5] * 3
+        )
     finally:  # the model is shared by this module's tests
         for a in attrs:
             model.visual.__dict__.pop(a, None)

@@ -1,4 +1,5 @@
 """Factor discovery ranks a planted concept first and finds nothing in unchanged images."""
+
 import json
 
 import pytest
@@ -22,8 +23,15 @@ def _scores(shift: float, n: int = 32, seed: int = 0):
 def test_planted_concept_ranks_first_with_evidence():
     base, tok = _scores(0.6)
     traj_target = [0.3, 0.4, 0.5, 0.6, 0.7]
-    traj = torch.tensor([[0.3, 0.4, 0.2, 0.1], [0.4, 0.35, 0.2, 0.1], [0.5, 0.3, 0.25, 0.1], [0.6, 0.2, 0.2, 0.1],
-                         [0.7, 0.1, 0.2, 0.1]])
+    traj = torch.tensor(
+        [
+            [0.3, 0.4, 0.2, 0.1],
+            [0.4, 0.35, 0.2, 0.1],
+            [0.5, 0.3, 0.25, 0.1],
+            [0.6, 0.2, 0.2, 0.1],
+            [0.7, 0.1, 0.2, 0.1],
+        ]
+    )
     audit = discover_factors(CONCEPTS, base, tok, trajectory_scores=traj, trajectory_target=traj_target)
     top = audit.factors[0]
     assert top.concept == "background=green" and top.rank == 1 and top.significant
@@ -59,12 +67,17 @@ def test_confirmed_factors_rank_first_by_their_effect_on_the_classifier():
     assert [f.concept for f in audit.significant][:2] == ["texture=stripes", "background=green"]
 
     def intervention(effect):
-        return Intervention("f", ["c"], 0.9, 0.9 - effect, effect, effect - 0.1, effect + 0.1, 0.001, 16, effect > 0.05)
+        return Intervention(
+            "f", ["c"], 0.9, 0.9 - effect, effect, effect - 0.1, effect + 0.1, 0.001, 16, effect > 0.05
+        )
 
     audit.get("texture=stripes").intervention = intervention(0.1)
     audit.get("background=green").intervention = intervention(0.4)
     audit.rank_by_reliance()
-    assert [(f.concept, f.rank) for f in audit.factors[:2]] == [("background=green", 1), ("texture=stripes", 2)]
+    assert [(f.concept, f.rank) for f in audit.factors[:2]] == [
+        ("background=green", 1),
+        ("texture=stripes", 2),
+    ]
     assert "ranking" in audit.to_dict()["method"]
 
 

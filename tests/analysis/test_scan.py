@@ -1,11 +1,12 @@
 """The intervention scan finds what the classifier relies on without the token, with false-discovery control;
 with a reference classifier it separates a shortcut from what both models share."""
+
 import pytest
 import torch
 
 from disco_inspect import DiscoInspectError, load_classifier, load_pipeline
-from disco_inspect.world.scorer import OracleScorer
 from disco_inspect.analysis.scan import scan_interventions
+from disco_inspect.world.scorer import OracleScorer
 
 SEEDS = list(range(500, 512))  # 12: the exact sign-flip test can reach q < .05 across 20 concepts
 GEN = {"num_inference_steps": 10, "guidance_scale": 4.0}
@@ -31,7 +32,9 @@ def test_scan_confirms_the_planted_background_and_the_reference_separates_it(wor
 
 def test_scan_of_a_clean_classifier_confirms_nothing(world):
     pipe, scorer = world
-    res = scan_interventions(pipe, load_classifier("world:clean"), 0, "circle", scorer, SEEDS, progress=False, **GEN)
+    res = scan_interventions(
+        pipe, load_classifier("world:clean"), 0, "circle", scorer, SEEDS, progress=False, **GEN
+    )
     assert not [c for c, iv in res.interventions.items() if iv.confirmed]
 
 
@@ -45,6 +48,10 @@ def test_scan_needs_interventions_and_seeds(world):
             return torch.zeros(len(images), 1)
 
     with pytest.raises(DiscoInspectError, match="intervention"):
-        scan_interventions(pipe, load_classifier("world:clean"), 0, "circle", NoInterventions(), SEEDS, progress=False)
+        scan_interventions(
+            pipe, load_classifier("world:clean"), 0, "circle", NoInterventions(), SEEDS, progress=False
+        )
     with pytest.raises(DiscoInspectError, match="4 paired seeds"):
-        scan_interventions(pipe, load_classifier("world:clean"), 0, "circle", world[1], [1, 2], progress=False)
+        scan_interventions(
+            pipe, load_classifier("world:clean"), 0, "circle", world[1], [1, 2], progress=False
+        )

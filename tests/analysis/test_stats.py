@@ -1,4 +1,5 @@
 """Paired statistics: planted shifts are found, null data is not, q-values match Benjamini–Hochberg."""
+
 import math
 
 import pytest
@@ -53,7 +54,9 @@ def test_correlation_and_constant_series():
     assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(-1.0) and math.isnan(float(r[2]))
 
 
-@pytest.mark.parametrize("a, b", [(torch.zeros(5, 2), torch.zeros(5, 3)), (torch.zeros(1, 2), torch.zeros(1, 2))])
+@pytest.mark.parametrize(
+    "a, b", [(torch.zeros(5, 2), torch.zeros(5, 3)), (torch.zeros(1, 2), torch.zeros(1, 2))]
+)
 def test_bad_inputs_raise_one_clear_error(a, b):
     with pytest.raises(DiscoInspectError):
         paired_shift(a, b)

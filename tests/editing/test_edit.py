@@ -1,4 +1,5 @@
 """Inversion and editing on tiny random diffusers components (behaviour, not numbers of a trained model)."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,7 +41,9 @@ def test_token_alignment_maps_shared_words_around_the_insertion(tiny_pipe):
 
 def test_null_text_inversion_beats_plain_ddim_under_guidance(tiny_pipe):
     imgs = _images()
-    inv = invert(tiny_pipe, imgs, "a photo of a circle", num_inference_steps=4, guidance_scale=5.0, progress=False)
+    inv = invert(
+        tiny_pipe, imgs, "a photo of a circle", num_inference_steps=4, guidance_scale=5.0, progress=False
+    )
     assert inv.latents.shape[:2] == (5, 2) and inv.null_embeddings.shape[:2] == (4, 2)
     tuned = reconstruct(tiny_pipe, inv)
     plain = reconstruct(tiny_pipe, inv, use_null=False)
@@ -51,16 +54,30 @@ def test_null_text_inversion_beats_plain_ddim_under_guidance(tiny_pipe):
 
 def test_inversion_is_cached_and_reused(tiny_pipe, tmp_path, monkeypatch):
     imgs = _images()
-    first = invert(tiny_pipe, imgs, "a photo of a circle", num_inference_steps=3, guidance_scale=3.0,
-                   cache_dir=tmp_path, progress=False)
+    first = invert(
+        tiny_pipe,
+        imgs,
+        "a photo of a circle",
+        num_inference_steps=3,
+        guidance_scale=3.0,
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert first.cached == [False, False] and len(list(tmp_path.glob("*.safetensors"))) == 2
 
     def boom(*a, **k):
         raise AssertionError("inverted again instead of reading the cache")
 
     monkeypatch.setattr("disco_inspect.editing.inversion._invert_batch", boom)
-    second = invert(tiny_pipe, imgs, "a photo of a circle", num_inference_steps=3, guidance_scale=3.0,
-                    cache_dir=tmp_path, progress=False)
+    second = invert(
+        tiny_pipe,
+        imgs,
+        "a photo of a circle",
+        num_inference_steps=3,
+        guidance_scale=3.0,
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert second.cached == [True, True]
     assert torch.equal(first.null_embeddings, second.null_embeddings)
     assert torch.equal(first.latents, second.latents)
@@ -79,7 +96,9 @@ def test_edit_without_token_change_reproduces_the_reconstruction(tiny_pipe):
     """A token whose embedding equals a word that changes nothing: edit rows still start at the source's x_T and
     the source row is the null-text reconstruction."""
     imgs = _images()
-    inv = invert(tiny_pipe, imgs, "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False)
+    inv = invert(
+        tiny_pipe, imgs, "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False
+    )
     res = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", progress=False)
     assert torch.allclose(res.reconstructions, reconstruct(tiny_pipe, inv), atol=1e-4)
     assert res.edits.shape == imgs.shape and res.samples is None
@@ -88,10 +107,39 @@ def test_edit_without_token_change_reproduces_the_reconstruction(tiny_pipe):
 
 
 def test_edit_is_deterministic_and_samples_are_seeded(tiny_pipe):
-    inv = invert(tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False)
-    a = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=3, seed=1, progress=False)
-    b = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=3, seed=1, progress=False)
-    c = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=3, seed=2, progress=False)
+    inv = invert(
+        tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False
+    )
+    a = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="noise",
+        samples=3,
+        seed=1,
+        progress=False,
+    )
+    b = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="noise",
+        samples=3,
+        seed=1,
+        progress=False,
+    )
+    c = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="noise",
+        samples=3,
+        seed=2,
+        progress=False,
+    )
     assert torch.equal(a.edits, b.edits) and torch.equal(a.samples, b.samples)
     assert a.samples.shape == (2, 3, 3, 32, 32)
     assert not torch.equal(a.samples, c.samples)
@@ -99,7 +147,9 @@ def test_edit_is_deterministic_and_samples_are_seeded(tiny_pipe):
 
 
 def test_cross_attention_injection_pulls_the_edit_toward_the_source(tiny_pipe):
-    inv = invert(tiny_pipe, _images(), "a photo of a circle", num_inference_steps=4, guidance_scale=3.0, progress=False)
+    inv = invert(
+        tiny_pipe, _images(), "a photo of a circle", num_inference_steps=4, guidance_scale=3.0, progress=False
+    )
     tok = _token(tiny_pipe, scale=5.0)
     free = edit(tiny_pipe, inv, tok, class_name="circle", cross_replace=0.0, self_replace=0.0, progress=False)
     kept = edit(tiny_pipe, inv, tok, class_name="circle", cross_replace=1.0, self_replace=1.0, progress=False)
@@ -109,7 +159,9 @@ def test_cross_attention_injection_pulls_the_edit_toward_the_source(tiny_pipe):
 
 
 def test_injection_leaves_the_unconditional_half_and_sources_alone(tiny_pipe):
-    state = AttentionInjection([0, 0], [(torch.arange(4), torch.ones(4)), (torch.arange(4), torch.ones(4))], 10, 1.0, 1.0)
+    state = AttentionInjection(
+        [0, 0], [(torch.arange(4), torch.ones(4)), (torch.arange(4), torch.ones(4))], 10, 1.0, 1.0
+    )
     probs = torch.rand(4 * 2, 3, 4)  # CFG batch of 2 rows x 2 heads, 3 queries, 4 keys
     out = state.modify(probs.clone(), batch=4, heads=2, is_cross=True).view(4, 2, 3, 4)
     p = probs.view(4, 2, 3, 4)
@@ -129,13 +181,23 @@ def test_attention_processors_are_restored(tiny_pipe):
 def test_null_vae_trains_only_its_own_parameters(tiny_pipe):
     from disco_inspect.editing.stochastic import train_null_vae
 
-    inv = invert(tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False)
+    inv = invert(
+        tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False
+    )
     frozen = {k: v.clone() for k, v in tiny_pipe.unet.state_dict().items()}
     vae, history = train_null_vae(tiny_pipe, inv, steps=3, batch=2, progress=False)
     assert isinstance(vae, NullVAE) and len(history) == 3
     assert all(torch.equal(frozen[k], v) for k, v in tiny_pipe.unet.state_dict().items())
-    res = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="null-vae", samples=2, vae=vae,
-               progress=False)
+    res = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="null-vae",
+        samples=2,
+        vae=vae,
+        progress=False,
+    )
     assert res.samples.shape == (2, 2, 3, 32, 32)
 
 
@@ -149,15 +211,36 @@ def test_cond_vae_trains_with_a_scorer_and_features(tiny_pipe, tiny_clf):
             return images.mean((1, 2, 3))[:, None]
 
         def prompt_distance(self, images, prompts):
-            return (1 - images.mean((1, 2, 3)))
+            return 1 - images.mean((1, 2, 3))
 
-    inv = invert(tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False)
-    res = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="cond-vae", samples=2,
-               scorer=Scorer(), features=classifier_features(tiny_clf).features, classifier=tiny_clf, target=0,
-               vae_options={"steps": 2, "train_samples": 2}, progress=False)
+    inv = invert(
+        tiny_pipe, _images(), "a photo of a circle", num_inference_steps=3, guidance_scale=3.0, progress=False
+    )
+    res = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="cond-vae",
+        samples=2,
+        scorer=Scorer(),
+        features=classifier_features(tiny_clf).features,
+        classifier=tiny_clf,
+        target=0,
+        vae_options={"steps": 2, "train_samples": 2},
+        progress=False,
+    )
     assert res.samples.shape == (2, 2, 3, 32, 32) and len(res.vae_history) == 2
     with pytest.raises(DiscoInspectError, match="scorer"):
-        edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="cond-vae", samples=2, progress=False)
+        edit(
+            tiny_pipe,
+            inv,
+            _token(tiny_pipe),
+            class_name="circle",
+            method="cond-vae",
+            samples=2,
+            progress=False,
+        )
 
 
 def test_vae_kl_and_residual_start():
@@ -170,11 +253,20 @@ def test_vae_kl_and_residual_start():
 
 
 def test_edit_refuses_bad_arguments(tiny_pipe):
-    inv = invert(tiny_pipe, _images(1), "a photo of a circle", num_inference_steps=2, guidance_scale=3.0, progress=False)
+    inv = invert(
+        tiny_pipe,
+        _images(1),
+        "a photo of a circle",
+        num_inference_steps=2,
+        guidance_scale=3.0,
+        progress=False,
+    )
     with pytest.raises(DiscoInspectError, match="method"):
         edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="magic", progress=False)
     with pytest.raises(DiscoInspectError, match="samples"):
-        edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=0, progress=False)
+        edit(
+            tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=0, progress=False
+        )
     wide = ("<W>", torch.randn(tiny_pipe.text_encoder.get_input_embeddings().weight.shape[1] + 5))
     with pytest.raises(DiscoInspectError, match="another pipeline"):
         edit(tiny_pipe, inv, wide, class_name="circle", progress=False)
@@ -201,11 +293,21 @@ def test_measure_edits_names_every_distance_and_adds_lpips_and_clip(tiny_pipe, t
         def score(self, images):
             return images[:, :2].mean((2, 3))
 
-    inv = invert(tiny_pipe, _images(), "a photo of a circle", num_inference_steps=2, guidance_scale=3.0, progress=False)
-    res = edit(tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=2, progress=False)
+    inv = invert(
+        tiny_pipe, _images(), "a photo of a circle", num_inference_steps=2, guidance_scale=3.0, progress=False
+    )
+    res = edit(
+        tiny_pipe, inv, _token(tiny_pipe), class_name="circle", method="noise", samples=2, progress=False
+    )
     fake_lpips = FeatureDistance("LPIPS (test)", lambda x: x.flatten(1))
-    m = measure_edits(res, tiny_clf, 0, scorer=Scorer(), lpips=fake_lpips,
-                      clip=(Clip(), lambda texts: torch.zeros(len(texts), 4, dtype=torch.long), lambda x: x))
+    m = measure_edits(
+        res,
+        tiny_clf,
+        0,
+        scorer=Scorer(),
+        lpips=fake_lpips,
+        clip=(Clip(), lambda texts: torch.zeros(len(texts), 4, dtype=torch.long), lambda x: x),
+    )
     row, s = m["images"][0], m["summary"]
     assert s["distance"].startswith("classifier-feature distance") and s["lpips"] == "LPIPS (test)"
     assert {"edit", "diversity"} <= set(row["lpips"]) and {"clip_t", "clip_i"} <= set(row["clip"])
@@ -221,8 +323,18 @@ def test_float16_pipeline_inverts_and_edits():
     from disco_inspect.testing import tiny_pipeline
 
     pipe = tiny_pipeline().to(torch.float16)
-    inv = invert(pipe, _images(), "a photo of a circle", num_inference_steps=2, guidance_scale=3.0, progress=False)
+    inv = invert(
+        pipe, _images(), "a photo of a circle", num_inference_steps=2, guidance_scale=3.0, progress=False
+    )
     assert inv.null_embeddings.dtype == torch.float32
-    res = edit(pipe, inv, _token(pipe), class_name="circle", method="null-vae", samples=2,
-               vae_options={"steps": 2, "batch": 2}, progress=False)
+    res = edit(
+        pipe,
+        inv,
+        _token(pipe),
+        class_name="circle",
+        method="null-vae",
+        samples=2,
+        vae_options={"steps": 2, "batch": 2},
+        progress=False,
+    )
     assert res.edits.dtype == torch.float32 and torch.isfinite(res.samples).all()

@@ -1,4 +1,5 @@
 """Loading the user's own images: conversions, resizing, failures, errors, names."""
+
 from __future__ import annotations
 
 import logging
@@ -102,7 +103,9 @@ def test_resize_and_centre_crop(tmp_path):
     out = load_images(tmp_path / "wide.png", 32)
     assert out.images.shape == (1, 3, 32, 32)
     assert out.notes == [["resized 64x48 -> shorter side 32, centre-cropped to 32x32"]]
-    assert out.images[0, 0].max() < 0.05 and out.images[0, 2].min() > 0.95  # 64x48 -> 43x32, crop keeps x 5..37
+    assert (
+        out.images[0, 0].max() < 0.05 and out.images[0, 2].min() > 0.95
+    )  # 64x48 -> 43x32, crop keeps x 5..37
 
 
 def test_downscaling_is_antialiased(tmp_path):

@@ -1,4 +1,5 @@
 """Image metrics for counterfactual edits: PSNR, SSIM, classifier-feature distance, LPIPS, CLIP scores."""
+
 import math
 
 import pytest
@@ -19,8 +20,13 @@ from disco_inspect.editing.metrics import (
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import Classifier
 
-PRE = {"input_size": [32, 32], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear",
-       "crop_pct": 1.0}
+PRE = {
+    "input_size": [32, 32],
+    "mean": [0.5] * 3,
+    "std": [0.5] * 3,
+    "interpolation": "bilinear",
+    "crop_pct": 1.0,
+}
 
 
 def rand(*shape, seed=0):
@@ -120,6 +126,7 @@ def test_mean_pairwise_is_the_mean_of_the_pairs():
     expected = float(torch.cat(pairs).mean())
     assert mean_pairwise(dist, x) == pytest.approx(expected, rel=1e-5)
     assert math.isnan(mean_pairwise(dist, x[:1]))
+
     # the generic __call__-based path agrees with the features-once shortcut
     class Generic(FeatureDistance):
         def __call__(self, a, b):

@@ -1,4 +1,5 @@
 """Every bad input gives one DiscoInspectError naming the value and the fix, and leaves nothing half-written."""
+
 import json
 import shutil
 
@@ -95,10 +96,24 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     clf = tiny_classifier()
     from disco_inspect.models.classifiers import save_torchscript_classifier
 
-    save_torchscript_classifier(clf.module, tmp_path / "clf.pt", label_names=clf.label_names,
-                                preprocessing=clf.preprocessing.to_dict())
-    code = main(["train", str(tmp_path / "clf.pt"), "--class", "lobster", "--pipeline", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "r")])
+    save_torchscript_classifier(
+        clf.module,
+        tmp_path / "clf.pt",
+        label_names=clf.label_names,
+        preprocessing=clf.preprocessing.to_dict(),
+    )
+    code = main(
+        [
+            "train",
+            str(tmp_path / "clf.pt"),
+            "--class",
+            "lobster",
+            "--pipeline",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("disco-inspect: error:") and "lobster" in err
     assert "Traceback" not in err

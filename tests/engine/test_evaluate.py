@@ -1,11 +1,19 @@
 """evaluate_accuracy: paired seeds, with vs without the token, top-1/top-5 under a classifier."""
+
 import pytest
 
 from disco_inspect import DiscoConfig, DiscoInspectError, evaluate_accuracy, train_token
 from disco_inspect.testing import tiny_classifier, tiny_pipeline
 
-CFG = DiscoConfig(n_images=3, num_inference_steps=3, guidance_scale=3.0, lr=0.05, max_iters=3, patience=100,
-                  accuracy_threshold=1.0)
+CFG = DiscoConfig(
+    n_images=3,
+    num_inference_steps=3,
+    guidance_scale=3.0,
+    lr=0.05,
+    max_iters=3,
+    patience=100,
+    accuracy_threshold=1.0,
+)
 
 
 def test_paired_top1_top5_from_run_and_from_file(tiny_pipe, tiny_clf, tmp_path):
@@ -20,8 +28,16 @@ def test_paired_top1_top5_from_run_and_from_file(tiny_pipe, tiny_clf, tmp_path):
     assert res.baseline["top5_accuracy"] == 1.0  # 4 classes: the target is always in the top 5
     # the same token loaded from its file into a fresh pipeline gives the same numbers
     fresh = tiny_pipeline(seed=0)
-    res2 = evaluate_accuracy(fresh, tiny_clf, "cross", run.token_path, n_seeds=6, seed=100,
-                             num_inference_steps=CFG.num_inference_steps, guidance_scale=CFG.guidance_scale)
+    res2 = evaluate_accuracy(
+        fresh,
+        tiny_clf,
+        "cross",
+        run.token_path,
+        n_seeds=6,
+        seed=100,
+        num_inference_steps=CFG.num_inference_steps,
+        guidance_scale=CFG.guidance_scale,
+    )
     assert res2.token["target_prob_mean"] == pytest.approx(res.token["target_prob_mean"], abs=1e-5)
     assert res2.baseline == pytest.approx(res.baseline)
 
@@ -60,11 +76,13 @@ def test_default_seeds_are_disjoint_from_training_seeds(tiny_pipe, tiny_clf, tmp
 
 
 def test_evaluation_uses_the_runs_scheduler_and_restores(tiny_pipe, tiny_clf, tmp_path, monkeypatch):
-    from disco_inspect.models.pipelines import set_scheduler
     from disco_inspect.engine import evaluate as ev
     from disco_inspect.engine.result import TokenRun
+    from disco_inspect.models.pipelines import set_scheduler
 
-    train_token(tiny_pipe, tiny_clf, "cross", config=CFG.replace(max_iters=1), out=tmp_path / "run", progress=False)
+    train_token(
+        tiny_pipe, tiny_clf, "cross", config=CFG.replace(max_iters=1), out=tmp_path / "run", progress=False
+    )
     run = TokenRun.load(tmp_path / "run")  # trained with DDIM / trailing (tiny_pipeline's default)
     expected = evaluate_accuracy(tiny_pipe, tiny_clf, "cross", run, n_seeds=2)
     set_scheduler(tiny_pipe, "euler", "leading")

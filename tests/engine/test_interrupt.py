@@ -1,4 +1,5 @@
 """Ctrl-C: state is saved, the interrupt propagates (exit 130 on the CLI), and nothing reports a half-trained token."""
+
 import json
 
 import pytest
@@ -7,8 +8,15 @@ from disco_inspect import DiscoConfig, train_token
 from disco_inspect.cli import main
 from disco_inspect.engine.optimize import RunInterrupted
 
-FAST = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=6, patience=10,
-                   accuracy_threshold=1.0, lr=0.05)
+FAST = DiscoConfig(
+    n_images=2,
+    num_inference_steps=2,
+    guidance_scale=2.0,
+    max_iters=6,
+    patience=10,
+    accuracy_threshold=1.0,
+    lr=0.05,
+)
 
 
 def _interrupting(monkeypatch, n):
@@ -44,8 +52,25 @@ def test_train_token_saves_state_and_reraises(tiny_pipe, tiny_clf, tmp_path, mon
 def test_cli_train_exits_130_and_report_does_not_go_on(tiny_assets, tmp_path, monkeypatch, capsys):
     _interrupting(monkeypatch, 4)
     out = tmp_path / "run"
-    code = main(["train", str(tiny_assets / "clf.pt"), "--class", "circle", "--pipeline", str(tiny_assets / "pipe"),
-                 "--out", str(out), "--steps", "2", "--n-images", "2", "--max-iters", "5", "--no-progress"])
+    code = main(
+        [
+            "train",
+            str(tiny_assets / "clf.pt"),
+            "--class",
+            "circle",
+            "--pipeline",
+            str(tiny_assets / "pipe"),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--n-images",
+            "2",
+            "--max-iters",
+            "5",
+            "--no-progress",
+        ]
+    )
     assert code == 130
     err = capsys.readouterr().err
     assert "interrupted" in err.lower() and "resume" in err.lower()
@@ -54,9 +79,28 @@ def test_cli_train_exits_130_and_report_does_not_go_on(tiny_assets, tmp_path, mo
 
 def test_cli_report_interrupted_writes_no_report(tmp_path, monkeypatch, capsys):
     _interrupting(monkeypatch, 4)
-    code = main(["report", "world:clean", "--class", "circle", "--out", str(tmp_path), "--max-iters", "3",
-                 "--n-images", "2", "--eval-seeds", "4", "--intervention-seeds", "4", "--no-attributions",
-                 "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "report",
+            "world:clean",
+            "--class",
+            "circle",
+            "--out",
+            str(tmp_path),
+            "--max-iters",
+            "3",
+            "--n-images",
+            "2",
+            "--eval-seeds",
+            "4",
+            "--intervention-seeds",
+            "4",
+            "--no-attributions",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 130
     assert not list(tmp_path.rglob("report.json")) and not list(tmp_path.rglob("index.html"))
     run_cfg = next(tmp_path.rglob("config.json"))

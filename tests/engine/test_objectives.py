@@ -1,4 +1,5 @@
 """Objectives: the margin objective keeps a signal when the class is already recognised; `auto` picks it then."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """A run killed with SIGKILL resumes from its folder without repeating or losing an iteration."""
+
 import json
 import os
 import signal
@@ -21,9 +22,33 @@ def assets(tiny_assets):
 
 
 def _args(assets, out):
-    return ["train", str(assets / "clf.pt"), "--class", "triangle", "--pipeline", str(assets / "pipe"), "--out", str(out),
-            "--steps", "6", "--guidance", "3", "--n-images", "3", "--lr", "0.05", "--max-iters", str(MAX_ITERS),
-            "--patience", "100", "--accuracy-threshold", "1.0", "--threads", "1", "--no-progress"]
+    return [
+        "train",
+        str(assets / "clf.pt"),
+        "--class",
+        "triangle",
+        "--pipeline",
+        str(assets / "pipe"),
+        "--out",
+        str(out),
+        "--steps",
+        "6",
+        "--guidance",
+        "3",
+        "--n-images",
+        "3",
+        "--lr",
+        "0.05",
+        "--max-iters",
+        str(MAX_ITERS),
+        "--patience",
+        "100",
+        "--accuracy-threshold",
+        "1.0",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
 
 
 def _steps(out):
@@ -32,15 +57,20 @@ def _steps(out):
 
 def test_kill_and_resume_matches_uninterrupted_run(assets, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "disco_inspect.cli", *_args(assets, out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "disco_inspect.cli", *_args(assets, out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     traj = out / "trajectory.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if traj.exists() and len(traj.read_text().splitlines()) >= 4:
             break
         time.sleep(0.01)
-    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    assert proc.poll() is None, (
+        f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "result.json").exists()

@@ -1,4 +1,5 @@
 """The run folder keeps user files safe: only a marked run is cleared, and only of what a run writes."""
+
 import json
 import os
 import stat
@@ -9,8 +10,15 @@ from disco_inspect import DiscoConfig, DiscoInspectError, train_token
 from disco_inspect.engine.run import RUN_MARKER, RunFolder
 from disco_inspect.io import atomic_write_text
 
-FAST = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, patience=10,
-                   accuracy_threshold=1.0, lr=0.05)
+FAST = DiscoConfig(
+    n_images=2,
+    num_inference_steps=2,
+    guidance_scale=2.0,
+    max_iters=2,
+    patience=10,
+    accuracy_threshold=1.0,
+    lr=0.05,
+)
 
 
 def _user_folder(path):

@@ -1,8 +1,9 @@
 """The sampler's randomness: one generator per seed, passed to every scheduler step."""
+
 import torch
 
-from disco_inspect.models.pipelines import set_scheduler
 from disco_inspect.engine.sampling import generate
+from disco_inspect.models.pipelines import set_scheduler
 
 PROMPTS, SEEDS = ["a photo of a circle", "a square", "a cross"], [3, 4, 5]
 
@@ -33,6 +34,11 @@ def test_euler_ancestral_matches_stock_pipeline_with_generator_list(tiny_pipe):
     set_scheduler(tiny_pipe, "euler-ancestral", "trailing")
     ours = _gen(tiny_pipe, PROMPTS, SEEDS)
     torch.manual_seed(1)
-    stock = tiny_pipe(PROMPTS, num_inference_steps=3, guidance_scale=2.0, output_type="pt",
-                      generator=[torch.Generator().manual_seed(s) for s in SEEDS]).images
+    stock = tiny_pipe(
+        PROMPTS,
+        num_inference_steps=3,
+        guidance_scale=2.0,
+        output_type="pt",
+        generator=[torch.Generator().manual_seed(s) for s in SEEDS],
+    ).images
     torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)

@@ -1,4 +1,5 @@
 """install_token / TokenRun.install: a token already in the pipeline gets the new file's embedding."""
+
 import pytest
 import torch
 
@@ -18,9 +19,14 @@ def _images(pipe):
 
 def test_second_file_with_same_token_replaces_the_embedding(tiny_pipe, tmp_path):
     width = tiny_pipe.text_encoder.get_input_embeddings().weight.shape[1]
-    a, b = torch.randn(width, generator=torch.Generator().manual_seed(1)), torch.randn(
-        width, generator=torch.Generator().manual_seed(2))
-    fa, fb = save_token(tmp_path / "a.safetensors", "<S>", a), save_token(tmp_path / "b" / "t.safetensors", "<S>", b)
+    a, b = (
+        torch.randn(width, generator=torch.Generator().manual_seed(1)),
+        torch.randn(width, generator=torch.Generator().manual_seed(2)),
+    )
+    fa, fb = (
+        save_token(tmp_path / "a.safetensors", "<S>", a),
+        save_token(tmp_path / "b" / "t.safetensors", "<S>", b),
+    )
     assert install_token(tiny_pipe, fa) == "<S>"
     torch.testing.assert_close(_row(tiny_pipe, "<S>"), a)
     images_a = _images(tiny_pipe)
@@ -51,8 +57,18 @@ def test_a_word_of_the_vocabulary_is_not_overwritten(tiny_pipe, tmp_path):
 
 
 def _run(vector):
-    return TokenRun(token="<S>", target=0, class_name="circle", config=DiscoConfig(), embedding=vector,
-                    initial_embedding=vector, best_step=0, stopped="max_iters", trajectory=[], baseline={})
+    return TokenRun(
+        token="<S>",
+        target=0,
+        class_name="circle",
+        config=DiscoConfig(),
+        embedding=vector,
+        initial_embedding=vector,
+        best_step=0,
+        stopped="max_iters",
+        trajectory=[],
+        baseline={},
+    )
 
 
 def test_token_run_install_shares_the_logic(tiny_pipe):

@@ -1,4 +1,5 @@
 """Behaviour of train_token on tiny random diffusers components."""
+
 import json
 
 import numpy as np
@@ -10,13 +11,23 @@ from disco_inspect import DiscoConfig, DiscoInspectError, train_token
 from disco_inspect.engine.sampling import generate
 from disco_inspect.testing import tiny_pipeline
 
-FAST = dict(n_images=4, num_inference_steps=4, guidance_scale=3.0, lr=0.05, max_iters=6, patience=100,
-            accuracy_threshold=1.0, templates=("a photo of a {token} {class_name}",))
+FAST = dict(
+    n_images=4,
+    num_inference_steps=4,
+    guidance_scale=3.0,
+    lr=0.05,
+    max_iters=6,
+    patience=100,
+    accuracy_threshold=1.0,
+    templates=("a photo of a {token} {class_name}",),
+)
 
 
 def test_only_new_row_changes_and_target_probability_rises(tiny_pipe, tiny_clf, tmp_path):
     table_before = tiny_pipe.text_encoder.get_input_embeddings().weight.detach().clone()
-    run = train_token(tiny_pipe, tiny_clf, "triangle", config=DiscoConfig(**FAST), out=tmp_path / "run", progress=False)
+    run = train_token(
+        tiny_pipe, tiny_clf, "triangle", config=DiscoConfig(**FAST), out=tmp_path / "run", progress=False
+    )
     table_after = tiny_pipe.text_encoder.get_input_embeddings().weight.detach()
     n = table_before.shape[0]
     assert table_after.shape[0] == n + 1
@@ -33,7 +44,9 @@ def test_only_new_row_changes_and_target_probability_rises(tiny_pipe, tiny_clf, 
 
 def test_run_folder_contents(tiny_pipe, tiny_clf, tmp_path):
     out = tmp_path / "run"
-    run = train_token(tiny_pipe, tiny_clf, "square", config=DiscoConfig(**{**FAST, "max_iters": 3}), out=out, progress=False)
+    run = train_token(
+        tiny_pipe, tiny_clf, "square", config=DiscoConfig(**{**FAST, "max_iters": 3}), out=out, progress=False
+    )
     meta = json.loads((out / "config.json").read_text())
     assert meta["target"] == {"index": 1, "class_name": "square", "label": "square"}
     lines = [json.loads(x) for x in (out / "trajectory.jsonl").read_text().splitlines()]
@@ -61,23 +74,38 @@ def test_saved_token_reproduces_last_images_in_fresh_pipeline(tiny_pipe, tiny_cl
     fresh = tiny_pipeline(seed=0)
     fresh.load_textual_inversion(str(out / "tokens" / f"step_{last:04d}.safetensors"))
     prompts, seeds = cfg.prompts("cross"), cfg.seeds()
-    images = generate(fresh, prompts, seeds, num_inference_steps=cfg.num_inference_steps,
-                      guidance_scale=cfg.guidance_scale)
+    images = generate(
+        fresh, prompts, seeds, num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale
+    )
     torch.testing.assert_close(images, run.last_images, atol=1e-5, rtol=1e-4)
     for j in range(len(seeds)):
-        png = np.asarray(Image.open(out / "images" / f"step_{last:04d}" / f"{j:02d}.png"), dtype=np.float32) / 255
+        png = (
+            np.asarray(Image.open(out / "images" / f"step_{last:04d}" / f"{j:02d}.png"), dtype=np.float32)
+            / 255
+        )
         assert np.abs(png - images[j].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
     # and the stock diffusers pipeline, given the same noise, draws the same images
     from disco_inspect.engine.sampling import initial_noise
 
     noise = initial_noise(fresh, seeds, 32, 32)
-    stock = fresh(prompts, num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale,
-                  latents=noise, output_type="pt").images
+    stock = fresh(
+        prompts,
+        num_inference_steps=cfg.num_inference_steps,
+        guidance_scale=cfg.guidance_scale,
+        latents=noise,
+        output_type="pt",
+    ).images
     torch.testing.assert_close(stock, images, atol=1e-5, rtol=1e-4)
 
 
 def test_gradient_through_all_steps_runs(tiny_pipe, tiny_clf):
-    run = train_token(tiny_pipe, tiny_clf, 0, config=DiscoConfig(**{**FAST, "max_iters": 2, "grad_steps": -1}), progress=False)
+    run = train_token(
+        tiny_pipe,
+        tiny_clf,
+        0,
+        config=DiscoConfig(**{**FAST, "max_iters": 2, "grad_steps": -1}),
+        progress=False,
+    )
     assert len(run.trajectory) == 2 and run.trajectory[0]["grad_norm"] > 0
 
 
@@ -85,7 +113,9 @@ def test_gradient_depth_changes_the_gradient(tiny_clf):
     grads = {}
     for k in (1, 4):
         pipe = tiny_pipeline(seed=0)
-        run = train_token(pipe, tiny_clf, 2, config=DiscoConfig(**{**FAST, "max_iters": 1, "grad_steps": k}), progress=False)
+        run = train_token(
+            pipe, tiny_clf, 2, config=DiscoConfig(**{**FAST, "max_iters": 1, "grad_steps": k}), progress=False
+        )
         grads[k] = run.trajectory[0]["grad_norm"]
     assert grads[1] > 0 and grads[4] > 0 and grads[1] != grads[4]
 
@@ -93,17 +123,26 @@ def test_gradient_depth_changes_the_gradient(tiny_clf):
 def test_stops_on_accuracy_and_keeps_judged_embedding(tiny_pipe, tiny_clf, tmp_path):
     cfg = DiscoConfig(**{**FAST, "accuracy_threshold": 0.0, "max_iters": 5})
     # the class the random classifier already predicts most often stops at once
-    base = train_token(tiny_pipeline(seed=0), tiny_clf, 0, config=cfg.replace(max_iters=1), progress=False).baseline
+    base = train_token(
+        tiny_pipeline(seed=0), tiny_clf, 0, config=cfg.replace(max_iters=1), progress=False
+    ).baseline
     counts = np.bincount([it["pred"] for it in base["items"]], minlength=4)
     target = int(counts.argmax())
     run = train_token(tiny_pipe, tiny_clf, target, config=cfg, out=tmp_path / "r", progress=False)
     assert run.stopped == "accuracy" and len(run.trajectory) == 1
-    assert torch.equal(run.embedding, run.initial_embedding)  # the judged (only) embedding, not one update past it
+    assert torch.equal(
+        run.embedding, run.initial_embedding
+    )  # the judged (only) embedding, not one update past it
 
 
 def test_patience_stop(tiny_pipe, tiny_clf):
-    run = train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "lr": 1e-9, "patience": 0, "max_iters": 10}),
-                      progress=False)
+    run = train_token(
+        tiny_pipe,
+        tiny_clf,
+        1,
+        config=DiscoConfig(**{**FAST, "lr": 1e-9, "patience": 0, "max_iters": 10}),
+        progress=False,
+    )
     assert run.stopped == "patience" and len(run.trajectory) < 10
 
 
@@ -114,18 +153,30 @@ def test_finished_run_is_reused_and_retraining_can_be_extended(tiny_pipe, tiny_c
     mtime = (out / "trajectory.jsonl").stat().st_mtime_ns
     again = train_token(tiny_pipeline(seed=0), tiny_clf, 1, config=cfg, out=out, progress=False)
     assert (out / "trajectory.jsonl").stat().st_mtime_ns == mtime and len(again.trajectory) == 2
-    longer = train_token(tiny_pipeline(seed=0), tiny_clf, 1, config=cfg.replace(max_iters=3), out=out, progress=False)
+    longer = train_token(
+        tiny_pipeline(seed=0), tiny_clf, 1, config=cfg.replace(max_iters=3), out=out, progress=False
+    )
     assert longer.steps == [0, 1, 2]
-    straight = train_token(tiny_pipeline(seed=0), tiny_clf, 1, config=cfg.replace(max_iters=3), progress=False)
+    straight = train_token(
+        tiny_pipeline(seed=0), tiny_clf, 1, config=cfg.replace(max_iters=3), progress=False
+    )
     assert longer.trajectory[-1]["loss"] == pytest.approx(straight.trajectory[-1]["loss"], rel=1e-4)
 
 
 def test_different_run_in_same_folder_is_refused(tiny_pipe, tiny_clf, tmp_path):
     out = tmp_path / "run"
-    train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 1}), out=out, progress=False)
+    train_token(
+        tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 1}), out=out, progress=False
+    )
     with pytest.raises(DiscoInspectError, match="config.lr"):
-        train_token(tiny_pipeline(seed=0), tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 1, "lr": 0.1}),
-                    out=out, progress=False)
+        train_token(
+            tiny_pipeline(seed=0),
+            tiny_clf,
+            1,
+            config=DiscoConfig(**{**FAST, "max_iters": 1, "lr": 0.1}),
+            out=out,
+            progress=False,
+        )
 
 
 def test_notebook_rerun_on_same_pipeline(tiny_pipe, tiny_clf):
@@ -145,16 +196,27 @@ def test_gradient_clipping_happens_after_backward(tiny_pipe, tiny_clf, monkeypat
         return original(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", spy)
-    run = train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 2, "max_grad_norm": 1e-9}),
-                      progress=False)
+    run = train_token(
+        tiny_pipe,
+        tiny_clf,
+        1,
+        config=DiscoConfig(**{**FAST, "max_iters": 2, "max_grad_norm": 1e-9}),
+        progress=False,
+    )
     assert seen and all(g <= 1e-9 * 1.0001 for g in seen)
     assert all(r["grad_norm"] > 1e-9 for r in run.trajectory)  # recorded before clipping
 
 
 def test_downsampled_images(tiny_pipe, tiny_clf, tmp_path):
     out = tmp_path / "r"
-    train_token(tiny_pipe, tiny_clf, 1, config=DiscoConfig(**{**FAST, "max_iters": 1, "image_save_size": 16}), out=out,
-                progress=False)
+    train_token(
+        tiny_pipe,
+        tiny_clf,
+        1,
+        config=DiscoConfig(**{**FAST, "max_iters": 1, "image_save_size": 16}),
+        out=out,
+        progress=False,
+    )
     assert Image.open(out / "images" / "step_0000" / "00.png").size == (16, 16)
     assert Image.open(out / "images" / "baseline" / "00.png").size == (16, 16)
 
@@ -162,9 +224,13 @@ def test_downsampled_images(tiny_pipe, tiny_clf, tmp_path):
 def test_seed_pool_cycles_through_noises(tiny_pipe, tiny_clf):
     cfg = DiscoConfig(**{**FAST, "n_images": 2, "max_iters": 4, "seed": 10, "seed_pool": 6})
     assert [cfg.iteration_seeds(t) for t in range(4)] == [[10, 11], [12, 13], [14, 15], [10, 11]]
-    assert DiscoConfig(**FAST).iteration_seeds(3) == DiscoConfig(**FAST).seeds()  # default: the paper's fixed seeds
+    assert (
+        DiscoConfig(**FAST).iteration_seeds(3) == DiscoConfig(**FAST).seeds()
+    )  # default: the paper's fixed seeds
     run = train_token(tiny_pipe, tiny_clf, 1, config=cfg, progress=False)
-    assert [[it["seed"] for it in r["items"]] for r in run.trajectory] == [cfg.iteration_seeds(t) for t in range(4)]
+    assert [[it["seed"] for it in r["items"]] for r in run.trajectory] == [
+        cfg.iteration_seeds(t) for t in range(4)
+    ]
     with pytest.raises(DiscoInspectError, match="seed_pool"):
         DiscoConfig(**{**FAST, "seed_pool": 3})  # smaller than n_images
 

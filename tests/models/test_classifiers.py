@@ -1,4 +1,5 @@
 """Classifier loading, differentiable preprocessing and class lookup (tiny models only)."""
+
 import json
 import os
 
@@ -18,8 +19,9 @@ from disco_inspect.models.classifiers import (
 from disco_inspect.testing import TINY_LABELS, TinyCNN
 
 LABELS = list(TINY_LABELS)  # circle, square, triangle, cross
-PRE = Preprocessing(input_size=(32, 32), interpolation="bilinear", crop_pct=1.0, mean=(0.5, 0.5, 0.5),
-                    std=(0.5, 0.5, 0.5))
+PRE = Preprocessing(
+    input_size=(32, 32), interpolation="bilinear", crop_pct=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+)
 
 
 @pytest.fixture
@@ -66,9 +68,13 @@ def test_preprocessing_matches_torchvision():
 
 def test_crop_pct_is_a_centre_crop():
     x = _images(n=1, h=16, w=16)
-    pre = Preprocessing(input_size=(8, 8), crop_pct=0.5, mean=(0, 0, 0), std=(1, 1, 1))  # resize to 16 = no-op
+    pre = Preprocessing(
+        input_size=(8, 8), crop_pct=0.5, mean=(0, 0, 0), std=(1, 1, 1)
+    )  # resize to 16 = no-op
     torch.testing.assert_close(pre(x), x[..., 4:12, 4:12])
-    wide = Preprocessing(input_size=(8, 8), crop_pct=1.0, interpolation="nearest", mean=(0, 0, 0), std=(1, 1, 1))
+    wide = Preprocessing(
+        input_size=(8, 8), crop_pct=1.0, interpolation="nearest", mean=(0, 0, 0), std=(1, 1, 1)
+    )
     assert wide(_images(n=1, h=8, w=24)).shape == (1, 3, 8, 8)
     torch.testing.assert_close(wide(x[..., :8, :]), x[..., :8, 4:12])  # 8x16 -> centre 8x8
 
@@ -108,7 +114,11 @@ def test_classifier_is_frozen_but_input_gets_gradients(clf):
     clf.train()
     assert not clf.module.training
     desc = json.loads(json.dumps(clf.describe()))
-    assert desc["num_classes"] == 4 and desc["source"] == "tiny" and desc["preprocessing"]["input_size"] == [32, 32]
+    assert (
+        desc["num_classes"] == 4
+        and desc["source"] == "tiny"
+        and desc["preprocessing"]["input_size"] == [32, 32]
+    )
 
 
 def test_resolve_class(clf):
@@ -127,8 +137,12 @@ def test_resolve_class(clf):
 
 
 def test_resolve_class_synonyms_and_separators(cnn):
-    labels = ["tiger cat", "American lobster, Northern lobster, Maine lobster, Homarus americanus",
-              "great_white-shark", "crane"]
+    labels = [
+        "tiger cat",
+        "American lobster, Northern lobster, Maine lobster, Homarus americanus",
+        "great_white-shark",
+        "crane",
+    ]
     c = Classifier(cnn, PRE, labels)
     assert c.resolve_class("TigerCat") == 0
     assert c.resolve_class("tiger_cat") == 0
@@ -174,7 +188,9 @@ def test_module_without_labels_gets_placeholder_names(cnn):
 
 def test_label_files(tmp_path, cnn):
     (tmp_path / "l.txt").write_text("circle\nsquare\ntriangle\ncross\n\n")
-    (tmp_path / "l.json").write_text(json.dumps({"1": "square", "0": "circle", "3": "cross", "2": "triangle"}))
+    (tmp_path / "l.json").write_text(
+        json.dumps({"1": "square", "0": "circle", "3": "cross", "2": "triangle"})
+    )
     (tmp_path / "gap.json").write_text(json.dumps({"0": "a", "2": "b"}))
     assert load_label_file(tmp_path / "l.txt") == LABELS
     assert load_label_file(tmp_path / "l.json") == LABELS
@@ -195,8 +211,9 @@ def test_existing_classifier_with_overrides(clf):
 
 
 def test_torchscript_round_trip(tmp_path, clf):
-    path = save_torchscript_classifier(clf.module, tmp_path / "sub" / "clf.model", label_names=LABELS,
-                                       preprocessing=PRE.to_dict())
+    path = save_torchscript_classifier(
+        clf.module, tmp_path / "sub" / "clf.model", label_names=LABELS, preprocessing=PRE.to_dict()
+    )
     assert [p.name for p in path.parent.iterdir()] == ["clf.model"]  # no temp file left behind
     loaded = load_classifier(path)
     assert loaded.label_names == LABELS and loaded.preprocessing == PRE
@@ -216,7 +233,9 @@ def test_torchscript_falls_back_to_tracing(tmp_path, cnn):
         def forward(self, x, *rest):  # varargs cannot be scripted
             return self.inner(x)
 
-    path = save_torchscript_classifier(Unscriptable(), tmp_path / "t.pt", label_names=LABELS, preprocessing=PRE)
+    path = save_torchscript_classifier(
+        Unscriptable(), tmp_path / "t.pt", label_names=LABELS, preprocessing=PRE
+    )
     loaded = load_classifier(path)
     x = _images()
     torch.testing.assert_close(loaded(x), Classifier(cnn, PRE, LABELS)(x))
@@ -254,7 +273,9 @@ def test_state_dict_errors(tmp_path, cnn):
 def test_pickled_module_needs_consent(tmp_path, cnn):
     path = tmp_path / "whole.pt"
     torch.save(cnn, path)
-    with pytest.raises(DiscoInspectError, match=r"(?s)whole\.pt.*arbitrary code.*trust_pickle=True.*--trust-pickle"):
+    with pytest.raises(
+        DiscoInspectError, match=r"(?s)whole\.pt.*arbitrary code.*trust_pickle=True.*--trust-pickle"
+    ):
         load_classifier(path)
     c = load_classifier(path, trust_pickle=True, labels=LABELS, preprocessing=PRE.to_dict())
     x = _images()
@@ -266,12 +287,20 @@ def test_onnx_round_trip(tmp_path, cnn):
     pytest.importorskip("onnx2torch")
     path = tmp_path / "m.onnx"
     try:
-        torch.onnx.export(cnn.eval(), torch.rand(1, 3, 32, 32), str(path), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+        torch.onnx.export(
+            cnn.eval(),
+            torch.rand(1, 3, 32, 32),
+            str(path),
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
+            dynamo=False,
+        )
     except (ImportError, ModuleNotFoundError) as e:  # pragma: no cover - depends on the torch build
         pytest.skip(f"torch.onnx.export needs a missing package: {e}")
-    c = load_classifier(path, labels=LABELS, preprocessing={"interpolation": "bilinear", "mean": [0.5] * 3,
-                                                            "std": [0.5] * 3})
+    c = load_classifier(
+        path, labels=LABELS, preprocessing={"interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.5] * 3}
+    )
     assert c.preprocessing.input_size == (32, 32)  # read from the graph's static input shape
     x = _images()
     torch.testing.assert_close(c(x), Classifier(cnn, PRE, LABELS)(x), atol=1e-4, rtol=0)
@@ -308,14 +337,22 @@ def test_missing_corrupt_and_truncated_files(tmp_path, cnn):
 def hf_vit(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2, intermediate_size=37, num_labels=3,
-                                 id2label={0: "cat", 1: "dog", 2: "lobster"})
+    cfg = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=3,
+        id2label={0: "cat", 1: "dog", 2: "lobster"},
+    )
     model = transformers.ViTForImageClassification(cfg).eval()
     folder = tmp_path / "vit"
     model.save_pretrained(folder)
-    transformers.ViTImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3, size={"height": 32, "width": 32},
-                                   resample=2).save_pretrained(folder)
+    transformers.ViTImageProcessor(
+        image_mean=[0.5] * 3, image_std=[0.5] * 3, size={"height": 32, "width": 32}, resample=2
+    ).save_pretrained(folder)
     return transformers.ViTForImageClassification.from_pretrained(folder).eval(), folder
 
 
@@ -335,24 +372,46 @@ def test_hf_model_with_an_explicit_image_processor(hf_vit):
 
     model, folder = hf_vit
     model.config.name_or_path = ""  # as if built in memory: nothing to read beside it
-    proc = ViTImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6], size={"height": 24, "width": 24},
-                             resample=3)
+    proc = ViTImageProcessor(
+        image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6], size={"height": 24, "width": 24}, resample=3
+    )
     c = load_classifier(model, image_processor=proc, check=False)  # 24 px would not fit this 32 px ViT
-    assert c.preprocessing.mean == pytest.approx((0.1, 0.2, 0.3)) and c.preprocessing.std == pytest.approx((0.4, 0.5, 0.6))
+    assert c.preprocessing.mean == pytest.approx((0.1, 0.2, 0.3)) and c.preprocessing.std == pytest.approx(
+        (0.4, 0.5, 0.6)
+    )
     assert c.preprocessing.input_size == (24, 24) and c.preprocessing.interpolation == "bicubic"
-    assert load_classifier(model, image_processor=folder).preprocessing.mean == (0.5, 0.5, 0.5)  # a local folder
+    assert load_classifier(model, image_processor=folder).preprocessing.mean == (
+        0.5,
+        0.5,
+        0.5,
+    )  # a local folder
     # explicit preprocessing still wins over the processor
-    assert load_classifier(model, image_processor=proc, preprocessing={"mean": [0.5] * 3},
-                           check=False).preprocessing.mean == (0.5,) * 3
+    assert (
+        load_classifier(
+            model, image_processor=proc, preprocessing={"mean": [0.5] * 3}, check=False
+        ).preprocessing.mean
+        == (0.5,) * 3
+    )
     with pytest.raises(DiscoInspectError, match=r"(?s)nowhere.*preprocessor_config\.json"):
         load_classifier(model, image_processor=folder / "nowhere")
 
 
 def test_preprocessing_from_image_processor_configs():
-    crop = Preprocessing.from_image_processor({"size": {"shortest_edge": 256}, "crop_size": {"height": 224, "width": 224},
-                                               "do_center_crop": True, "resample": 3,
-                                               "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]})
-    assert crop.input_size == (224, 224) and crop.crop_pct == pytest.approx(0.875) and crop.interpolation == "bicubic"
+    crop = Preprocessing.from_image_processor(
+        {
+            "size": {"shortest_edge": 256},
+            "crop_size": {"height": 224, "width": 224},
+            "do_center_crop": True,
+            "resample": 3,
+            "image_mean": [0.485, 0.456, 0.406],
+            "image_std": [0.229, 0.224, 0.225],
+        }
+    )
+    assert (
+        crop.input_size == (224, 224)
+        and crop.crop_pct == pytest.approx(0.875)
+        and crop.interpolation == "bicubic"
+    )
     assert crop.resize_size(300, 400) == (256, 341)
     plain = Preprocessing.from_image_processor({"size": 48, "do_normalize": False, "resample": 0})
     assert plain.input_size == (48, 48) and plain.mean == (0, 0, 0) and plain.std == (1, 1, 1)

@@ -3,6 +3,7 @@
 Each crafted TorchScript file below carries a `disco_inspect.json` whose `eager` entry tries to make the loader
 call something it should not; the load must fail with a DiscoInspectError before anything is imported or called.
 """
+
 import json
 import os
 
@@ -28,7 +29,9 @@ class _Tiny(nn.Module):
 def _crafted(path, eager):
     """A tiny TorchScript classifier whose metadata holds ``eager`` (as an attacker would write it)."""
     meta = {"preprocessing": {"input_size": [8, 8]}, "label_names": ["a", "b"], "eager": eager}
-    torch.jit.save(torch.jit.script(_Tiny().eval()), str(path), _extra_files={"disco_inspect.json": json.dumps(meta)})
+    torch.jit.save(
+        torch.jit.script(_Tiny().eval()), str(path), _extra_files={"disco_inspect.json": json.dumps(meta)}
+    )
     return path
 
 
@@ -44,10 +47,15 @@ class _Touch:
 
 def test_metadata_cannot_call_a_project_function_that_writes_files(tmp_path):
     pwned = tmp_path / "pwned.txt"
-    path = _crafted(tmp_path / "evil.pt", {"factory": "disco_inspect.io:atomic_write_text",
-                                           "kwargs": {"path": str(pwned), "text": "x"}})
-    with pytest.raises(DiscoInspectError, match=r"(?s)'disco_inspect\.io:atomic_write_text'.*evil\.pt.*"
-                                                r"register_architecture"):
+    path = _crafted(
+        tmp_path / "evil.pt",
+        {"factory": "disco_inspect.io:atomic_write_text", "kwargs": {"path": str(pwned), "text": "x"}},
+    )
+    with pytest.raises(
+        DiscoInspectError,
+        match=r"(?s)'disco_inspect\.io:atomic_write_text'.*evil\.pt.*"
+        r"register_architecture",
+    ):
         load_classifier(path)
     assert not pwned.exists()
 
@@ -55,20 +63,27 @@ def test_metadata_cannot_call_a_project_function_that_writes_files(tmp_path):
 def test_metadata_cannot_call_the_loader_to_bypass_pickle_consent(tmp_path):
     marker = tmp_path / "unpickled"
     torch.save({"payload": _Touch(marker)}, tmp_path / "evil_pickle.pt")
-    path = _crafted(tmp_path / "evil.pt", {"factory": "disco_inspect.models.classifiers:load_classifier",
-                                           "kwargs": {"source": str(tmp_path / "evil_pickle.pt"),
-                                                      "trust_pickle": True}})
+    path = _crafted(
+        tmp_path / "evil.pt",
+        {
+            "factory": "disco_inspect.models.classifiers:load_classifier",
+            "kwargs": {"source": str(tmp_path / "evil_pickle.pt"), "trust_pickle": True},
+        },
+    )
     with pytest.raises(DiscoInspectError, match=r"(?s)load_classifier.*evil\.pt"):
         load_classifier(path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kwargs, bad", [
-    ({"num_classes": {"__class__": "x"}}, r"num_classes"),
-    ({"num_classes": 2, "width": [[1]]}, r"width"),
-    ({"num classes": 2}, r"num classes"),
-    ("num_classes=2", r"kwargs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"num_classes": {"__class__": "x"}}, r"num_classes"),
+        ({"num_classes": 2, "width": [[1]]}, r"width"),
+        ({"num classes": 2}, r"num classes"),
+        ("num_classes=2", r"kwargs"),
+    ],
+)
 def test_metadata_kwargs_must_be_plain_json_scalars(tmp_path, kwargs, bad):
     path = _crafted(tmp_path / "odd.pt", {"factory": SCENE_CNN, "kwargs": kwargs})
     with pytest.raises(DiscoInspectError, match=rf"(?s){bad}.*odd\.pt"):

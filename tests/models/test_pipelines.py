@@ -1,21 +1,34 @@
 """load_pipeline / set_scheduler: folders, schedulers, spacing; our sampler equals the stock pipeline's."""
+
 import pytest
 import torch
 
 from disco_inspect import DiscoConfig, DiscoInspectError, load_pipeline, train_token
-from disco_inspect.models.pipelines import set_scheduler
 from disco_inspect.engine.sampling import generate
+from disco_inspect.models.pipelines import set_scheduler
 
 
-@pytest.mark.parametrize("kind,spacing,guidance", [("ddim", "leading", 4.0), ("euler", "trailing", 4.0),
-                                                    ("euler", "trailing", 0.0), ("euler-ancestral", "trailing", 4.0)])
+@pytest.mark.parametrize(
+    "kind,spacing,guidance",
+    [
+        ("ddim", "leading", 4.0),
+        ("euler", "trailing", 4.0),
+        ("euler", "trailing", 0.0),
+        ("euler-ancestral", "trailing", 4.0),
+    ],
+)
 def test_schedulers_match_stock_pipeline(tiny_assets, kind, spacing, guidance):
     pipe = load_pipeline(tiny_assets / "pipe", scheduler=kind, timestep_spacing=spacing)
     assert pipe.scheduler.config.timestep_spacing == spacing
     prompts, seeds = ["a photo of a circle", "a square"], [3, 4]
     ours = generate(pipe, prompts, seeds, num_inference_steps=3, guidance_scale=guidance)
-    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, output_type="pt",
-                 generator=[torch.Generator().manual_seed(s) for s in seeds]).images
+    stock = pipe(
+        prompts,
+        num_inference_steps=3,
+        guidance_scale=guidance,
+        output_type="pt",
+        generator=[torch.Generator().manual_seed(s) for s in seeds],
+    ).images
     torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)
 
 
@@ -28,15 +41,25 @@ def test_guidance_embedding_unet_matches_stock_pipeline(guidance):
     assert pipe.unet.config.time_cond_proj_dim == 8
     prompts, seeds = ["a photo of a circle", "a square"], [3, 4]
     ours = generate(pipe, prompts, seeds, num_inference_steps=3, guidance_scale=guidance)
-    stock = pipe(prompts, num_inference_steps=3, guidance_scale=guidance, output_type="pt",
-                 generator=[torch.Generator().manual_seed(s) for s in seeds]).images
+    stock = pipe(
+        prompts,
+        num_inference_steps=3,
+        guidance_scale=guidance,
+        output_type="pt",
+        generator=[torch.Generator().manual_seed(s) for s in seeds],
+    ).images
     torch.testing.assert_close(ours, stock, atol=1e-5, rtol=1e-4)
 
 
 def test_turbo_style_training_without_cfg(tiny_assets, tiny_clf):
     pipe = load_pipeline(tiny_assets / "pipe", scheduler="euler")
-    run = train_token(pipe, tiny_clf, "cross", progress=False,
-                      config=DiscoConfig(n_images=2, num_inference_steps=1, guidance_scale=0.0, max_iters=2))
+    run = train_token(
+        pipe,
+        tiny_clf,
+        "cross",
+        progress=False,
+        config=DiscoConfig(n_images=2, num_inference_steps=1, guidance_scale=0.0, max_iters=2),
+    )
     assert len(run.trajectory) == 2 and run.trajectory[0]["grad_norm"] > 0
 
 

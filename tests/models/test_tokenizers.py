@@ -8,7 +8,10 @@ def test_matches_open_clip_ids():
     assert len(tok) == CLIP_VOCAB_SIZE
     assert tok("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
     ref = open_clip.get_tokenizer("ViT-B-32")
-    for text in ["A high resolution realistic image of an American lobster!", "tiger cat, 3 birds; naïve café"]:
+    for text in [
+        "A high resolution realistic image of an American lobster!",
+        "tiger cat, 3 birds; naïve café",
+    ]:
         ids = ref([text])[0].tolist()
         ids = ids[: ids.index(49407) + 1]
         assert tok(text).input_ids == ids

@@ -1,4 +1,5 @@
 """The counterfactual-edit page: images inline, numbers shown, user text escaped, failures listed, offline."""
+
 from __future__ import annotations
 
 import re
@@ -14,29 +15,55 @@ EVIL = "<script>alert(1)</script>"
 
 def _summary(n_samples=(3, 2)):
     return {
-        "class_name": EVIL, "target": 7, "method": "cond-vae", "token": "<S>",
-        "settings": {"steps": 20, "guidance": 7.5, "cross_replace": 0.8, "vae": {"beta": 0.1, "path": "v<b>.pt"}},
+        "class_name": EVIL,
+        "target": 7,
+        "method": "cond-vae",
+        "token": "<S>",
+        "settings": {
+            "steps": 20,
+            "guidance": 7.5,
+            "cross_replace": 0.8,
+            "vae": {"beta": 0.1, "path": "v<b>.pt"},
+        },
         "images": [
-            {"name": f"img{i}", "source_file": f"photos/img{i}.png", "source_prompt": "a photo",
-             "edit_prompt": "a photo of <S> <i>evil</i>",
-             "reconstruction": {"psnr": 31.234, "ssim": 0.91234},
-             "p_target": {"source": 0.1, "reconstruction": 0.12, "edit": 0.87654,
-                          "samples": [0.5 + 0.1 * j for j in range(n)]},
-             "notes": ["grey -> RGB"] if i == 0 else []}
+            {
+                "name": f"img{i}",
+                "source_file": f"photos/img{i}.png",
+                "source_prompt": "a photo",
+                "edit_prompt": "a photo of <S> <i>evil</i>",
+                "reconstruction": {"psnr": 31.234, "ssim": 0.91234},
+                "p_target": {
+                    "source": 0.1,
+                    "reconstruction": 0.12,
+                    "edit": 0.87654,
+                    "samples": [0.5 + 0.1 * j for j in range(n)],
+                },
+                "notes": ["grey -> RGB"] if i == 0 else [],
+            }
             for i, n in enumerate(n_samples)
         ],
         "failures": [{"file": "photos/x.png", "error": "UnidentifiedImageError: cannot identify <img> file"}],
-        "summary": {"mean_p_edit": 0.876543, "n_images": 2, "note": "ok", "missing": None,
-                    "psnr": {"mean": 30.123456, "min": 29.0}},
+        "summary": {
+            "mean_p_edit": 0.876543,
+            "n_images": 2,
+            "note": "ok",
+            "missing": None,
+            "psnr": {"mean": 30.123456, "min": 29.0},
+        },
     }
 
 
 def _images(n_samples=(3, 2)):
     g = torch.Generator().manual_seed(0)
-    return {f"img{i}": {"source": torch.rand(3, 8, 8, generator=g), "reconstruction": torch.rand(3, 8, 8, generator=g),
-                        "edit": torch.rand(3, 8, 8, generator=g),
-                        "samples": torch.rand(n, 3, 8, 8, generator=g) if n else None}
-            for i, n in enumerate(n_samples)}
+    return {
+        f"img{i}": {
+            "source": torch.rand(3, 8, 8, generator=g),
+            "reconstruction": torch.rand(3, 8, 8, generator=g),
+            "edit": torch.rand(3, 8, 8, generator=g),
+            "samples": torch.rand(n, 3, 8, 8, generator=g) if n else None,
+        }
+        for i, n in enumerate(n_samples)
+    }
 
 
 def test_renders_one_img_per_cell(tmp_path):
@@ -47,7 +74,15 @@ def test_renders_one_img_per_cell(tmp_path):
     assert page.count('src="data:image/png;base64,') == 11
     assert page.count('class="edit-row"') == 2
     assert "image-rendering: pixelated" in page and "width: 96px" in page
-    for text in ("p=0.877", "p=0.100", "p=0.700", "PSNR 31.23 dB", "SSIM 0.912", "grey -&gt; RGB", "photos/img1.png"):
+    for text in (
+        "p=0.877",
+        "p=0.100",
+        "p=0.700",
+        "PSNR 31.23 dB",
+        "SSIM 0.912",
+        "grey -&gt; RGB",
+        "photos/img1.png",
+    ):
         assert text in page, text
 
 
@@ -71,15 +106,21 @@ def test_user_text_is_escaped(tmp_path):
 
 def test_failures_listed(tmp_path):
     page = render_edit_page(_summary(), _images(), tmp_path / "index.html").read_text(encoding="utf-8")
-    section = page[page.index('id="failures"'):page.index('id="settings"')]
+    section = page[page.index('id="failures"') : page.index('id="settings"')]
     assert "photos/x.png" in section and "cannot identify &lt;img&gt; file" in section
 
 
 def test_method_summary_table(tmp_path):
     page = render_edit_page(_summary(), _images(), tmp_path / "index.html").read_text(encoding="utf-8")
-    section = page[page.index('id="method-summary"'):page.index('id="images"')]
-    for key, value in (("mean_p_edit", "0.877"), ("n_images", "2"), ("note", "ok"), ("missing", "–"),
-                       ("psnr.mean", "30.1"), ("psnr.min", "29")):
+    section = page[page.index('id="method-summary"') : page.index('id="images"')]
+    for key, value in (
+        ("mean_p_edit", "0.877"),
+        ("n_images", "2"),
+        ("note", "ok"),
+        ("missing", "–"),
+        ("psnr.mean", "30.1"),
+        ("psnr.min", "29"),
+    ):
         assert re.search(rf"<th>{re.escape(key)}</th><td[^>]*>{re.escape(value)}</td>", section), key
 
 
@@ -92,8 +133,14 @@ def test_offline(tmp_path):
 def test_format_value():
     assert format_value(0.123456) == "0.123" and format_value(1234.5) == "1230"
     assert format_value(2.5e7) == "2.5e+07" and format_value(-0.000123456) == "-0.000123"
-    assert format_value(None) == "–" and format_value(float("nan")) == "–" and format_value(float("inf")) == "∞"
-    assert format_value(3) == "3" and format_value(torch.tensor(0.5)) == "0.5" and format_value([0.25, "a"]) == "0.25, a"
+    assert (
+        format_value(None) == "–" and format_value(float("nan")) == "–" and format_value(float("inf")) == "∞"
+    )
+    assert (
+        format_value(3) == "3"
+        and format_value(torch.tensor(0.5)) == "0.5"
+        and format_value([0.25, "a"]) == "0.25, a"
+    )
 
 
 def test_missing_key_is_an_error(tmp_path):

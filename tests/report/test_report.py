@@ -1,4 +1,5 @@
 """The report: files, schema, escaping, reuse of the run folder, notebook display, headless Chromium."""
+
 import json
 import os
 import re
@@ -36,18 +37,31 @@ def tiny_audit(tmp_path_factory):
     from disco_inspect.testing import tiny_pipeline
 
     torch.manual_seed(0)
-    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), [EVIL, "cat", "dog"], source="tiny <b>model</b>")
+    clf = Classifier(
+        TinyCNN(3), Preprocessing(input_size=(32, 32)), [EVIL, "cat", "dog"], source="tiny <b>model</b>"
+    )
     pipe = tiny_pipeline(seed=0)
     out = tmp_path_factory.mktemp("report") / "audit"
-    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=3, patience=3,
-                      accuracy_threshold=1.0, lr=0.05)
-    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=2, min_effect=0.0, alpha=0.5)
+    cfg = DiscoConfig(
+        n_images=2,
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        max_iters=3,
+        patience=3,
+        accuracy_threshold=1.0,
+        lr=0.05,
+    )
+    settings = AuditSettings(
+        eval_seeds=4, intervention_seeds=4, attribution_images=2, min_effect=0.0, alpha=0.5
+    )
     # module-scoped fixtures run before the autouse 1-thread fixture: pin the thread count here too, so the reuse
     # test compares images computed with the same floating-point order
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False)
+        res = audit(
+            pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     return res, out, (pipe, clf, cfg, settings)
@@ -58,7 +72,13 @@ def test_report_files_follow_the_schema(tiny_audit):
     doc = json.loads((out / "report.json").read_text())
     validate_report(doc)
     assert doc["audited"]["class_name"] == EVIL
-    assert [f["concept"] for f in doc["factors"]["ranked"]] and {"effect", "ci_low", "ci_high", "q_value", "confirmed"} <= set(doc["factors"]["ranked"][0])
+    assert [f["concept"] for f in doc["factors"]["ranked"]] and {
+        "effect",
+        "ci_low",
+        "ci_high",
+        "q_value",
+        "confirmed",
+    } <= set(doc["factors"]["ranked"][0])
     assert len(doc["trajectory"]) == 3 and doc["evaluation"]["n_pairs"] == 4
     assert set(doc["attribution"]["methods"]) == {"integrated_gradients", "grad_cam", "occlusion"}
     for name in ("trajectory.png", "trajectory.pdf", "factors.png", "factors.pdf"):
@@ -78,7 +98,9 @@ def test_user_text_is_escaped_everywhere(tiny_audit):
     assert EVIL not in page and "<b>model</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "alert(1)</script>" not in page  # not even inside chart JSON
-    assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', page)  # offline: nothing fetched
+    assert not re.search(
+        r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', page
+    )  # offline: nothing fetched
 
 
 def test_finished_run_is_reused_not_retrained(tiny_audit):
@@ -108,10 +130,23 @@ def _chromium():
 def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
     """Issue 'Audit' acceptance 3: no console errors, plotly charts in the DOM, '<script>' shown as text."""
     page = tiny_audit[1] / "index.html"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
@@ -136,9 +171,18 @@ def test_reports_carry_no_absolute_local_paths(tiny_assets, tmp_path):
 
     clf = load_classifier(tiny_assets / "clf.pt")
     pipe = load_pipeline(tiny_assets / "pipe")
-    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, patience=3,
-                      accuracy_threshold=1.0, lr=0.05)
-    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5)
+    cfg = DiscoConfig(
+        n_images=2,
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        max_iters=2,
+        patience=3,
+        accuracy_threshold=1.0,
+        lr=0.05,
+    )
+    settings = AuditSettings(
+        eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5
+    )
     out = tmp_path / "shareable"
     audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False)
     for name in ("report.json", "index.html", "run/config.json"):
@@ -157,10 +201,22 @@ def test_math_like_labels_do_not_break_the_figures(tmp_path):
     matplotlib.use("Agg", force=True)
     from disco_inspect.report.figures import factor_figure, trajectory_figure
 
-    doc = {"audited": {"class_name": "a$^$b"},
-           "trajectory": [{"step": 0, "target_prob_mean": 0.5, "accuracy": 0.5, "top5_accuracy": 1.0}],
-           "factors": {"ranked": [{"concept": "x$^$y", "effect": 0.2, "ci_low": 0.1, "ci_high": 0.3,
-                                   "significant": True, "confirmed": False}]}}
+    doc = {
+        "audited": {"class_name": "a$^$b"},
+        "trajectory": [{"step": 0, "target_prob_mean": 0.5, "accuracy": 0.5, "top5_accuracy": 1.0}],
+        "factors": {
+            "ranked": [
+                {
+                    "concept": "x$^$y",
+                    "effect": 0.2,
+                    "ci_low": 0.1,
+                    "ci_high": 0.3,
+                    "significant": True,
+                    "confirmed": False,
+                }
+            ]
+        },
+    }
     for fig in (trajectory_figure(doc), factor_figure(doc)):
         fig.savefig(tmp_path / "f.png")  # raised ValueError (mathtext) before
 
@@ -193,8 +249,12 @@ def test_a_changed_model_file_is_not_reused(tiny_assets, tmp_path):
     train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)
     torch.manual_seed(123)
     other = load_classifier(model)
-    save_torchscript_classifier(Classifier(TinyCNN(4), other.preprocessing, other.label_names).module, model,
-                                label_names=other.label_names, preprocessing=other.preprocessing)
+    save_torchscript_classifier(
+        Classifier(TinyCNN(4), other.preprocessing, other.label_names).module,
+        model,
+        label_names=other.label_names,
+        preprocessing=other.preprocessing,
+    )
     with pytest.raises(DiscoInspectError, match="classifier"):
         train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)
 
@@ -212,17 +272,38 @@ def test_report_with_images_adds_the_edit_section(tmp_path):
     imgs = tmp_path / "mine"
     for i in range(2):
         save_png(imgs / f"cat_{i}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)))
-    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=2, patience=3,
-                      accuracy_threshold=1.0, lr=0.05)
-    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5)
+    cfg = DiscoConfig(
+        n_images=2,
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        max_iters=2,
+        patience=3,
+        accuracy_threshold=1.0,
+        lr=0.05,
+    )
+    settings = AuditSettings(
+        eval_seeds=4, intervention_seeds=4, attribution_images=0, min_effect=0.0, alpha=0.5
+    )
     out = tmp_path / "audit"
-    res = audit(pipe, clf, "cat", scorer=ColourScorer(), config=cfg, settings=settings, out=out, progress=False,
-                user_images=imgs, edit_settings=EditSettings(num_inference_steps=3, samples=2))
+    res = audit(
+        pipe,
+        clf,
+        "cat",
+        scorer=ColourScorer(),
+        config=cfg,
+        settings=settings,
+        out=out,
+        progress=False,
+        user_images=imgs,
+        edit_settings=EditSettings(num_inference_steps=3, samples=2),
+    )
     doc = json.loads((out / "report.json").read_text())
     validate_report(doc)
     assert doc["edits"]["href"] == "edits/index.html" and len(doc["edits"]["images"]) == 2
     assert doc["edits"]["images"][0]["edit_prompt"] == "a photo of a <S> cat"
-    assert (out / "edits" / "edit.json").is_file() and (out / "edits" / "images" / "cat_0" / "edit.png").is_file()
+    assert (out / "edits" / "edit.json").is_file() and (
+        out / "edits" / "images" / "cat_0" / "edit.png"
+    ).is_file()
     html = (out / "index.html").read_text()
     assert 'id="edits"' in html and html.count('alt="cat_0:') == 5  # source, reconstruction, edit, 2 samples
     assert res.edits["summary"]["n_images"] == 2
@@ -237,5 +318,12 @@ def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr("disco_inspect.engine.optimize.train_token", boom)
     clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
     with pytest.raises(DiscoInspectError, match="nothing|empty|exist"):
-        audit(tiny_pipeline(seed=0), clf, "cat", scorer=ColourScorer(), out=tmp_path / "a", progress=False,
-              user_images=tmp_path / "missing")
+        audit(
+            tiny_pipeline(seed=0),
+            clf,
+            "cat",
+            scorer=ColourScorer(),
+            out=tmp_path / "a",
+            progress=False,
+            user_images=tmp_path / "missing",
+        )

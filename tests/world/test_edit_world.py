@@ -1,6 +1,7 @@
 """Ground truth of counterfactual editing on the world (issue 10): 32 rendered circles on non-green backgrounds,
 edited with the token the main job learns for world:biased_circle_green. Numbers are read by the oracle and the
 classifier on the edited images."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,9 @@ def bench(tmp_path_factory):
 
     pipe = load_pipeline("world")
     clf = load_classifier("world:biased_circle_green")
-    run = train_token(pipe, clf, "circle", config=default_config(pipe), out=tmp_path_factory.mktemp("run"),
-                      progress=False)
+    run = train_token(
+        pipe, clf, "circle", config=default_config(pipe), out=tmp_path_factory.mktemp("run"), progress=False
+    )
     return run_edit_benchmark(run.token_path, n=32, samples=2, pipe=pipe, classifier=clf, progress=False)
 
 

@@ -1,4 +1,5 @@
 """The randomised planted-bias benchmark: cases drawn by seed, ground truth measured on rendered scenes."""
+
 import json
 
 import pytest
@@ -27,14 +28,46 @@ def test_ground_truth_is_measured_on_rendered_scenes():
 
 def test_summary_counts_recall_precision_and_exclusions():
     rows = [
-        {"name": "a", "planted": "x=1", "relied": True, "planted_rank": 1, "planted_confirmed": True,
-         "baseline_target_prob": 0.5, "real": {"x=1": True, "y=2": False}, "confirmed": ["x=1", "y=2"]},
-        {"name": "b", "planted": "x=2", "relied": True, "planted_rank": 3, "planted_confirmed": False,
-         "baseline_target_prob": 0.95, "real": {}, "confirmed": []},
-        {"name": "c", "planted": "x=3", "relied": False, "planted_rank": None, "planted_confirmed": False,
-         "baseline_target_prob": 0.5, "real": {}, "confirmed": []},
-        {"name": "d", "planted": None, "relied": False, "planted_rank": None, "planted_confirmed": False,
-         "baseline_target_prob": 1.0, "real": {}, "confirmed": ["z=1"]},
+        {
+            "name": "a",
+            "planted": "x=1",
+            "relied": True,
+            "planted_rank": 1,
+            "planted_confirmed": True,
+            "baseline_target_prob": 0.5,
+            "real": {"x=1": True, "y=2": False},
+            "confirmed": ["x=1", "y=2"],
+        },
+        {
+            "name": "b",
+            "planted": "x=2",
+            "relied": True,
+            "planted_rank": 3,
+            "planted_confirmed": False,
+            "baseline_target_prob": 0.95,
+            "real": {},
+            "confirmed": [],
+        },
+        {
+            "name": "c",
+            "planted": "x=3",
+            "relied": False,
+            "planted_rank": None,
+            "planted_confirmed": False,
+            "baseline_target_prob": 0.5,
+            "real": {},
+            "confirmed": [],
+        },
+        {
+            "name": "d",
+            "planted": None,
+            "relied": False,
+            "planted_rank": None,
+            "planted_confirmed": False,
+            "baseline_target_prob": 1.0,
+            "real": {},
+            "confirmed": ["z=1"],
+        },
     ]
     s = summarize(rows)
     assert s["recall@1"] == 0.5 and s["recall@3"] == 1.0 and s["recall@3_confirmed"] == 0.5
@@ -47,8 +80,26 @@ def test_random_benchmark_end_to_end(tmp_path, capsys):
     """One drawn bias and one clean classifier, through the CLI; every case's numbers are written."""
     from disco_inspect.cli import main
 
-    assert main(["world", "benchmark", "--random", "1", "--clean", "1", "--seed", "3", "--out", str(tmp_path),
-                 "--no-progress", "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "world",
+                "benchmark",
+                "--random",
+                "1",
+                "--clean",
+                "1",
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "random_benchmark.json").read_text())
     assert len(doc["cases"]) == 2 and doc["seed"] == 3
     case = doc["cases"][0]

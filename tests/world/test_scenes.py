@@ -1,4 +1,5 @@
 """The world's scene generator: determinism, labels vs captions vs pixels, planted biases, speed."""
+
 from __future__ import annotations
 
 import time
@@ -122,7 +123,9 @@ def test_subset_and_factor_names():
 
 def test_fixed_pins_factors_and_keeps_other_draws():
     free = sample_factors(200, generator=_gen(5))
-    pinned = sample_factors(200, generator=_gen(5), fixed={"background": "green", "shape": 2, "object": "SUN"})
+    pinned = sample_factors(
+        200, generator=_gen(5), fixed={"background": "green", "shape": 2, "object": "SUN"}
+    )
     assert (pinned["background"] == BACKGROUNDS.index("green")).all()
     assert (pinned["shape"] == 2).all()
     assert (pinned["object"] == OBJECTS.index("sun")).all()
@@ -198,7 +201,7 @@ def test_captions_match_factors():
             if obj in words:
                 assert truth["object"] == obj, caption
         if "background" in words:
-            bg_words = [w for w in words[noun + 1:] if w in BACKGROUNDS]
+            bg_words = [w for w in words[noun + 1 :] if w in BACKGROUNDS]
             assert bg_words in ([], [truth["background"]]), caption
         assert "none" not in words
     # the random detail level mentions each factor some of the time, but not always
@@ -226,10 +229,16 @@ def test_caption_for_examples():
     assert caption_for({"shape": "circle", "color": "red", "background": "green", "texture": "stripes"}) == (
         "a red circle on a green striped background"
     )
-    assert caption_for({"size": "large", "color": "red", "shape": "circle", "background": "green",
-                        "texture": "dots", "object": "sun"}) == (
-        "a large red circle on a green dotted background with a sun"
-    )
+    assert caption_for(
+        {
+            "size": "large",
+            "color": "red",
+            "shape": "circle",
+            "background": "green",
+            "texture": "dots",
+            "object": "sun",
+        }
+    ) == ("a large red circle on a green dotted background with a sun")
     assert caption_for({"shape": "square", "background": "orange"}) == "a square on an orange background"
     assert caption_for({"shape": "square", "texture": "plain"}) == "a square on a plain background"
     assert caption_for({"shape": "cross", "object": "none"}) == "a cross"
@@ -238,7 +247,11 @@ def test_caption_for_examples():
     with pytest.raises(DiscoInspectError, match="'hexagon'"):
         caption_for({"shape": "hexagon"})
     assert parse_caption("a small blue square next to a tree") == {
-        "size": "small", "color": "blue", "shape": "square", "object": "tree"}
+        "size": "small",
+        "color": "blue",
+        "shape": "square",
+        "object": "tree",
+    }
     with pytest.raises(DiscoInspectError, match="grammar"):
         parse_caption("two circles")
 
@@ -252,7 +265,9 @@ def test_background_colour_is_visible(scenes):
     assert torch.equal(_nearest(mean, BACKGROUND_RGB, BACKGROUNDS), factors["background"])
     # also in the two object-free corners alone (4x4 px, no mask needed)
     corners = torch.cat([images[:, :, :4, :4], images[:, :, -4:, -4:]], dim=3).mean((2, 3))
-    covered = (masks["shape_outline"][:, :4, :4].amax((1, 2)) > 0) | (masks["shape_outline"][:, -4:, -4:].amax((1, 2)) > 0)
+    covered = (masks["shape_outline"][:, :4, :4].amax((1, 2)) > 0) | (
+        masks["shape_outline"][:, -4:, -4:].amax((1, 2)) > 0
+    )
     plain = (factors["texture"] == 0) & ~covered
     assert plain.sum() > 50
     assert torch.equal(_nearest(corners[plain], BACKGROUND_RGB, BACKGROUNDS), factors["background"][plain])
@@ -333,8 +348,13 @@ def test_textures_add_background_variance():
 # ------------------------------------------------------------------------------------------ bias
 @pytest.mark.parametrize(
     "text",
-    ["circle: background=green @ 0.99", "circle:texture=stripes@0.95", "  Square :object = sun@1 ",
-     "cross: color=white @ 0.5", "triangle: size=large @ 0.9"],
+    [
+        "circle: background=green @ 0.99",
+        "circle:texture=stripes@0.95",
+        "  Square :object = sun@1 ",
+        "cross: color=white @ 0.5",
+        "triangle: size=large @ 0.9",
+    ],
 )
 def test_bias_round_trip(text):
     spec = BiasSpec.parse(text)

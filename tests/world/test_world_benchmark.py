@@ -1,4 +1,5 @@
 """The planted-bias benchmark: cases, table, and (slow) the audit finding planted biases on the world."""
+
 import pytest
 
 from disco_inspect.errors import DiscoInspectError
@@ -17,8 +18,19 @@ def test_cases_cover_four_kinds_of_bias_and_a_clean_model():
 
 
 def test_table_row_format():
-    row = {"classifier": "clean", "expected": None, "top": None, "rank": None, "effect": 0.01, "q_value": 0.9,
-           "intervention_effect": None, "confirmed": None, "nominated_by": None, "passed": True, "seconds": 12.0}
+    row = {
+        "classifier": "clean",
+        "expected": None,
+        "top": None,
+        "rank": None,
+        "effect": 0.01,
+        "q_value": 0.9,
+        "intervention_effect": None,
+        "confirmed": None,
+        "nominated_by": None,
+        "passed": True,
+        "seconds": 12.0,
+    }
     line = format_row(row)
     assert "none (clean)" in line and "PASS" in line and len(HEADER.split()) >= 9
 
@@ -31,8 +43,12 @@ def test_benchmark_finds_planted_biases_and_nothing_in_the_clean_model(tmp_path)
     from disco_inspect.world.benchmark import run_benchmark
 
     torch.set_num_threads(2)  # the longest test; the autouse fixture restores the thread count
-    rows = run_benchmark(names=["biased_circle_green.pt", "biased_cross_red.pt", "clean.pt"], out=tmp_path,
-                         progress=False, echo=lambda _line: None)
+    rows = run_benchmark(
+        names=["biased_circle_green.pt", "biased_cross_red.pt", "clean.pt"],
+        out=tmp_path,
+        progress=False,
+        echo=lambda _line: None,
+    )
     by_name = {r["classifier"]: r for r in rows}
     for name in ("biased_circle_green", "biased_cross_red"):
         r = by_name[name]

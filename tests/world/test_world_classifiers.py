@@ -1,4 +1,5 @@
 """The shipped world classifiers carry their planted bias (and the clean one does not)."""
+
 import pytest
 
 from disco_inspect import load_classifier
@@ -49,7 +50,9 @@ def test_world_classifier_file_loads_back_as_an_eager_module(tmp_path, spatial):
     from disco_inspect.world.scenes import SHAPES
 
     torch.manual_seed(0)
-    clf = Classifier(SceneCNN(width=8, spatial=spatial).eval(), Preprocessing.from_dict(PREPROCESSING), list(SHAPES))
+    clf = Classifier(
+        SceneCNN(width=8, spatial=spatial).eval(), Preprocessing.from_dict(PREPROCESSING), list(SHAPES)
+    )
     save_world_classifier(clf, tmp_path / "c.pt")
     loaded = load_classifier(tmp_path / "c.pt")
     assert isinstance(loaded.module, SceneCNN) and last_conv_layer(loaded) is not None

@@ -1,4 +1,5 @@
 """World oracle, world classifiers and the world model's training script (short budgets)."""
+
 import torch
 
 from disco_inspect.world.classifiers import SceneCNN
@@ -29,8 +30,23 @@ def test_scene_cnn_logits():
 def test_world_training_reproduces_first_checkpoints(tmp_path):
     from disco_inspect.world.train import main
 
-    args = ["--stage", "all", "--vae-steps", "2", "--unet-steps", "2", "--vae-batch", "4", "--unet-batch", "4",
-            "--checkpoint-every", "2", "--eval-every", "1000", "--no-progress"]
+    args = [
+        "--stage",
+        "all",
+        "--vae-steps",
+        "2",
+        "--unet-steps",
+        "2",
+        "--vae-batch",
+        "4",
+        "--unet-batch",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "1000",
+        "--no-progress",
+    ]
     for run in ("a", "b"):
         assert main(["--work", str(tmp_path / run), *args]) == 0
     for ckpt in ("vae_ckpt.pt", "unet_ckpt.pt"):
@@ -43,7 +59,15 @@ def test_quality_report_smoke(tiny_pipe):
     from disco_inspect.world.quality import quality_report
 
     rep = quality_report(tiny_pipe, n=4, steps=2, batch_size=4)
-    assert set(rep["accuracy"]) == {"shape", "color", "background", "texture", "object", "size", "object_presence"}
+    assert set(rep["accuracy"]) == {
+        "shape",
+        "color",
+        "background",
+        "texture",
+        "object",
+        "size",
+        "object_presence",
+    }
     assert all(0 <= v <= 1 for v in rep["accuracy"].values())
     assert all(0 <= v <= 1 for v in rep["shape_only_diversity"].values())
 
@@ -51,8 +75,19 @@ def test_quality_report_smoke(tiny_pipe):
 def test_compact_checkpoint_resumes(tmp_path):
     from disco_inspect.world.train import COMPACT_UNET, compact_checkpoint, main
 
-    args = ["--vae-steps", "2", "--vae-batch", "4", "--unet-batch", "4", "--checkpoint-every", "2", "--eval-every",
-            "1000", "--no-progress"]
+    args = [
+        "--vae-steps",
+        "2",
+        "--vae-batch",
+        "4",
+        "--unet-batch",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "1000",
+        "--no-progress",
+    ]
     assert main(["--work", str(tmp_path / "a"), "--unet-steps", "2", *args]) == 0
     compact_checkpoint(tmp_path / "a", tmp_path / "c")
     assert main(["--work", str(tmp_path / "c"), "--unet-steps", "4", *args]) == 0  # continues from step 2

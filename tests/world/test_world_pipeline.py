@@ -1,4 +1,5 @@
 """The shipped world pipeline: loads offline through the one engine code path, follows its captions."""
+
 import os
 
 import pytest
@@ -25,7 +26,9 @@ def test_world_is_a_stable_diffusion_pipeline(world):
 def test_conditioning_is_real(world):
     from disco_inspect.world.train import WorldTrainConfig, conditioning_gap
 
-    gap = conditioning_gap(world.unet, world.vae, world.tokenizer, world.text_encoder, WorldTrainConfig(), n=128)
+    gap = conditioning_gap(
+        world.unet, world.vae, world.tokenizer, world.text_encoder, WorldTrainConfig(), n=128
+    )
     assert gap["true"] * 1.3 < gap["shuffled"], gap  # true captions denoise clearly better than shuffled ones
     assert gap["true"] < gap["empty"], gap
 
@@ -47,9 +50,15 @@ def test_train_token_runs_on_the_world(world):
     from disco_inspect.world.make import ASSETS
 
     clf = load_classifier(ASSETS / "classifiers" / "biased_circle_green.pt")
-    run = train_token(world, clf, "circle", progress=False,
-                      config=DiscoConfig(n_images=2, num_inference_steps=4, guidance_scale=4.0, max_iters=2,
-                                        accuracy_threshold=1.0))
+    run = train_token(
+        world,
+        clf,
+        "circle",
+        progress=False,
+        config=DiscoConfig(
+            n_images=2, num_inference_steps=4, guidance_scale=4.0, max_iters=2, accuracy_threshold=1.0
+        ),
+    )
     assert len(run.trajectory) == 2 and "<S>" in world.tokenizer.get_vocab()
 
 

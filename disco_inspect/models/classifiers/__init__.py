@@ -15,6 +15,7 @@ The modules import one way, bottom to top: ``_common``, :mod:`.preprocessing` an
 (:func:`save_torchscript_classifier`) and :mod:`.loading` (:func:`resolve_format`, :func:`load_classifier`).
 This package re-exports their public names (and the private ones other code imported from the former module).
 """
+
 from __future__ import annotations
 
 from ._common import ACCEPTED_FORMATS, METADATA_NAME

@@ -3,6 +3,7 @@
 :data:`METADATA_NAME` is the metadata entry written by :mod:`.export` and read by :mod:`.loading`;
 :data:`ACCEPTED_FORMATS` is the list of accepted model files that error messages quote.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -4,6 +4,7 @@ A TorchScript file's ``eager`` metadata names a key of :data:`_ARCHITECTURES`; :
 validates that spec as data and :func:`_eager_module` rebuilds the eager module (hookable, e.g. for GradCAM)
 and loads the scripted weights into it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -67,7 +68,7 @@ def _check_eager_spec(spec: Any, where: str) -> dict[str, Any]:
     fix = "re-save the model with save_torchscript_classifier, or drop the `eager` entry to use the TorchScript module"
     if not isinstance(spec, Mapping):
         raise DiscoInspectError(
-            f"`eager` in {where} must be an object {{\"factory\": key, \"kwargs\": {{...}}}}, got {spec!r}; {fix}."
+            f'`eager` in {where} must be an object {{"factory": key, "kwargs": {{...}}}}, got {spec!r}; {fix}.'
         )
     unknown = sorted(str(k) for k in spec if k not in _EAGER_KEYS)
     if unknown:
@@ -96,8 +97,10 @@ def _check_eager_spec(spec: Any, where: str) -> dict[str, Any]:
             raise DiscoInspectError(
                 f"`eager.kwargs` key {name!r} in {where} is not a Python identifier; {fix}."
             )
-        if not (isinstance(value, scalars)
-                or (isinstance(value, list) and all(isinstance(v, scalars) for v in value))):
+        if not (
+            isinstance(value, scalars)
+            or (isinstance(value, list) and all(isinstance(v, scalars) for v in value))
+        ):
             raise DiscoInspectError(
                 f"`eager.kwargs.{name}` = {value!r} in {where} is not allowed: kwargs values must be JSON strings, "
                 f"numbers, booleans, null or lists of those; {fix}."

@@ -1,4 +1,5 @@
 """Saving a classifier as TorchScript with its labels, preprocessing and ``eager`` architecture as metadata."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Class names: label files (text or JSON), ImageNet defaults and the synonym keys class lookup matches on."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ def load_label_file(path: str | Path) -> list[str]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise DiscoInspectError(f"Label file `{path}` is not valid JSON ({e}); fix it or use a text file.") from e
+            raise DiscoInspectError(
+                f"Label file `{path}` is not valid JSON ({e}); fix it or use a text file."
+            ) from e
         return _labels_from_json(data, path)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
@@ -94,7 +97,9 @@ def _labels_from_json(data: Any, path: Path) -> list[str]:
         raise DiscoInspectError(
             f"Label file `{path}` must hold a JSON list of names or a dict index → name, got {type(data).__name__}."
         )
-    labels = [v[-1] if isinstance(v, list) and v and all(isinstance(s, str) for s in v) else v for v in labels]
+    labels = [
+        v[-1] if isinstance(v, list) and v and all(isinstance(s, str) for s in v) else v for v in labels
+    ]
     return _check_labels(labels, f"label file `{path}`")
 
 
@@ -135,7 +140,9 @@ def imagenet_label_names(num_classes: int) -> list[str] | None:
 def _default_labels(num_classes: int) -> list[str]:
     names = imagenet_label_names(num_classes)
     if names is not None:
-        logger.info("No labels given; assuming the %d ImageNet classes (pass `labels` otherwise).", num_classes)
+        logger.info(
+            "No labels given; assuming the %d ImageNet classes (pass `labels` otherwise).", num_classes
+        )
         return names
     logger.info("No labels given; naming the %d outputs class_0..class_%d.", num_classes, num_classes - 1)
     return [f"class_{i}" for i in range(num_classes)]

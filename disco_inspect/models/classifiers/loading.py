@@ -7,6 +7,7 @@ only with explicit consent — a fully pickled module. :func:`resolve_format` na
 (from its type, a file's suffix and a look at its bytes that unpickles nothing) and :data:`_LOADERS` maps each
 format to the function that loads it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -96,7 +97,9 @@ def load_classifier(
         from ... import registry
 
         prefix = source.split(":", 1)[0]
-        if registry.has("model_source", prefix):  # e.g. world:NAME, filled by the face (models never import world)
+        if registry.has(
+            "model_source", prefix
+        ):  # e.g. world:NAME, filled by the face (models never import world)
             source = registry.resolve("model_source", prefix)(source)
     explicit_labels = _coerce_labels(labels)
     if preprocessing is not None and not isinstance(preprocessing, (Mapping, Preprocessing)):
@@ -107,12 +110,22 @@ def load_classifier(
 
     fmt = resolve_format(source)
     if fmt == "classifier":  # already built: nothing to load
-        return _reuse_classifier(source, arch=arch, labels=explicit_labels, preprocessing=preprocessing,
-                                 processor_pre=processor_pre, check=check)
-    request = _Request(arch, trust_pickle, has_processor=processor_pre is not None or preprocessing is not None)
+        return _reuse_classifier(
+            source,
+            arch=arch,
+            labels=explicit_labels,
+            preprocessing=preprocessing,
+            processor_pre=processor_pre,
+            check=check,
+        )
+    request = _Request(
+        arch, trust_pickle, has_processor=processor_pre is not None or preprocessing is not None
+    )
     loaded = _LOADERS[fmt](source, request)
 
-    pre = _merge_preprocessing(loaded.base or Preprocessing(), loaded.file_preprocessing, processor_pre, preprocessing)
+    pre = _merge_preprocessing(
+        loaded.base or Preprocessing(), loaded.file_preprocessing, processor_pre, preprocessing
+    )
     label_names = explicit_labels if explicit_labels is not None else loaded.file_labels
     if label_names is None and loaded.num_classes is not None:
         label_names = _default_labels(loaded.num_classes)
@@ -191,9 +204,7 @@ def resolve_format(source: Any) -> str:
         )
     path = Path(source).expanduser()
     if not path.exists():
-        raise DiscoInspectError(
-            f"Model file `{path}` does not exist; pass the path to {ACCEPTED_FORMATS}."
-        )
+        raise DiscoInspectError(f"Model file `{path}` does not exist; pass the path to {ACCEPTED_FORMATS}.")
     if not path.is_file():
         raise DiscoInspectError(f"Model path `{path}` is not a file; pass the path to {ACCEPTED_FORMATS}.")
     if path.suffix.lower() in _SUFFIX_FORMATS:
@@ -209,8 +220,10 @@ def _is_timm_model(module: nn.Module) -> bool:
 
 def _is_hf_model(module: nn.Module) -> bool:
     """A transformers ``PreTrainedModel`` (checked by class name, without importing transformers)."""
-    return any(c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers.")
-               for c in type(module).__mro__)
+    return any(
+        c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers.")
+        for c in type(module).__mro__
+    )
 
 
 def _is_flatbuffer(path: Path) -> bool:
@@ -235,8 +248,12 @@ def _load_module(module: nn.Module, request: _Request) -> _Loaded:
 def _load_timm_module(module: nn.Module, request: _Request) -> _Loaded:
     """A timm model: its data config gives the preprocessing and its ``num_classes`` the default labels."""
     _warn_module_arch(request.arch)
-    return _Loaded(module, f"module:{type(module).__name__}", base=Preprocessing.from_timm(module),
-                   num_classes=_positive_int(getattr(module, "num_classes", None)))
+    return _Loaded(
+        module,
+        f"module:{type(module).__name__}",
+        base=Preprocessing.from_timm(module),
+        num_classes=_positive_int(getattr(module, "num_classes", None)),
+    )
 
 
 def _load_hf_model(module: nn.Module, request: _Request) -> _Loaded:
@@ -276,8 +293,12 @@ def _load_torchscript(source: str | os.PathLike[str], request: _Request) -> _Loa
     meta = _parse_metadata(extra[METADATA_NAME], path)
     if meta.get("eager"):
         module = _eager_module(meta["eager"], module, path)
-    return _Loaded(module, f"torchscript:{path}", file_preprocessing=meta.get("preprocessing"),
-                   file_labels=meta.get("label_names"))
+    return _Loaded(
+        module,
+        f"torchscript:{path}",
+        file_preprocessing=meta.get("preprocessing"),
+        file_labels=meta.get("label_names"),
+    )
 
 
 def _load_pickle_file(source: str | os.PathLike[str], request: _Request) -> _Loaded:
@@ -334,7 +355,8 @@ def _from_hf_model(module: nn.Module, *, has_processor: bool) -> _Loaded:
         logger.warning(
             "No %s found beside the Hugging Face model %s; mean/std default to ImageNet's. Pass "
             "`image_processor=` (the processor or its local folder) or `preprocessing=`.",
-            HF_PROCESSOR_CONFIG, name or type(module).__name__,
+            HF_PROCESSOR_CONFIG,
+            name or type(module).__name__,
         )
     id2label = getattr(config, "id2label", None) or {}
     num_classes = _positive_int(getattr(config, "num_labels", None))
@@ -345,8 +367,13 @@ def _from_hf_model(module: nn.Module, *, has_processor: bool) -> _Loaded:
         names = []
     if names and not all(re.fullmatch(r"LABEL_\d+", str(n)) for n in names):
         labels = _check_labels(names, f"`id2label` of the Hugging Face model {name or type(module).__name__}")
-    return _Loaded(module, f"hf:{name or type(module).__name__}", base=_merge_preprocessing(Preprocessing(), fields),
-                   file_labels=labels, num_classes=num_classes)
+    return _Loaded(
+        module,
+        f"hf:{name or type(module).__name__}",
+        base=_merge_preprocessing(Preprocessing(), fields),
+        file_labels=labels,
+        num_classes=num_classes,
+    )
 
 
 def _load_checkpoint(path: Path, request: _Request, *, torchscript_failure: str | None = None) -> _Loaded:
@@ -362,7 +389,10 @@ def _load_checkpoint(path: Path, request: _Request, *, torchscript_failure: str 
         if unsafe is None and "Unsupported global" in str(e):
             unsafe = [m.group(1) for m in re.finditer(r"GLOBAL ([\w.]+)", str(e))] or ["?"]
         if unsafe is None:
-            reasons = [torchscript_failure or _torchscript_failure(path), f"torch.load: {_first_line(e, 160)}"]
+            reasons = [
+                torchscript_failure or _torchscript_failure(path),
+                f"torch.load: {_first_line(e, 160)}",
+            ]
             raise DiscoInspectError(
                 f"Cannot read `{path}` as a classifier: it is corrupt or not a supported format "
                 f"({'; '.join(reasons)}). Accepted: {ACCEPTED_FORMATS}."
@@ -381,7 +411,9 @@ def _torchscript_failure(path: Path) -> str:
     return "TorchScript: not a TorchScript archive"  # pragma: no cover - resolve_format would have said torchscript
 
 
-def _unpickle(path: Path, unsafe: list[str], request: _Request, cause: BaseException | None = None) -> _Loaded:
+def _unpickle(
+    path: Path, unsafe: list[str], request: _Request, cause: BaseException | None = None
+) -> _Loaded:
     """Unpickle a checkpoint that names the globals ``unsafe``, only with ``trust_pickle``."""
     if not request.trust_pickle:
         names = ", ".join(f"`{n}`" for n in unsafe[:4]) + (", ..." if len(unsafe) > 4 else "")
@@ -483,8 +515,12 @@ def _find_module(obj: Any) -> nn.Module | None:
 
 
 def _is_tensor_dict(obj: Any) -> bool:
-    return (isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(k, str) for k in obj)
-            and all(isinstance(v, torch.Tensor) for v in obj.values()))
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
 
 
 def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -497,7 +533,7 @@ def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
     sd = dict(obj)
     for prefix in _STATE_DICT_PREFIXES:
         if all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -540,7 +576,7 @@ def _from_state_dict(state_dict: dict[str, torch.Tensor], path: Path, arch: str 
     if arch is None:
         raise DiscoInspectError(
             f"`{path}` is a state dict (weights only); pass its timm architecture with `arch=` (CLI `--arch`), "
-            "e.g. `arch=\"resnet50\"`, or save the model as TorchScript instead."
+            'e.g. `arch="resnet50"`, or save the model as TorchScript instead.'
         )
     try:
         import timm
@@ -564,18 +600,29 @@ def _from_state_dict(state_dict: dict[str, torch.Tensor], path: Path, arch: str 
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
         raise DiscoInspectError(_mismatch_message(model, state_dict, path, arch)) from e
-    return _Loaded(model, f"timm:{arch}:{path}", base=Preprocessing.from_timm(model),
-                   num_classes=_positive_int(getattr(model, "num_classes", None)))
+    return _Loaded(
+        model,
+        f"timm:{arch}:{path}",
+        base=Preprocessing.from_timm(model),
+        num_classes=_positive_int(getattr(model, "num_classes", None)),
+    )
 
 
 def _mismatch_message(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: Path, arch: str) -> str:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    shapes = [f"{k} (file {list(state_dict[k].shape)} vs model {list(expected[k].shape)})"
-              for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    shapes = [
+        f"{k} (file {list(state_dict[k].shape)} vs model {list(expected[k].shape)})"
+        for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
     parts = []
-    for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+    for what, keys in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", shapes),
+    ):
         if keys:
             parts.append(f"{len(keys)} {what}: {', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''}")
     detail = "; ".join(parts) or "incompatible weights"
@@ -593,7 +640,7 @@ class _PerImage(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.module(x[i:i + 1]) for i in range(x.shape[0])])
+        return torch.cat([self.module(x[i : i + 1]) for i in range(x.shape[0])])
 
 
 def _load_onnx(path: Path) -> _Loaded:
@@ -639,4 +686,6 @@ def _load_onnx(path: Path) -> _Loaded:
     if batch_one:
         logger.info("ONNX model %s has a fixed batch size of 1; images will be run one at a time.", path)
         module = _PerImage(module)
-    return _Loaded(module, f"onnx:{path}", file_preprocessing=file_pre or None, file_labels=meta.get("label_names"))
+    return _Loaded(
+        module, f"onnx:{path}", file_preprocessing=file_pre or None, file_labels=meta.get("label_names")
+    )

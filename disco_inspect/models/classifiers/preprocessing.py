@@ -3,6 +3,7 @@
 :class:`Preprocessing` has timm semantics; its fields can be read from timm's data config
 (:meth:`Preprocessing.from_timm`) or a Hugging Face image processor (:meth:`Preprocessing.from_image_processor`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -171,11 +172,12 @@ class Preprocessing:
             if self.interpolation == "nearest":
                 x = F.interpolate(x, size=(nh, nw), mode="nearest")
             else:
-                x = F.interpolate(x, size=(nh, nw), mode=self.interpolation, align_corners=False,
-                                  antialias=nh < h or nw < w)
+                x = F.interpolate(
+                    x, size=(nh, nw), mode=self.interpolation, align_corners=False, antialias=nh < h or nw < w
+                )
         th, tw = self.input_size
         top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-        x = x[..., top:top + th, left:left + tw]
+        x = x[..., top : top + th, left : left + tw]
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -214,7 +216,9 @@ def _parse_triple(name: str, value: Any) -> tuple[float, float, float]:
     return out  # type: ignore[return-value]
 
 
-def _merge_preprocessing(base: Preprocessing, *layers: Mapping[str, Any] | Preprocessing | None) -> Preprocessing:
+def _merge_preprocessing(
+    base: Preprocessing, *layers: Mapping[str, Any] | Preprocessing | None
+) -> Preprocessing:
     """``base`` with each layer's keys applied on top (later layers win)."""
     merged = base.to_dict()
     for layer in layers:
@@ -253,9 +257,13 @@ def _image_processor_config(processor: Any) -> dict[str, Any]:
         try:
             cfg = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DiscoInspectError(f"Cannot read image processor config `{file}` as JSON ({e}); fix or re-save it.") from e
+            raise DiscoInspectError(
+                f"Cannot read image processor config `{file}` as JSON ({e}); fix or re-save it."
+            ) from e
         if not isinstance(cfg, dict):
-            raise DiscoInspectError(f"Image processor config `{file}` must hold a JSON object, got {type(cfg).__name__}.")
+            raise DiscoInspectError(
+                f"Image processor config `{file}` must hold a JSON object, got {type(cfg).__name__}."
+            )
         return cfg
     to_dict = getattr(processor, "to_dict", None)
     if callable(to_dict):
@@ -291,7 +299,7 @@ def _image_processor_fields(processor: Any) -> dict[str, Any]:
             if not isinstance(value, (list, tuple)) or len(value) != 3:
                 raise DiscoInspectError(
                     f"`{key}` in the image processor config must be 3 numbers (one per RGB channel), got {value!r}; "
-                    f"pass `preprocessing={{\"{field}\": [r, g, b]}}` instead."
+                    f'pass `preprocessing={{"{field}": [r, g, b]}}` instead.'
                 )
             out[field] = list(value)
     size = cfg.get("size") if cfg.get("do_resize", True) is not False else None
@@ -309,7 +317,9 @@ def _image_processor_fields(processor: Any) -> dict[str, Any]:
     elif isinstance(shortest, int):
         out["input_size"], out["crop_pct"] = [shortest, shortest], 1.0
     elif size is not None:
-        logger.warning("Image processor size %r is not supported; pass `preprocessing={\"input_size\": ...}`.", size)
+        logger.warning(
+            'Image processor size %r is not supported; pass `preprocessing={"input_size": ...}`.', size
+        )
     resample = cfg.get("resample")
     if resample is not None:
         try:

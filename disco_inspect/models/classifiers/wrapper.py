@@ -5,6 +5,7 @@ Its ``forward`` takes images in ``[0, 1]`` and applies :class:`~.preprocessing.P
 crop → normalise) with differentiable torch ops, so gradients reach the images (the DisCo token is trained
 through the classifier). The classifier's own parameters are frozen.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -79,7 +80,11 @@ class Classifier(nn.Module):
         """Logits ``[B, C]`` for images ``[B, 3, H, W]`` in ``[0, 1]``; differentiable w.r.t. the images."""
         x = self.preprocessing(images01)
         param = next(self.module.parameters(), None)
-        if param is not None and param.is_floating_point() and (x.dtype, x.device) != (param.dtype, param.device):
+        if (
+            param is not None
+            and param.is_floating_point()
+            and (x.dtype, x.device) != (param.dtype, param.device)
+        ):
             x = x.to(device=param.device, dtype=param.dtype)
         out = self.module(x)
         if not isinstance(out, torch.Tensor) and isinstance(getattr(out, "logits", None), torch.Tensor):
@@ -119,7 +124,12 @@ class Classifier(nn.Module):
                 f"{type(e).__name__}: {_first_line(e)}. It must take a normalised RGB batch [batch, 3, H, W] and "
                 "return logits [batch, num_classes]; check `preprocessing` (input_size) and the model."
             ) from e
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2 or not out.is_floating_point():
+        if (
+            not isinstance(out, torch.Tensor)
+            or out.ndim != 2
+            or out.shape[0] != 2
+            or not out.is_floating_point()
+        ):
             got = _fmt_shape(out) + (f" ({out.dtype})" if isinstance(out, torch.Tensor) else "")
             raise DiscoInspectError(
                 f"The classifier `{self.source}` returned {got} for a batch of 2 images; the model must return "
