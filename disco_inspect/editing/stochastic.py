@@ -15,9 +15,11 @@ paper found token-level MLPs (one shared map per token) give uniform textures, s
   and, since the token's own word means nothing to a text scorer, the audited classifier's cross-entropy toward
   the class (what the token means), plus ``beta`` x KL, plus ``gamma`` x the diversity loss (eq. 3: L1 distance between the features of shuffled
   pairs of samples; ``gamma < 0`` rewards diversity; features: the classifier's penultimate layer).
-  The paper's cross-matched term ``D(I', C'')`` needs a text reading of the sampled embedding, which neither
-  scorer has (``C''`` is the text encoder's output, not text); the paper's ablation found that term
-  adversarial, so the loss here is ``D(I'', C')`` (``lambda = 1``).
+  The cross-matched loss (eq. 2) is ``lam D(I'', C') + (1 - lam) D(I', C'')``. Both scorers read *text*: the
+  sampled embedding ``C''`` is a perturbation of the same prompt, so its reading is the prompt's, and
+  ``D(I', C'')`` (the deterministic edit's estimate against that prompt) is computed and reported but carries no
+  gradient to the VAE; the paper's ablation found that term adversarial where it did (through CLIP's text tower).
+  The default ``lam = 1`` keeps the term that trains.
 
 Only the VAE's parameters are trained; the pipeline's weights stay frozen (and unchanged).
 """
@@ -242,6 +244,7 @@ def train_cond_vae(
     images_per_step: int = 2,
     lr: float = 1e-3,
     alpha: float = 1.0,
+    lam: float = 1.0,
     beta: float = 1e-2,
     gamma: float = -0.1,
     latent: int = 32,
@@ -259,6 +262,7 @@ def train_cond_vae(
         classifier, target, delta: the token's words mean nothing to a text scorer ("<S>" is left out); what the
             token means is what the audited classifier learned, so with a classifier the match term also holds
             ``delta`` x its cross-entropy toward ``target`` (the edits stay edits toward the class).
+        lam: eq. 2's weight of ``D(I'', C')`` against the cross term ``D(I', C'')`` (see the module docs).
         train_samples: samples per image per step (N of eq. 3).
         late_fraction: train on steps from this fraction of the trajectory on (0.5: the later half, where DDIM's
             clean-image estimate is sharp enough for the scorer and the classifier to read); None = all steps.
@@ -273,6 +277,8 @@ def train_cond_vae(
             f"The concept scorer {type(scorer).__name__} has no `prompt_distance`; Method 2 "
             "(`cond-vae`) needs the world's oracle scorer or an OpenClipScorer."
         )
+    if not 0 <= lam <= 1:
+        raise DiscoInspectError(f"`lam` = {lam!r} is invalid; use a weight in [0, 1] (eq. 2's lambda).")
     if gamma > 0:
         raise DiscoInspectError(
             f"`gamma` = {gamma!r} must be <= 0 (a negative weight rewards diverse samples)."
@@ -300,13 +306,25 @@ def train_cond_vae(
         eps = guided_eps(pipe, x_t, t, c2, null, inversion.guidance_scale)
         images = decode(pipe, predict_x0(sched, eps, t, x_t))
         prompts = [edit_prompts[i] for i in sel.tolist() for _ in range(n)]
-        l_clip = scorer.prompt_distance(images, prompts).mean()
-        if (
-            classifier is not None
-        ):  # what the token's word means: the class, as the audited classifier sees it
-            l_clip = l_clip + delta * F.cross_entropy(
-                classifier(images), torch.full((len(images),), int(target))
-            )
+
+        def match(imgs: torch.Tensor, names: list[str]) -> torch.Tensor:
+            """D(image, prompt): the scorer against the prompt's words, plus (with a classifier) what the token
+            means, the class as the audited classifier sees it."""
+            d = scorer.prompt_distance(imgs, names).mean()
+            if classifier is not None:
+                d = d + delta * F.cross_entropy(classifier(imgs), torch.full((len(imgs),), int(target)))
+            return d
+
+        l_clip = match(images, prompts)  # D(I'', C')
+        l_cross = torch.zeros((), device=l_clip.device)
+        if lam < 1:  # D(I', C''): the deterministic edit's estimate, read against what C'' says
+            with torch.no_grad():
+                det = decode(
+                    pipe,
+                    predict_x0(sched, guided_eps(pipe, x_t, t, c, null, inversion.guidance_scale), t, x_t),
+                )
+                l_cross = match(det, prompts)
+        l_clip = lam * l_clip + (1 - lam) * l_cross
         feats = features(images).view(len(sel), n, -1)
         perm = _derangement(n, gen)
         l_div = (feats - feats[:, perm]).abs().mean()
@@ -319,6 +337,7 @@ def train_cond_vae(
             {
                 "step": it,
                 "match": float(l_clip.detach()),
+                "cross": float(l_cross),
                 "kl": float(kl.detach()),
                 "diversity": float(l_div.detach()),
             }

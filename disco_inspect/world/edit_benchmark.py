@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +41,19 @@ def circle_scenes(n: int, seed: int = 0) -> Any:
         factors={k: v[keep] for k, v in batch.factors.items()},
         captions=[batch.captions[i] for i in keep.tolist()],
     )
+
+
+def save_circle_scenes(folder: str | Path, n: int = 8, seed: int = 0) -> list[Path]:
+    """Write ``n`` rendered non-green circle scenes as PNGs (``circle_00.png``, ...): images to try
+    ``disco-inspect edit`` on."""
+    from ..engine.run import save_png
+
+    folder = Path(folder)
+    scenes = circle_scenes(n, seed)
+    paths = [folder / f"circle_{i:02d}.png" for i in range(n)]
+    for path, image in zip(paths, scenes.images, strict=True):
+        save_png(path, image)
+    return paths
 
 
 def oracle_rates(oracle: Any, images: torch.Tensor) -> dict[str, float]:

@@ -231,6 +231,22 @@ def test_cond_vae_trains_with_a_scorer_and_features(tiny_pipe, tiny_clf):
         progress=False,
     )
     assert res.samples.shape == (2, 2, 3, 32, 32) and len(res.vae_history) == 2
+    crossed = edit(
+        tiny_pipe,
+        inv,
+        _token(tiny_pipe),
+        class_name="circle",
+        method="cond-vae",
+        samples=2,
+        scorer=Scorer(),
+        features=classifier_features(tiny_clf).features,
+        classifier=tiny_clf,
+        target=0,
+        vae_options={"steps": 2, "train_samples": 2, "lam": 0.5},
+        progress=False,
+    )
+    assert all(h["cross"] > 0 for h in crossed.vae_history)  # eq. 2's D(I', C'') is computed with lam < 1
+    assert all(h["cross"] == 0 for h in res.vae_history)
     with pytest.raises(DiscoInspectError, match="scorer"):
         edit(
             tiny_pipe,
