@@ -67,7 +67,7 @@ class ConfigMixin:
 class DiscoConfig(ConfigMixin):
     """Hyperparameters of :func:`disco_inspect.train_token`.
 
-    Defaults follow the paper and the reference implementation (see ``../shared/REFERENCE.md``),
+    Defaults follow the paper and the reference implementation (README: "How this differs from the reference implementation"),
     with its bugs fixed: only the new row changes, clipping happens after ``backward``, the saved
     token is the one whose images were judged.
     """
