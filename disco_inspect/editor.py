@@ -182,14 +182,7 @@ def edit_images(
     result = edit(
         pipe,
         inv,
-        (
-            token_str,
-            pipe.text_encoder.get_input_embeddings()
-            .weight[pipe.tokenizer.convert_tokens_to_ids(token_str)]
-            .detach()
-            .float()
-            .cpu(),
-        ),
+        token_str,  # installed above; edit() reads its row instead of installing it again
         class_name=name,
         method=knobs["method"],
         samples=knobs["samples"] if knobs["method"] != "none" else 0,
