@@ -34,7 +34,7 @@ _PUBLIC = {
     "AuditSettings": "disco_inspect.auditor",
     "AuditResult": "disco_inspect.auditor",
     "train_token": "disco_inspect.engine.optimize",
-    "TokenRun": "disco_inspect.engine.result",
+    "TokenRun": "disco_inspect.engine.token_run",
     "evaluate_accuracy": "disco_inspect.engine.evaluate",
     "load_pipeline": "disco_inspect.models.pipelines",
     "load_classifier": "disco_inspect.models.classifiers",

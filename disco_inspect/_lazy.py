@@ -49,3 +49,19 @@ def attach(
         return sorted(public)
 
     return public, __getattr__, __dir__
+
+
+def moved_module(old: str, new: str) -> None:
+    """Make the module ``old`` an alias of ``new`` for one release, with a DeprecationWarning.
+
+    Call it as the only statement of the old module: ``moved_module(__name__, "package.new_name")``. Afterwards
+    ``import old`` and ``from old import x`` give the new module's objects (the same ones, not copies).
+    """
+    import sys
+
+    warnings.warn(
+        f"module `{old}` was renamed to `{new}`; the old name goes in the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    sys.modules[old] = importlib.import_module(new)

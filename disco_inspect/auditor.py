@@ -90,7 +90,7 @@ class AuditResult:
     config: DiscoConfig
     settings: AuditSettings
     run: Any
-    """The :class:`~disco_inspect.engine.result.TokenRun`."""
+    """The :class:`~disco_inspect.engine.token_run.TokenRun`."""
     scorer: str
     concepts: list[str]
     eval_seeds: list[int]
@@ -140,7 +140,7 @@ class AuditResult:
 
 def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, list[float]] | None:
     """Mean concept presence and target probability per recorded iteration (baseline first, as step -1)."""
-    from .engine.run import load_pngs
+    from .engine.run_folder import load_pngs
 
     if run.run_dir is None:
         return None
@@ -208,7 +208,7 @@ def audit(
     from .analysis.attention import object_masks
     from .analysis.factors import discover_factors
     from .engine.optimize import RunInterrupted, as_classifier, package_versions, run_identity, train_token
-    from .engine.scoring import target_probabilities
+    from .engine.records import target_probabilities
 
     settings = settings or AuditSettings()
     cfg = config or default_config(pipe)
@@ -407,6 +407,7 @@ def _confirm(
 
     top = factors.top(settings.confirm_top)
     if not top or not hasattr(scorer, "intervention"):
+        factors.rank_by_reliance()  # nothing to confirm: still rank (and say which ranking the report shows)
         return
     seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
     for f in tqdm(top, desc="interventions", disable=not progress):
@@ -440,8 +441,8 @@ def _null_control(
     """Concept scores under control tokens, averaged per seed: the untrained token (its initial embedding) and
     ``control_draws`` tokens as far from it as the learned one, in random directions (seeded). Same prompts and
     seeds as the token images; the learned embedding is put back afterwards."""
+    from .engine.records import target_probabilities
     from .engine.sampling import generate
-    from .engine.scoring import target_probabilities
     from .engine.token import put_token
 
     init = run.initial_embedding.float().reshape(-1)

@@ -137,7 +137,7 @@ def edit_images(
     from .editing.inversion import invert, reconstruct, vae_roundtrip
     from .editing.measure import measure_edits
     from .editing.metrics import classifier_features
-    from .engine.run import save_png
+    from .engine.run_folder import save_png
     from .engine.sampling import image_size
     from .report.edit_page import render_edit_page
 

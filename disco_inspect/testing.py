@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .world.classifiers import SceneCNN
+from .world.scene_classifiers import SceneCNN
 
 TINY_LABELS = ("circle", "square", "triangle", "cross")
 
@@ -119,3 +119,26 @@ def tiny_classifier(seed: int = 0, num_classes: int = 4, input_size: int = 32) -
         std=(0.5, 0.5, 0.5),
     )
     return Classifier(TinyCNN(num_classes), pre, labels, source=f"tiny-cnn(seed={seed})")
+
+
+def counting_job(task: Any, steps: int = 6, pause: float = 0.0, fail_on: str | None = None) -> dict[str, Any]:
+    """A resumable toy job for runner tests: counts to ``steps`` in ``task.folder/count.txt`` (one step per
+    ``pause`` seconds), logging each start in ``starts.txt``; raises ``ValueError`` for the class ``fail_on``."""
+    import os
+    import time
+    from pathlib import Path
+
+    folder = Path(task.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "starts.txt", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    if task.class_name == fail_on:
+        raise ValueError(f"planted failure in {task.class_name}")
+    count_file = folder / "count.txt"
+    done = int(count_file.read_text()) if count_file.is_file() else 0
+    for i in range(done, steps):
+        time.sleep(pause)
+        tmp = count_file.with_suffix(".tmp")
+        tmp.write_text(str(i + 1))
+        os.replace(tmp, count_file)
+    return {"class_name": task.class_name, "count": int(count_file.read_text()), "resumed_from": done}

@@ -184,3 +184,26 @@ def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
     mtime = state.stat().st_mtime_ns
     assert main(args) == 0
     assert state.stat().st_mtime_ns == mtime
+
+    # Table 1 over the same classes, each with the token its audit learned (one task per class)
+    capsys.readouterr()
+    evaluate = [
+        "evaluate",
+        "world:clean",
+        "--classes",
+        "circle,square",
+        "--runs",
+        str(tmp_path),
+        "--n-seeds",
+        "4",
+    ]
+    table = tmp_path / "table1.json"
+    assert main([*evaluate, "--json", str(table), "--workers", "1", "--no-progress", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| circle | 4 |" in printed and "| square | 4 |" in printed and "**mean of 2**" in printed
+    doc = json.loads(table.read_text())
+    assert [r["class_name"] for r in doc["table"]["rows"]] == ["circle", "square"]
+    assert all(c["seeds"] == [1000, 1001, 1002, 1003] for c in doc["classes"])  # past the training seeds
+    assert (
+        len(list((root / "0-circle" / "evaluations").glob("*.json"))) == 1
+    )  # cached: a rerun does not generate

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from disco_inspect.cli import main
-from disco_inspect.engine.run import save_png
+from disco_inspect.engine.run_folder import save_png
 from disco_inspect.engine.token import save_token
 
 

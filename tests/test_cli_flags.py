@@ -11,6 +11,7 @@ import tomllib
 import torch
 
 import disco_inspect
+import disco_inspect.cli.options
 from disco_inspect import cli
 from disco_inspect.cli import build_parser, main
 
@@ -74,7 +75,7 @@ def test_gradient_checkpointing_and_version_flags(capsys):
     args = build_parser().parse_args(
         ["train", "world:clean", "--class", "circle", "--gradient-checkpointing"]
     )
-    assert cli._config_from(args).gradient_checkpointing is True
+    assert cli.options.config_from(args).gradient_checkpointing is True
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and disco_inspect.__version__ in capsys.readouterr().out

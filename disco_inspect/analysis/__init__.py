@@ -1,4 +1,4 @@
-"""What the token changed and why: concept scoring, statistics, factors, interventions, attributions, masks."""
+"""What the token changed and why: concept scoring, statistics, factors, interventions, attributions, masks, FID."""
 
 from __future__ import annotations
 
@@ -22,5 +22,8 @@ __all__, __getattr__, __dir__ = attach(
         "attribute": ".attribution",
         "context_reliance": ".attribution",
         "object_masks": ".attention",
+        "frechet_distance": ".fid",
+        "fid_table": ".fid",
+        "features_from_classifier": ".fid",
     },
 )

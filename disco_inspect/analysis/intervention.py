@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..engine.scoring import target_probabilities
+from ..engine.records import target_probabilities
 from ..errors import DiscoInspectError
 from .factors import Intervention
 from .stats import paired_shift

@@ -90,7 +90,7 @@ def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
     pair, or the string of a token already in the pipeline. A token learned on another pipeline (another
     embedding width) is refused before any work.
     """
-    from ..engine.run import TOKEN_FILE
+    from ..engine.run_folder import TOKEN_FILE
     from ..engine.token import load_token, put_token
 
     if isinstance(token, tuple):

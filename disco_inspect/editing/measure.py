@@ -62,7 +62,7 @@ def measure_edits(
         vae_ceiling: the VAE's encode->decode of the sources (the reconstruction ceiling), if computed.
         plain_reconstructions: sampling from plain DDIM inversion under CFG (no null-text), if computed.
     """
-    from ..engine.scoring import target_probabilities
+    from ..engine.records import target_probabilities
 
     distance = distance or classifier_features(classifier)
     src, rec, det = result.sources, result.reconstructions, result.edits

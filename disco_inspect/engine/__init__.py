@@ -9,7 +9,7 @@ __all__, __getattr__, __dir__ = attach(
     {
         "train_token": ".optimize",
         "RunInterrupted": ".optimize",
-        "TokenRun": ".result",
+        "TokenRun": ".token_run",
         "evaluate_accuracy": ".evaluate",
         "AccuracyResult": ".evaluate",
         "generate": ".sampling",
@@ -21,6 +21,6 @@ __all__, __getattr__, __dir__ = attach(
         "TowardClass": ".objectives",
         "AwayFromClass": ".objectives",
         "LogOddsMargin": ".objectives",
-        "target_probabilities": ".scoring",
+        "target_probabilities": ".records",
     },
 )

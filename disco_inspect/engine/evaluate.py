@@ -11,10 +11,10 @@ import torch
 
 from ..errors import DiscoInspectError
 from ..models.pipelines import recorded_scheduler
-from .result import TokenRun
+from .records import image_records, summarize
 from .sampling import generate
-from .scoring import image_records, summarize
 from .token import install_token
+from .token_run import TokenRun
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def evaluate_accuracy(
     height: int | None = None,
     width: int | None = None,
     eval_classifier: Any = None,
+    eval_class: str | int | None = None,
     batch_size: int = 5,
 ) -> AccuracyResult:
     """Generate ``n_seeds`` images with and without the token and classify them.
@@ -78,7 +79,9 @@ def evaluate_accuracy(
         num_inference_steps, guidance_scale, height, width: default to the training run's values when
             ``token`` is a TokenRun (the reference evaluated with different settings), else 30 / 7.0.
         eval_classifier: scores the images (default: the guiding ``classifier``); the class is looked up
-            by name in its labels.
+            by name in its labels unless ``eval_class`` names it.
+        eval_class: the class (name or index) in ``eval_classifier``'s labels, when its name differs (the paper
+            scores iNaturalist images of a CUB-guided token: a label map gives each guiding class's name there).
     """
     from .optimize import as_classifier, check_pipeline
 
@@ -108,7 +111,15 @@ def evaluate_accuracy(
                 f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead."
             )
     scorer = clf if eval_classifier is None else as_classifier(eval_classifier)
-    eval_target = target_idx if eval_classifier is None else scorer.resolve_class(class_name)
+    if eval_class is not None and eval_classifier is None:
+        raise DiscoInspectError(
+            "`eval_class` names a class of `eval_classifier`; pass that classifier as well."
+        )
+    eval_target = (
+        target_idx
+        if eval_classifier is None
+        else scorer.resolve_class(class_name if eval_class is None else eval_class)
+    )
     seeds = _eval_seeds(token, n_seeds, seed)
     base_t = template.replace("{token} ", "").replace("{token}", "")
     prompts = {

@@ -19,11 +19,11 @@ from ..io import shareable_source, write_json
 from ..models.fingerprint import classifier_fingerprint
 from ..models.pipelines import describe_pipeline
 from .objectives import make_objective, resolve_objective
-from .result import TokenRun
-from .run import RunFolder, save_png
+from .records import image_records, summarize
+from .run_folder import RunFolder, save_png
 from .sampling import decode, denoise, encode, image_size, initial_noise, seed_generators, uses_cfg
-from .scoring import image_records, summarize
 from .token import ClassToken, save_token
+from .token_run import TokenRun
 
 logger = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def load_pipeline(
         scheduler: ``ddim`` (default), ``euler``, ``euler-ancestral`` or ``shipped`` (keep the folder's).
         timestep_spacing: ``trailing`` (default; the last step is a real denoising step),
             ``leading`` (SD 1.x default) or ``linspace``.
-        torch_dtype: weights dtype; keep float32 on CPU (bf16 is ~100x slower there).
+        torch_dtype: weights dtype; keep float32 on CPU (bf16 is far slower on CPUs without bf16 units: docs/lab-notes.md).
         device: where to put the pipeline.
         local_files_only: for hub ids; defaults to True when the env var ``HF_HUB_OFFLINE`` is set.
 

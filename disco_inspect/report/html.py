@@ -147,7 +147,7 @@ def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _strips(result: Any) -> list[dict[str, Any]]:
     """Per seed: images at the baseline and at up to 8 evenly spaced recorded iterations."""
-    from ..engine.run import load_pngs
+    from ..engine.run_folder import load_pngs
 
     run = result.run
     if run.run_dir is None or not run.trajectory:
@@ -300,24 +300,39 @@ def write_report(result: Any, out: str | Path) -> Path:
 
 
 def write_index(entries: list[dict[str, Any]], out: str | Path, title: str) -> Path:
-    """An index page linking several class reports. ``entries``: dicts with ``class_name``, ``href`` and
-    ``doc`` (the class's report.json)."""
+    """An index page over several audits: one sortable row per (model, class) with its top factors.
+
+    ``entries``: dicts with ``class_name``, ``href`` and ``doc`` (the class's report.json, or ``None`` for a task
+    that failed), and optionally ``model``, ``status`` (``done``/``failed``), ``error`` and ``seconds``. Clicking a
+    column heading sorts by it (a few lines of inline script; the page stays one self-contained file).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for e in entries:
-        ranked = e["doc"]["factors"]["ranked"]
-        sig = [f for f in ranked if f["concept"] in e["doc"]["factors"].get("reported", [])]
-        rows.append(
-            {
-                "class_name": e["class_name"],
-                "href": e["href"],
-                "top": sig[0] if sig else None,
-                "n_significant": len(sig),
-                "n_confirmed": sum(f["confirmed"] for f in ranked),
-                "shift": e["doc"]["evaluation"]["target_prob_shift"],
-            }
-        )
-    page = _env().get_template("index.html.j2").render(rows=rows, title=title)
+        doc = e.get("doc")
+        row: dict[str, Any] = {
+            "model": e.get("model"),
+            "class_name": e["class_name"],
+            "href": e["href"],
+            "status": e.get("status", "done" if doc else "failed"),
+            "error": e.get("error"),
+            "seconds": e.get("seconds"),
+        }
+        if doc:
+            ranked = doc["factors"]["ranked"]
+            reported = doc["factors"].get("reported", [])
+            sig = [f for f in ranked if f["concept"] in reported]
+            confirmed = [f for f in ranked if f["confirmed"]]
+            row.update(
+                top=sig[0] if sig else None,
+                top_confirmed=[f["concept"] for f in confirmed[:3]],
+                n_significant=len(sig),
+                n_confirmed=len(confirmed),
+                shift=doc["evaluation"]["target_prob_shift"],
+            )
+        rows.append(row)
+    show_model = len({r["model"] for r in rows}) > 1
+    page = _env().get_template("index.html.j2").render(rows=rows, title=title, show_model=show_model)
     atomic_write_text(out / "index.html", page)
     return out / "index.html"

@@ -15,10 +15,11 @@ __all__, __getattr__, __dir__ = attach(
         "OracleScorer": ".scorer",
         "world_config": ".presets",
         "WORLD_EDIT": ".presets",
-        "train_world_classifier": ".classifiers",
-        "bias_accuracy": ".classifiers",
+        "train_world_classifier": ".scene_classifiers",
+        "bias_accuracy": ".scene_classifiers",
         "run_benchmark": ".benchmark",
         "run_random_benchmark": ".random_benchmark",
         "run_edit_benchmark": ".edit_benchmark",
+        "world_fid_table": ".oracle_fid",
     },
 )

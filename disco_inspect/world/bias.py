@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DiscoInspectError
-from .factors import FACTOR_VALUES, SHAPES
+from .vocabulary import FACTOR_VALUES, SHAPES
 
 logger = logging.getLogger(__name__)
 

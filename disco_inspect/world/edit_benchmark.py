@@ -46,7 +46,7 @@ def circle_scenes(n: int, seed: int = 0) -> Any:
 def save_circle_scenes(folder: str | Path, n: int = 8, seed: int = 0) -> list[Path]:
     """Write ``n`` rendered non-green circle scenes as PNGs (``circle_00.png``, ...): images to try
     ``disco-inspect edit`` on."""
-    from ..engine.run import save_png
+    from ..engine.run_folder import save_png
 
     folder = Path(folder)
     scenes = circle_scenes(n, seed)

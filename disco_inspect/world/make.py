@@ -62,7 +62,7 @@ def make_classifier(
     progress: bool = True,
 ) -> dict:
     """Train a world shape classifier, save it as TorchScript, and report its bias accuracies."""
-    from .classifiers import bias_accuracy, save_world_classifier, train_world_classifier
+    from .scene_classifiers import bias_accuracy, save_world_classifier, train_world_classifier
 
     clf = train_world_classifier(bias, steps=steps, seed=seed, spatial=spatial, progress=progress)
     save_world_classifier(clf, out)

@@ -66,7 +66,7 @@ def build_vae() -> Any:
 
 
 def build_unet() -> Any:
-    """Untrained world UNet on 4x8x8 latents (5.2 M parameters; ~0.42 s per batch-32 step on one thread)."""
+    """Untrained world UNet on 4x8x8 latents (5.2 M parameters; training cost in docs/lab-notes.md)."""
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(

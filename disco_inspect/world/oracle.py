@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 class WorldOracle(nn.Module):
     """``forward(images in [0, 1], [B, 3, 32, 32]) -> {factor: logits [B, n_values]}``."""
 
+    #: Side of the square images the oracle reads (its trunk's Linear layer fixes it).
+    image_size: int = 32
+    #: Width of the trunk output that feeds every head (:meth:`penultimate`).
+    num_features: int = 256
+
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         w = width
@@ -49,6 +54,28 @@ class WorldOracle(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.trunk(self.features(images * 2 - 1))
         return {f: head(h) for f, head in self.heads.items()}
+
+    @torch.no_grad()
+    def penultimate(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The trunk output every factor head reads, ``[B, 256]``, for images ``[B, 3, 32, 32]`` in ``[0, 1]``.
+
+        Computed in eval mode (the oracle stays in eval mode afterwards, as with :meth:`read`) without gradients.
+
+        Args:
+            images: float images ``[B, 3, 32, 32]`` in ``[0, 1]``.
+            batch_size: images per forward pass.
+
+        Returns:
+            Float features ``[B, 256]`` (after the trunk's ReLU), on the oracle's device.
+        """
+        self.eval()
+        if len(images) == 0:
+            return images.new_zeros(0, self.num_features)
+        outs = [
+            self.trunk(self.features(images[i : i + batch_size] * 2 - 1))
+            for i in range(0, len(images), batch_size)
+        ]
+        return torch.cat(outs)
 
     @torch.no_grad()
     def read(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:

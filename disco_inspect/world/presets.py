@@ -11,8 +11,8 @@ WORLD_TEMPLATES: tuple[str, ...] = ("a photo of a {token} {class_name}", "a {tok
 def world_config(**overrides: object) -> DiscoConfig:
     """DisCo settings for the world: 10 images x 10 DDIM steps, CFG 4, gradients through all steps (cheap
     here), a fixed number of iterations (no early stop, so trajectories are comparable), and a pool of 40 seeds
-    cycled through (with the paper's fixed 10 seeds the token fits those noises and does not generalise:
-    on fresh seeds p(circle) fell .63 -> .53; with the pool it rose .63 -> .91). ``objective="auto"``: the log-odds
+    cycled through (with the paper's fixed 10 seeds the token fits those noises and does not generalise; the
+    measurement is in docs/lab-notes.md). ``objective="auto"``: the log-odds
     margin when the classifier already recognises the class (baseline mean p >= 0.9), else cross-entropy."""
     base = DiscoConfig(
         n_images=10,

@@ -93,7 +93,7 @@ def scene_reliance(
 
 def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool) -> Any:
     from ..models.classifiers import load_classifier
-    from .classifiers import save_world_classifier, train_world_classifier
+    from .scene_classifiers import save_world_classifier, train_world_classifier
 
     path = folder / f"{case['name']}.pt"
     if not path.is_file():  # resumable: a trained classifier is kept

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DiscoInspectError
-from .factors import (  # noqa: F401 - re-exported: the scene vocabulary lives in factors.py
+from .vocabulary import (  # noqa: F401 - re-exported: the scene vocabulary lives in factors.py
     BACKGROUNDS,
     COLORS,
     DETAILS,

@@ -55,7 +55,7 @@ def test_unknown_token_string(tiny_pipe, tiny_clf):
 
 
 def test_default_seeds_are_disjoint_from_training_seeds(tiny_pipe, tiny_clf, tmp_path, caplog):
-    from disco_inspect.engine.result import TokenRun
+    from disco_inspect.engine.token_run import TokenRun
 
     cfg = CFG.replace(seed=0, seed_pool=40, max_iters=1)
     train_token(tiny_pipe, tiny_clf, "cross", config=cfg, out=tmp_path / "run", progress=False)
@@ -77,7 +77,7 @@ def test_default_seeds_are_disjoint_from_training_seeds(tiny_pipe, tiny_clf, tmp
 
 def test_evaluation_uses_the_runs_scheduler_and_restores(tiny_pipe, tiny_clf, tmp_path, monkeypatch):
     from disco_inspect.engine import evaluate as ev
-    from disco_inspect.engine.result import TokenRun
+    from disco_inspect.engine.token_run import TokenRun
     from disco_inspect.models.pipelines import set_scheduler
 
     train_token(

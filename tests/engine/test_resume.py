@@ -91,7 +91,7 @@ def test_kill_and_resume_matches_uninterrupted_run(assets, tmp_path):
 
 
 def test_second_writer_is_refused(assets, tmp_path):
-    from disco_inspect.engine.run import RunFolder
+    from disco_inspect.engine.run_folder import RunFolder
     from disco_inspect.errors import DiscoInspectError
 
     out = tmp_path / "locked"

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from disco_inspect import DiscoConfig, DiscoInspectError, train_token
-from disco_inspect.engine.run import RUN_MARKER, RunFolder
+from disco_inspect.engine.run_folder import RUN_MARKER, RunFolder
 from disco_inspect.io import atomic_write_text
 
 FAST = DiscoConfig(

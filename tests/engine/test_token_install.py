@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from disco_inspect import DiscoConfig, DiscoInspectError
-from disco_inspect.engine.result import TokenRun
 from disco_inspect.engine.sampling import generate
 from disco_inspect.engine.token import install_token, save_token
+from disco_inspect.engine.token_run import TokenRun
 
 
 def _row(pipe, token):

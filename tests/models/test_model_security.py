@@ -14,7 +14,7 @@ from torch import nn
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import architectures, load_classifier
 
-SCENE_CNN = "disco_inspect.world.classifiers:SceneCNN"
+SCENE_CNN = "disco_inspect.world.scene_classifiers:SceneCNN"
 
 
 class _Tiny(nn.Module):
@@ -115,8 +115,8 @@ def test_a_registered_architecture_is_rebuilt_eagerly(tmp_path, monkeypatch):
 
 
 def test_shipped_world_classifier_still_loads_as_an_eager_scene_cnn():
-    from disco_inspect.world.classifiers import SceneCNN
     from disco_inspect.world.make import resolve_model
+    from disco_inspect.world.scene_classifiers import SceneCNN
 
     clf = load_classifier(resolve_model("world:biased_circle_green"))
     assert isinstance(clf.module, SceneCNN) and not isinstance(clf.module, torch.jit.ScriptModule)

@@ -263,7 +263,7 @@ def test_report_with_images_adds_the_edit_section(tmp_path):
     """`report --images DIR`: the user's images are inverted and edited with the learned token; the report gains
     their rows and report.json their summary, and edits/ holds the edit page."""
     from disco_inspect.editor import EditSettings
-    from disco_inspect.engine.run import save_png
+    from disco_inspect.engine.run_folder import save_png
     from disco_inspect.testing import tiny_pipeline
 
     torch.manual_seed(0)

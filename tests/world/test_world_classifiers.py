@@ -3,9 +3,9 @@
 import pytest
 
 from disco_inspect import load_classifier
-from disco_inspect.world.classifiers import bias_accuracy
 from disco_inspect.world.make import ASSETS, EXAMPLES
 from disco_inspect.world.oracle import load_oracle, oracle_accuracy
+from disco_inspect.world.scene_classifiers import bias_accuracy
 from disco_inspect.world.scenes import generate_scenes
 
 SPEC = EXAMPLES["biased_circle_green.pt"]
@@ -46,7 +46,7 @@ def test_world_classifier_file_loads_back_as_an_eager_module(tmp_path, spatial):
     from disco_inspect import load_classifier
     from disco_inspect.analysis.attribution import last_conv_layer
     from disco_inspect.models.classifiers import Classifier, Preprocessing
-    from disco_inspect.world.classifiers import PREPROCESSING, SceneCNN, save_world_classifier
+    from disco_inspect.world.scene_classifiers import PREPROCESSING, SceneCNN, save_world_classifier
     from disco_inspect.world.scenes import SHAPES
 
     torch.manual_seed(0)

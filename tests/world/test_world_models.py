@@ -2,8 +2,8 @@
 
 import torch
 
-from disco_inspect.world.classifiers import SceneCNN
 from disco_inspect.world.oracle import WorldOracle, augment, train_oracle
+from disco_inspect.world.scene_classifiers import SceneCNN
 from disco_inspect.world.scenes import FACTOR_VALUES, generate_scenes
 
 

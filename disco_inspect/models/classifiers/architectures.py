@@ -24,7 +24,9 @@ __all__ = ["register_architecture"]
 #: ``"module:attribute"`` reference written here in the source (``models`` must not import ``world`` at import
 #: time); it is resolved on first use. Contributor note: add built-ins here, users call :func:`register_architecture`.
 _ARCHITECTURES: dict[str, Callable[..., nn.Module] | str] = {
-    "disco_inspect.world.classifiers:SceneCNN": "disco_inspect.world.classifiers:SceneCNN",
+    "disco_inspect.world.scene_classifiers:SceneCNN": "disco_inspect.world.scene_classifiers:SceneCNN",
+    # the name world classifiers were saved under before the module was renamed (0.1): files keep loading
+    "disco_inspect.world.classifiers:SceneCNN": "disco_inspect.world.scene_classifiers:SceneCNN",
 }
 
 _EAGER_KEYS = ("factory", "kwargs")

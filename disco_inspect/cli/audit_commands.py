@@ -1,0 +1,254 @@
+"""`report`, `benchmark`, `train`, `generate` and `evaluate`: the audit subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiscoInspectError
+from .options import class_folder, classifier_from, config_from, logger, parse_seeds, setup
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Audit one or more classes of one or more models (each a task: sequential, or on Ray) and write
+    self-contained HTML reports plus report.json, and an index page when there are several."""
+    from functools import partial
+
+    from ..report.html import write_index
+    from ..report.requirements import check_report_dependencies
+    from ..runner import run_tasks
+    from .tasks import audit_job, audit_settings, clear_runs, model_list, model_root, plan_tasks
+
+    tasks = plan_tasks(args)  # every class name checked against every model before any work
+    audit_settings(args)  # and every analysis flag
+    check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
+    if args.overwrite:
+        clear_runs(tasks)
+    args._many = len(tasks) > 1
+
+    def show(outcome: Any) -> None:
+        if outcome.status == "done":
+            print("\n".join(outcome.result["lines"]), flush=True)
+        else:
+            print(f"{outcome.task.label}: FAILED ({outcome.error})", flush=True)
+
+    workers = args.workers
+    outcomes = run_tasks(
+        tasks,
+        partial(audit_job, args),
+        executor="local" if workers == 1 and not args.ray_address else "auto",
+        workers=workers,
+        threads=args.threads,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+        on_done=show,
+    )
+    models = model_list(args)
+    if len(outcomes) > 1:
+        entries = [
+            {
+                "model": o.task.model,
+                "class_name": o.task.class_name,
+                "href": str(o.task.folder.relative_to(Path(args.out)) / "index.html")
+                if len(models) > 1
+                else o.result["href"]
+                if o.result
+                else f"{o.task.folder.name}/index.html",
+                "doc": o.result["doc"] if o.result else None,
+                "status": o.status,
+                "error": o.error,
+                "seconds": o.seconds,
+            }
+            for o in outcomes
+        ]
+        root = Path(args.out) if len(models) > 1 else model_root(args.out, models[0])
+        title = f"disco-inspect audit of {', '.join(Path(str(m)).name for m in models)}"
+        print(f"index: {write_index(entries, root, title)}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(
+            f"{len(failed)} of {len(outcomes)} tasks failed: "
+            + "; ".join(f"{o.task.label}: {o.error}" for o in failed)
+        )
+        return 1
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """``disco-inspect world benchmark``: the planted-bias benchmark on the bundled world."""
+    import torch
+
+    from ..world.benchmark import HEADER, run_benchmark
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+    if args.random is not None:
+        from ..world.random_benchmark import run_random_benchmark
+
+        out = args.out if args.out != "reports/world-benchmark" else "reports/world-random-benchmark"
+        run_random_benchmark(
+            args.random,
+            args.seed,
+            clean=args.clean,
+            out=out,
+            steps=args.steps,
+            config_overrides=overrides,
+            progress=not args.no_progress,
+        )
+        return 0
+    print(HEADER)
+    rows = run_benchmark(
+        names=args.only.split(",") if args.only else None,
+        out=args.out,
+        config_overrides=overrides,
+        progress=not args.no_progress,
+    )
+    passed = sum(r["passed"] for r in rows)
+    print(f"{passed}/{len(rows)} passed; reports in {args.out}/index.html")
+    return 0 if passed == len(rows) else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a class token and write a run folder."""
+    from ..engine.optimize import train_token
+
+    cfg = config_from(args)
+    clf = classifier_from(args)
+    idx = clf.resolve_class(args.target)
+    out = Path(args.out) if args.out else Path("runs") / class_folder(idx, clf.class_name(idx))
+    pipe = setup(args)
+    run = train_token(
+        pipe, clf, idx, config=cfg, out=out, overwrite=args.overwrite, progress=not args.no_progress
+    )
+    first, last = run.trajectory[0] if run.trajectory else {}, run.trajectory[-1] if run.trajectory else {}
+    print(f"run folder: {out}")
+    print(f"token: {run.token_path}  (stopped: {run.stopped}, best step {run.best_step})")
+    if run.trajectory:
+        print(
+            f"target probability: baseline {run.baseline.get('target_prob_mean', float('nan')):.3f}, "
+            f"first {first['target_prob_mean']:.3f}, last {last['target_prob_mean']:.3f}; "
+            f"accuracy first {first['accuracy']:.2f}, last {last['accuracy']:.2f}"
+        )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate images with a learned token."""
+    from ..auditor import default_config
+    from ..engine.run_folder import TOKEN_FILE, save_png
+    from ..engine.sampling import generate
+    from ..engine.token import install_token
+
+    seeds = parse_seeds(args.seeds)  # validate flags before loading anything
+    pipe = setup(args)
+    defaults = default_config(pipe)
+    token_file = Path(args.token)
+    if token_file.is_dir():
+        token_file = token_file / TOKEN_FILE
+    token = install_token(pipe, token_file)
+    if token not in args.prompt:
+        logger.warning("The prompt does not contain the token %r; images will not use it.", token)
+    images = generate(
+        pipe,
+        [args.prompt] * len(seeds),
+        seeds,
+        num_inference_steps=args.steps or defaults.num_inference_steps,
+        guidance_scale=defaults.guidance_scale if args.guidance is None else args.guidance,
+        height=args.height,
+        width=args.width,
+    )
+    out = Path(args.out)
+    for s, img in zip(seeds, images, strict=False):
+        save_png(out / f"seed_{s:04d}.png", img)
+    print(f"wrote {len(seeds)} images to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Paper Table-1 protocol: accuracy with and without the token on paired seeds, for one class (``--token``) or
+    many (``--classes``, tokens from ``report``'s run folders), with bootstrap intervals."""
+    from ..analysis.accuracy import accuracy_table, format_accuracy_table
+
+    if args.classes:
+        results = _evaluate_many(args)
+    else:
+        if not args.target or not args.token:
+            raise DiscoInspectError(
+                "Pass `--class NAME --token RUN` for one class, or `--classes a,b|all` (tokens from `--runs`)."
+            )
+        results = [_evaluate_one(args)]
+    table = accuracy_table(results)
+    print(format_accuracy_table(table))
+    if args.json:
+        from ..io import write_json
+
+        doc = {"table": table, "classes": results} if args.classes else {**results[0], "table": table}
+        write_json(Path(args.json), doc)  # one class: its AccuracyResult fields, as before, plus the table
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _evaluate_one(args: argparse.Namespace) -> dict[str, Any]:
+    from ..engine.evaluate import evaluate_accuracy
+    from ..engine.token_run import TokenRun
+    from .tasks import load_label_map
+
+    clf = classifier_from(args)
+    label_map = load_label_map(args.label_map)
+    pipe = setup(args)
+    token: Any = Path(args.token)
+    if token.is_dir():
+        token = TokenRun.load(token)
+    eval_clf = classifier_from(args, args.eval_model) if args.eval_model else None
+    if label_map and not eval_clf:
+        raise DiscoInspectError("`--label-map` maps classes to --eval-model's labels; pass --eval-model too.")
+    res = evaluate_accuracy(
+        pipe,
+        clf,
+        args.target,
+        token,
+        n_seeds=args.n_seeds,
+        seed=args.seed,
+        template=args.template,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        eval_classifier=eval_clf,
+        eval_class=label_map.get(clf.class_name(clf.resolve_class(args.target))) if eval_clf else None,
+    )
+    print(f"class {res.class_name!r} on seeds {res.seeds[0]}..{res.seeds[-1]}")
+    return {"model": args.model, **res.to_dict()}
+
+
+def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from functools import partial
+
+    from ..runner import run_tasks
+    from .tasks import check_label_map, check_token_runs, evaluate_job, load_label_map, plan_tasks
+
+    if args.token:
+        raise DiscoInspectError(
+            "`--token` is for one class; with `--classes` each class's token comes from `--runs` (report's --out)."
+        )
+    args.out = args.runs
+    tasks = plan_tasks(args)
+    check_token_runs(tasks)
+    label_map = load_label_map(args.label_map)
+    check_label_map(args, tasks, label_map)
+    outcomes = run_tasks(
+        tasks,
+        partial(evaluate_job, args, label_map),
+        executor="local" if args.workers == 1 and not args.ray_address else "auto",
+        workers=args.workers,
+        threads=args.threads,
+        ray_address=args.ray_address,
+        progress=not getattr(args, "no_progress", False),
+    )
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise DiscoInspectError(
+            f"{len(failed)} of {len(outcomes)} evaluations failed: "
+            + "; ".join(f"{o.task.label}: {o.error}" for o in failed)
+        )
+    return [o.result for o in outcomes]

@@ -1,0 +1,291 @@
+"""Flags and helpers the subcommands share: model/pipeline/config flags, device and dtype, output folders."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import unicodedata
+from typing import Any
+
+from ..config import DiscoConfig
+from ..errors import DiscoInspectError
+
+logger = logging.getLogger("disco_inspect")
+
+
+#: CLI flag -> DiscoConfig field
+CONFIG_FLAGS = {
+    "token": "token",
+    "initializer": "initializer",
+    "n_images": "n_images",
+    "seed": "seed",
+    "seed_pool": "seed_pool",
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "grad_steps": "grad_steps",
+    "height": "height",
+    "width": "width",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "max_grad_norm",
+    "max_iters": "max_iters",
+    "patience": "patience",
+    "accuracy_threshold": "accuracy_threshold",
+    "image_save_size": "image_save_size",
+    "objective": "objective",
+    "gradient_checkpointing": "gradient_checkpointing",
+}
+
+
+#: ``--dtype`` names -> torch dtypes.
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+#: Exit code after Ctrl-C (128 + SIGINT), as shells use.
+EXIT_INTERRUPTED = 130
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows a flag's default once: argparse's "(default: X)" unless the help already states it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "class"
+
+
+def class_folder(index: int, name: str) -> str:
+    """Folder name of a class's report or run: ``<index>-<slug>``, so that ImageNet's two "crane" classes (134, 517)
+    and names without ASCII letters never share a folder."""
+    return f"{int(index)}-{slug(name)}"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3' -> [0,1,2,3]; '1,5,9' -> [1,5,9]."""
+    try:
+        if "-" in text and "," not in text:
+            a, b = text.split("-")
+            return list(range(int(a), int(b) + 1))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise DiscoInspectError(
+            f"`--seeds` = {text!r} is invalid; use a range '0-7' or a list '1,5,9'."
+        ) from e
+
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "model",
+        help="classifier: TorchScript file, state dict (+ --arch), .safetensors (+ --arch), .onnx, "
+        "a pickled module (+ --trust-pickle), or world:NAME for a shipped world classifier "
+        "(world:biased_circle_green, world:clean, ...)",
+    )
+    p.add_argument("--class", dest="target", required=required, help="target class: a label name or an index")
+    p.add_argument(
+        "--arch", help="timm architecture name for a state-dict file, e.g. resnet50 (default: none)"
+    )
+    p.add_argument(
+        "--labels", help="label names: a text file (one per line) or JSON list (default: from the model)"
+    )
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow loading a pickled nn.Module (runs code from the file)",
+    )
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    from ..models.pipelines import SCHEDULERS, SPACINGS
+
+    p.add_argument("--pipeline", default="world", help="'world', a diffusers folder, or a hub id")
+    p.add_argument("--scheduler", default="ddim", choices=SCHEDULERS, help="sampler")
+    p.add_argument(
+        "--timestep-spacing", default="trailing", choices=SPACINGS, help="timestep spacing of the sampler"
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where the pipeline and classifier run: cpu, cuda, cuda:1, mps "
+        "(default: cuda if available, else cpu)",
+    )
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=DTYPES,
+        help="pipeline weights dtype (default: float16 on cuda, float32 elsewhere; the classifier keeps "
+        "its own dtype, its inputs are cast)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (per task when tasks run in parallel; default: torch's choice, 1 per Ray task)",
+    )
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    from ..world.presets import world_config
+
+    d, w = DiscoConfig(), world_config()
+
+    def dflt(field: str) -> str:
+        """'(default: paper value; world: preset value)' -- the world preset applies with --pipeline world."""
+        a, b = getattr(d, field), getattr(w, field)
+        return f"(default: {a})" if a == b else f"(default: {a}; world: {b})"
+
+    g = p.add_argument_group(
+        "optimisation (defaults: the paper's; with --pipeline world, the world preset's)"
+    )
+    g.add_argument("--config", help="JSON file with DiscoConfig fields; flags override it")
+    g.add_argument("--token", help=f"new token string {dflt('token')}")
+    g.add_argument("--initializer", help=f"word that initialises the token {dflt('initializer')}")
+    g.add_argument(
+        "--n-images", type=int, help=f"images per iteration, one batched forward {dflt('n_images')}"
+    )
+    g.add_argument("--seed", type=int, help=f"first noise seed {dflt('seed')}")
+    g.add_argument(
+        "--seed-pool",
+        type=int,
+        help="cycle each iteration through a pool of this many seeds; 0 = the "
+        f"paper's fixed seeds {dflt('seed_pool')}",
+    )
+    g.add_argument("--steps", type=int, help=f"denoising steps {dflt('num_inference_steps')}")
+    g.add_argument(
+        "--guidance",
+        type=float,
+        help=f"classifier-free guidance scale, <=1 disables {dflt('guidance_scale')}",
+    )
+    g.add_argument(
+        "--grad-steps", type=int, help=f"final steps with gradients, -1 = all {dflt('grad_steps')}"
+    )
+    g.add_argument("--height", type=int, help="image height (default: the pipeline's)")
+    g.add_argument("--width", type=int, help="image width (default: the pipeline's)")
+    g.add_argument("--lr", type=float, help=f"AdamW learning rate {dflt('lr')}")
+    g.add_argument(
+        "--weight-decay", type=float, help=f"AdamW weight decay on the token {dflt('weight_decay')}"
+    )
+    g.add_argument("--max-grad-norm", type=float, help=f"gradient clipping {dflt('max_grad_norm')}")
+    g.add_argument("--max-iters", type=int, help=f"maximum iterations {dflt('max_iters')}")
+    g.add_argument(
+        "--patience",
+        type=int,
+        help=f"validation iterations without a better loss before stopping {dflt('patience')}",
+    )
+    g.add_argument(
+        "--accuracy-threshold",
+        type=float,
+        help=f"stop once batch accuracy exceeds this {dflt('accuracy_threshold')}",
+    )
+    g.add_argument(
+        "--image-save-size", type=int, help="downsample saved PNGs to this longer side (default: full size)"
+    )
+    from ..engine.objectives import OBJECTIVE_CHOICES
+
+    g.add_argument(
+        "--objective",
+        choices=OBJECTIVE_CHOICES,
+        help="toward: cross-entropy to the class (paper); margin: log-odds, keeps a gradient when the class "
+        "is already recognised; auto: margin if the baseline mean p(target) >= 0.9, else toward; "
+        f"away: push away from the class {dflt('objective')}",
+    )
+    g.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute UNet activations in the backward pass (less GPU memory, slower)",
+    )
+
+
+def config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> DiscoConfig:
+    cfg = DiscoConfig.load(args.config) if getattr(args, "config", None) else (base or DiscoConfig())
+    changes = {
+        field: getattr(args, flag)
+        for flag, field in CONFIG_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+    return cfg.replace(**changes) if changes else cfg
+
+
+def device_from(args: argparse.Namespace) -> Any:
+    """``--device`` as a torch.device (default: cuda if available, else cpu); a bad name is one clear error."""
+    import torch
+
+    name = getattr(args, "device", None)
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise DiscoInspectError(
+            f"`--device` = {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps."
+        ) from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DiscoInspectError(f"`--device` = {name!r}, but CUDA is not available here; use `--device cpu`.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DiscoInspectError(f"`--device` = {name!r}, but MPS is not available here; use `--device cpu`.")
+    return device
+
+
+def dtype_from(args: argparse.Namespace, device: Any) -> Any:
+    import torch
+
+    name = getattr(args, "dtype", None) or ("float16" if device.type == "cuda" else "float32")
+    if device.type == "cpu" and name != "float32":
+        logger.warning(
+            "--dtype %s on the CPU is slow (bfloat16 ~100x) or unsupported; float32 is advised.", name
+        )
+    return getattr(torch, name)
+
+
+def setup(args: argparse.Namespace) -> Any:
+    import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    from ..models import pipelines
+
+    device = device_from(args)
+    return pipelines.load_pipeline(
+        args.pipeline,
+        scheduler=args.scheduler,
+        timestep_spacing=args.timestep_spacing,
+        device=str(device),
+        torch_dtype=dtype_from(args, device),
+    )
+
+
+def classifier_from(args: argparse.Namespace, source: str | None = None) -> Any:
+    from ..models.classifiers import load_classifier
+    from ..world.make import resolve_model
+
+    clf = load_classifier(
+        resolve_model(source or args.model),
+        arch=args.arch,
+        labels=args.labels,
+        trust_pickle=args.trust_pickle,
+    )
+    return clf.to(device_from(args))
+
+
+def scorer_from(args: argparse.Namespace, pipe: Any) -> Any:
+    from ..analysis.concepts import OpenClipScorer, load_concept_file
+
+    concepts, interventions = load_concept_file(args.concepts) if args.concepts else (None, {})
+    if args.clip_weights:
+        return OpenClipScorer.from_pretrained(
+            args.clip_arch, args.clip_weights, concepts, interventions=interventions
+        )
+    if concepts:
+        raise DiscoInspectError(
+            "`--concepts` needs an open_clip scorer: add --clip-weights FILE (and --clip-arch)."
+        )
+    from ..auditor import default_scorer
+
+    return default_scorer(pipe)

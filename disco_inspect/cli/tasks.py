@@ -1,0 +1,325 @@
+"""Many (model, class) jobs from one command: resolve the classes of every model, then run one job per pair through
+:func:`disco_inspect.runner.run_tasks` (sequentially, or as Ray tasks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiscoInspectError
+from ..runner import Task
+from .options import class_folder, classifier_from, config_from, scorer_from, setup, slug
+
+#: Objects a process loads once and reuses across its tasks (a Ray worker runs several tasks in turn).
+_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _cached(key: tuple[Any, ...], make: Any) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def model_list(args: argparse.Namespace) -> list[str]:
+    """MODEL followed by ``--models a,b`` (each once, in order)."""
+    extra = [m.strip() for m in (getattr(args, "models", None) or "").split(",") if m.strip()]
+    out: list[str] = []
+    for m in [args.model, *extra]:
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def class_list(args: argparse.Namespace) -> list[str] | None:
+    """``--class NAME`` or ``--classes a,b|all`` as names (``None`` = every class of each model)."""
+    if bool(args.target) == bool(args.classes):
+        raise DiscoInspectError(
+            "Pass exactly one of `--class NAME` or `--classes a,b,c` (or `--classes all`)."
+        )
+    if args.target:
+        return [args.target]
+    if args.classes.strip().lower() == "all":
+        return None
+    names = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if not names:
+        raise DiscoInspectError(
+            f"`--classes` = {args.classes!r} names no class; write e.g. --classes circle,square."
+        )
+    return names
+
+
+def model_root(out: str | Path, model: str) -> Path:
+    """``OUT/<model-slug>``: where one model's class folders go."""
+    from ..world.make import resolve_model
+
+    return Path(out) / slug(Path(str(resolve_model(model))).stem)
+
+
+def plan_tasks(args: argparse.Namespace) -> list[Task]:
+    """One task per (model, class), every class name checked against every model before any work: all unknown
+    names are reported at once."""
+    names = class_list(args)
+    tasks: list[Task] = []
+    problems: list[str] = []
+    for model in model_list(args):
+        clf = classifier_from(args, model)
+        wanted: list[str | int] = list(range(clf.num_classes)) if names is None else list(names)
+        unknown = []
+        root = model_root(args.out, model)
+        for name in wanted:
+            try:
+                idx = clf.resolve_class(name)
+            except DiscoInspectError:
+                unknown.append(str(name))
+                continue
+            cls = clf.class_name(idx)
+            tasks.append(
+                Task(model=model, class_index=idx, class_name=cls, folder=root / class_folder(idx, cls))
+            )
+        if unknown:
+            shown = ", ".join(repr(n) for n in clf.label_names[:8]) + (", ..." if clf.num_classes > 8 else "")
+            problems.append(f"{model}: {', '.join(repr(u) for u in unknown)} (its classes: {shown})")
+    if problems:
+        raise DiscoInspectError(
+            "Unknown class names, nothing was run: " + "; ".join(problems) + ". Use label names or indices."
+        )
+    return tasks
+
+
+def audit_settings(args: argparse.Namespace) -> Any:
+    """The analysis flags as :class:`AuditSettings` (unset flags: its own defaults); validated here, in the
+    driver, so a bad value fails before any task starts."""
+    from ..auditor import AuditSettings
+
+    given = {
+        "eval_seeds": args.eval_seeds,
+        "intervention_seeds": args.intervention_seeds,
+        "alpha": args.alpha,
+        "min_effect": args.min_effect,
+        "attribution_images": 0 if args.no_attributions else None,
+        "scan": not args.no_scan,
+    }
+    if args.control_draws is not None:
+        given.update(null_control=args.control_draws >= 0, control_draws=max(args.control_draws, 0))
+    return AuditSettings(**{k: v for k, v in given.items() if v is not None})
+
+
+def audit_job(args: argparse.Namespace, task: Task) -> dict[str, Any]:
+    """Audit ``task``'s class into its folder (resuming a token run there) and return what the index needs."""
+    from ..auditor import audit, default_config
+
+    settings = audit_settings(args)
+    pipe = _cached(
+        ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
+        lambda: setup(args),
+    )
+    clf = _cached(
+        ("clf", task.model, args.arch, args.labels, args.device), lambda: classifier_from(args, task.model)
+    )
+    reference = (
+        _cached(
+            ("clf", args.reference, args.arch, args.labels, args.device),
+            lambda: classifier_from(args, args.reference),
+        )
+        if args.reference
+        else None
+    )
+    scorer = _cached(
+        ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
+        lambda: scorer_from(args, pipe),
+    )
+    res = audit(
+        pipe,
+        clf,
+        task.class_index,
+        scorer=scorer,
+        config=config_from(args, default_config(pipe)),
+        settings=settings,
+        out=task.folder,
+        progress=not args.no_progress and not getattr(args, "_many", False),
+        overwrite=False,  # the driver cleared the run folders once; a retried task must resume, not restart
+        allow_unfinished=args.report_unfinished,
+        reference=reference,
+        user_images=args.images,
+    )
+    return {
+        "doc": res.to_dict(),
+        "lines": summary_lines(res, task.folder),
+        "href": f"{task.folder.name}/index.html",
+    }
+
+
+def summary_lines(res: Any, folder: Path) -> list[str]:
+    """The console summary of one audit."""
+    top = res.factors.top(3)
+    kind = res.factors.method.get("ranking_kind", "reliance")
+    lines = [
+        f"{res.run.class_name}: report {folder / 'index.html'}",
+        f"  target probability {float(res.baseline_probs.mean()):.3f} -> {float(res.token_probs.mean()):.3f} "
+        f"({res.run.regime}, objective {res.run.objective}); "
+        + (f"{kind}: " + ", ".join(describe_factor(f) for f in top) if top else "no confirmed factor")
+        + (
+            "; token only (not confirmed): "
+            + ", ".join(f"{f.concept} ({f.effect:+.2f})" for f in res.factors.candidates[:3])
+            if res.factors.candidates
+            else ""
+        ),
+    ]
+    if res.edits:
+        e = res.edits["summary"]
+        lines.append(
+            f"  edits of your images: {folder / res.edits['href']} (p {e['p_target_source']:.3f} -> "
+            f"{e['p_target_edit']:.3f}; {e['n_images']} images)"
+        )
+    return lines
+
+
+def describe_factor(f: Any) -> str:
+    """One factor for the console: intervention effect (and differential) if confirmed, token shift, who found it."""
+    parts = []
+    if f.confirmed:
+        parts.append(f"confirmed, dp {f.intervention.effect:+.2f}")
+        if f.intervention.reference:
+            parts.append(f"{f.intervention.reference['differential']['effect']:+.2f} vs reference")
+    parts.append(f"token shift {f.effect:+.2f}, q={f.q_value:.3g}")
+    return f"{f.concept} ({'; '.join(parts)}; found by {f.nominated_by})"
+
+
+def clear_runs(tasks: list[Task]) -> None:
+    """``--overwrite``: clear each task's token run once, in the driver (a retried task then resumes)."""
+    from ..engine.run_folder import RunFolder
+
+    for task in tasks:
+        run = task.folder / "run"
+        if run.is_dir() and any(run.iterdir()):
+            with RunFolder(run) as folder:
+                folder.clear()
+
+
+def token_run_folder(task: Task) -> Path:
+    """Where ``report`` left the class's token run: ``OUT/<model>/<index-class>/run``."""
+    return task.folder / "run"
+
+
+def check_token_runs(tasks: list[Task]) -> None:
+    """Every task needs a learned token (``report`` with the same ``--out`` as ``evaluate --runs``): all missing
+    ones are listed at once, before any work."""
+    from ..engine.run_folder import TOKEN_FILE
+
+    missing = [t for t in tasks if not (token_run_folder(t) / TOKEN_FILE).is_file()]
+    if missing:
+        shown = "; ".join(f"{t.label} ({token_run_folder(t)})" for t in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise DiscoInspectError(
+            f"No learned token for {len(missing)} of {len(tasks)} classes: {shown}{more}. Learn them first with "
+            "`disco-inspect report MODEL --classes ... --out DIR` and pass the same folder as `--runs DIR`."
+        )
+
+
+def load_label_map(path: str | None) -> dict[str, str]:
+    """``--label-map FILE``: a JSON object {guiding class name: class name in --eval-model}."""
+    if not path:
+        return {}
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DiscoInspectError(
+            f"`--label-map` = {path!r} is unreadable ({e}); write a JSON object such as "
+            '{"Cardinal": "Cardinalis cardinalis"}.'
+        ) from e
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, (str, int)) for k, v in data.items()
+    ):
+        raise DiscoInspectError(
+            f"`--label-map` = {path!r} must be a JSON object mapping class names to names (or indices) of "
+            "--eval-model's labels."
+        )
+    return {k: v for k, v in data.items()}
+
+
+def check_label_map(args: argparse.Namespace, tasks: list[Task], label_map: dict[str, Any]) -> None:
+    """Every evaluated class must exist in ``--eval-model`` (under its own name or the label map's): all that do
+    not are listed at once."""
+    if not args.eval_model:
+        if label_map:
+            raise DiscoInspectError(
+                "`--label-map` maps classes to --eval-model's labels; pass --eval-model too."
+            )
+        return
+    other = classifier_from(args, args.eval_model)
+    bad = []
+    for t in tasks:
+        name = label_map.get(t.class_name, t.class_name)
+        try:
+            other.resolve_class(name)
+        except DiscoInspectError:
+            bad.append(f"{t.class_name!r} -> {name!r}")
+    if bad:
+        raise DiscoInspectError(
+            f"--eval-model has no class for: {', '.join(bad)}. Add them to `--label-map` (JSON: "
+            '{"guiding class": "eval-model class"}).'
+        )
+
+
+def evaluate_job(args: argparse.Namespace, label_map: dict[str, Any], task: Task) -> dict[str, Any]:
+    """Table 1 for one class: paired seeds without/with the class's learned token (cached in the audit folder, so
+    a rerun or a retried task does not generate again)."""
+    import hashlib
+    import json
+
+    from ..engine.evaluate import evaluate_accuracy
+    from ..engine.run_folder import TOKEN_FILE
+    from ..engine.token_run import TokenRun
+    from ..io import write_json
+
+    run_dir = token_run_folder(task)
+    eval_class = label_map.get(task.class_name) if args.eval_model else None
+    key = {
+        "token": hashlib.sha256((run_dir / TOKEN_FILE).read_bytes()).hexdigest()[:16],
+        "n_seeds": args.n_seeds,
+        "seed": args.seed,
+        "template": args.template,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "eval_model": args.eval_model,
+        "eval_class": eval_class,
+        "pipeline": args.pipeline,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    cache = task.folder / "evaluations" / f"{digest}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    pipe = _cached(
+        ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
+        lambda: setup(args),
+    )
+    clf = _cached(
+        ("clf", task.model, args.arch, args.labels, args.device), lambda: classifier_from(args, task.model)
+    )
+    other = (
+        _cached(
+            ("clf", args.eval_model, args.arch, args.labels, args.device),
+            lambda: classifier_from(args, args.eval_model),
+        )
+        if args.eval_model
+        else None
+    )
+    res = evaluate_accuracy(
+        pipe,
+        clf,
+        task.class_index,
+        TokenRun.load(run_dir),
+        n_seeds=args.n_seeds,
+        seed=args.seed,
+        template=args.template,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        eval_classifier=other,
+        eval_class=eval_class,
+    )
+    out = {"model": task.model, **res.to_dict(), "settings": key}
+    write_json(cache, out)
+    return out

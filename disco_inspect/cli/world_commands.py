@@ -1,0 +1,74 @@
+"""`world`: train the bundled world's model, make classifiers, run the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+
+from .audit_commands import cmd_benchmark
+from .options import Formatter
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    """``disco-inspect world ...``: forwards to the world's own commands."""
+    if args.world_command == "benchmark":
+        return cmd_benchmark(args)
+    if args.world_command == "train":
+        from ..world.train import run
+
+        return run(args)
+    from ..world.make import run as make_run
+
+    return make_run(args.world_command.removeprefix("make-"), args)
+
+
+def add_world_parsers(p: argparse.ArgumentParser) -> None:
+    from ..world import make, train
+
+    sub = p.add_subparsers(
+        dest="world_command",
+        required=True,
+        metavar="{train,make-classifier,make-oracle,make-examples,benchmark}",
+    )
+    q = sub.add_parser(
+        "train",
+        help="(re)train the world's text-to-image model (resumable)",
+        formatter_class=Formatter,
+        description="Train the bundled world's VAE and UNet; resumes from --work.",
+    )
+    train.add_arguments(q)
+    for what, text in make.WHAT.items():
+        q = sub.add_parser(
+            f"make-{what}",
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            formatter_class=Formatter,
+        )
+        make.add_arguments(q, what)
+    q = sub.add_parser(
+        "benchmark",
+        help="the planted-bias benchmark of the audit",
+        formatter_class=Formatter,
+        description="Audit every shipped world classifier; check the planted bias is found.",
+    )
+    q.add_argument("--out", default="reports/world-benchmark", help="output folder")
+    q.add_argument(
+        "--only", default=None, help="comma-separated classifier files, e.g. clean.pt (default: all)"
+    )
+    q.add_argument(
+        "--max-iters", type=int, default=None, help="DisCo iterations (default: the world preset's)"
+    )
+    q.add_argument(
+        "--random",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the randomised benchmark: draw N biases by --seed, train a classifier for each, measure its "
+        "reliance on rendered scenes, audit it (default: the shipped examples instead)",
+    )
+    q.add_argument("--seed", type=int, default=0, help="with --random: the seed that draws the cases")
+    q.add_argument(
+        "--clean", type=int, default=5, help="with --random: clean classifiers (false confirmations)"
+    )
+    q.add_argument("--steps", type=int, default=500, help="with --random: training steps of each classifier")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    q.add_argument("--no-progress", action="store_true", help="hide progress bars")
