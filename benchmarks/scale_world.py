@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--out", default="reports/scale-benchmark")
     ap.add_argument("--model", default="world:clean")
     ap.add_argument("--classes", default="all")
-    ap.add_argument("--keep", action="store_true", help="reuse finished arms instead of starting from empty folders")
+    ap.add_argument(
+        "--keep", action="store_true", help="reuse finished arms instead of starting from empty folders"
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
