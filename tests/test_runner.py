@@ -81,6 +81,28 @@ def test_ctrl_c_stops_sequential_tasks_and_they_resume(tmp_path):
     assert [o.result["resumed_from"] for o in out] == [2, 0, 0]
 
 
+def test_ray_address_joins_a_cluster_instead_of_starting_one(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_init(**kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    with pytest.raises(Stop):
+        run_tasks(_tasks(tmp_path), counting_job, ray_address="auto", threads=1)
+    assert seen["address"] == "auto" and "num_cpus" not in seen  # a cluster's resources are its own
+    seen.clear()
+    with pytest.raises(Stop):
+        run_tasks(_tasks(tmp_path), counting_job, workers=2, threads=1)
+    assert "address" not in seen and seen["num_cpus"] == 2  # local: 2 workers x 1 thread
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")  # the [scale] extra; the tests above run without it
@@ -128,3 +150,26 @@ def test_a_killed_ray_worker_is_retried_and_its_task_resumes(tmp_path, local_ray
     assert outcome.status == "done" and outcome.result["count"] == 8
     assert outcome.result["resumed_from"] >= 3  # continued, not restarted
     assert len(Path(folder / "starts.txt").read_text().split()) == 2  # one retry
+
+
+def test_ctrl_c_cancels_every_ray_task_and_a_rerun_resumes_them(tmp_path, local_ray):
+    tasks = _tasks(tmp_path, ("circle", "square"))
+    job = partial(counting_job, steps=40, pause=0.25)
+    sent = {}
+
+    def interrupt_once_both_run():
+        while not all((t.folder / "count.txt").is_file() for t in tasks):
+            time.sleep(0.05)
+        sent["at"] = time.time()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(tasks, job, executor="ray", workers=2, threads=1, progress=False)
+    assert time.time() - sent["at"] < 5  # stopped at once, not after the ~10 s the tasks still needed
+    done = [int((t.folder / "count.txt").read_text()) for t in tasks]
+    time.sleep(1.0)
+    assert [int((t.folder / "count.txt").read_text()) for t in tasks] == done  # the workers were stopped
+    out = run_tasks(tasks, job, executor="ray", workers=2, threads=1, progress=False)
+    assert [o.result["count"] for o in out] == [40, 40]
+    assert [o.result["resumed_from"] for o in out] == done and all(0 < d < 40 for d in done)

@@ -16,10 +16,13 @@ __all__, __getattr__, __dir__ = attach(
         "world_config": ".presets",
         "WORLD_EDIT": ".presets",
         "train_world_classifier": ".scene_classifiers",
+        "train_on_images": ".scene_classifiers",
         "bias_accuracy": ".scene_classifiers",
         "run_benchmark": ".benchmark",
         "run_random_benchmark": ".random_benchmark",
         "run_edit_benchmark": ".edit_benchmark",
+        "fewshot_table": ".fewshot",
+        "format_fewshot_table": ".fewshot",
         "world_fid_table": ".oracle_fid",
     },
 )

@@ -8,6 +8,7 @@ Saved as TorchScript that carries its label names and preprocessing, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DiscoInspectError
 from .bias import BiasSpec
 from .scenes import SHAPES, generate_scenes
 
@@ -25,6 +27,9 @@ PREPROCESSING = {
     "mean": [0.5, 0.5, 0.5],
     "std": [0.5, 0.5, 0.5],
 }
+
+MIN_STEPS = 11
+"""Fewest training steps the one-cycle schedule accepts (its warm-up, 10 % of the steps, must exceed one step)."""
 
 
 class SceneCNN(nn.Module):
@@ -63,31 +68,144 @@ def train_world_classifier(
     spatial: bool = False,
     progress: bool = True,
 ) -> Any:
-    """Train a shape classifier on scenes drawn with ``bias``; returns a :class:`Classifier`.
+    """Train a shape classifier on fresh scenes drawn with ``bias`` at every step.
 
-    ``spatial``: keep a 4x4 feature grid before the head (see :class:`SceneCNN`)."""
+    Args:
+        bias: the planted shortcut (a :class:`BiasSpec` or its text); ``None`` trains a clean classifier.
+        steps: optimisation steps (one batch of new scenes each).
+        batch: scenes per step.
+        seed: seeds the initial weights, the scenes and the augmentation.
+        lr: peak learning rate of the one-cycle schedule (AdamW).
+        spatial: keep a 4x4 feature grid before the head (see :class:`SceneCNN`).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`~disco_inspect.models.classifiers.Classifier` over :data:`SHAPES`.
+    """
+    spec = BiasSpec.parse(bias) if isinstance(bias, str) else bias
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scenes = generate_scenes(batch, seed=20_000_033 * (seed + 1) + step, bias=spec)
+        return scenes.images, scenes.factors["shape"]
+
+    source = f"world-cnn(bias={spec}, seed={seed})" if spec else f"world-cnn(clean, seed={seed})"
+    return _train(
+        draw,
+        steps=steps,
+        seed=seed,
+        lr=lr,
+        spatial=spatial,
+        progress=progress,
+        desc=f"world classifier ({spec or 'clean'})",
+        source=source,
+    )
+
+
+def train_on_images(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    steps: int = 1000,
+    batch: int = 32,
+    seed: int = 0,
+    lr: float = 6e-3,
+    spatial: bool = False,
+    progress: bool = True,
+) -> Any:
+    """Train a shape classifier on a fixed labelled image set, with the loop of :func:`train_world_classifier`.
+
+    Each step draws ``batch`` images from the set uniformly with replacement (so a set smaller than a batch
+    works: every copy is augmented differently) and applies the oracle's blur/noise/colour augmentation.
+
+    Args:
+        images: ``[N, 3, 32, 32]`` in [0, 1] (rendered scenes, generated images or both).
+        labels: ``[N]`` shape indices into :data:`SHAPES`.
+        steps: optimisation steps.
+        batch: images per step.
+        seed: seeds the initial weights, the draws and the augmentation.
+        lr: peak learning rate of the one-cycle schedule (AdamW).
+        spatial: keep a 4x4 feature grid before the head (see :class:`SceneCNN`).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`~disco_inspect.models.classifiers.Classifier` over :data:`SHAPES`.
+
+    Raises:
+        DiscoInspectError: empty or mismatched ``images``/``labels``, labels outside ``0..len(SHAPES)-1``,
+            ``steps`` below :data:`MIN_STEPS` or ``batch`` below 1.
+    """
+    images = torch.as_tensor(images)
+    labels = torch.as_tensor(labels).long()
+    if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
+        raise DiscoInspectError(
+            f"`images` has shape {tuple(images.shape)}; pass a non-empty [N, 3, H, W] tensor in [0, 1]."
+        )
+    if labels.shape != (len(images),):
+        raise DiscoInspectError(
+            f"`labels` has shape {tuple(labels.shape)}; pass one shape index per image ([{len(images)}])."
+        )
+    if labels.min() < 0 or labels.max() >= len(SHAPES):
+        raise DiscoInspectError(
+            f"`labels` holds values outside 0..{len(SHAPES) - 1} (the indices of {', '.join(SHAPES)})."
+        )
+    if steps < MIN_STEPS:
+        raise DiscoInspectError(
+            f"`steps` = {steps!r} is invalid; use an integer >= {MIN_STEPS} (the one-cycle schedule warms up over "
+            "the first 10 % of the steps)."
+        )
+    if batch < 1:
+        raise DiscoInspectError(f"`batch` = {batch!r} is invalid; use an integer >= 1.")
+    images = images.float()
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(30_000_001 * (seed + 1) + step)
+        idx = torch.randint(len(images), (batch,), generator=gen)
+        return images[idx], labels[idx]
+
+    return _train(
+        draw,
+        steps=steps,
+        seed=seed,
+        lr=lr,
+        spatial=spatial,
+        progress=progress,
+        desc=f"world classifier ({len(images)} images)",
+        source=f"world-cnn({len(images)} fixed images, seed={seed})",
+    )
+
+
+def _train(
+    draw: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    steps: int,
+    seed: int,
+    lr: float,
+    spatial: bool,
+    progress: bool,
+    desc: str,
+    source: str,
+) -> Any:
+    """The training loop of both trainers: ``draw(step)`` gives that step's (images in [0, 1], shape labels)."""
     from tqdm.auto import tqdm
 
     from ..models.classifiers import Classifier, Preprocessing
     from .oracle import augment
 
-    spec = BiasSpec.parse(bias) if isinstance(bias, str) else bias
     torch.manual_seed(seed)
     model = SceneCNN(width=32, spatial=spatial)
     pre = Preprocessing.from_dict(PREPROCESSING)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
-    for step in tqdm(range(steps), disable=not progress, desc=f"world classifier ({spec or 'clean'})"):
-        scenes = generate_scenes(batch, seed=20_000_033 * (seed + 1) + step, bias=spec)
+    for step in tqdm(range(steps), disable=not progress, desc=desc):
+        images, labels = draw(step)
         gen = torch.Generator().manual_seed(seed * 7_000_003 + step)
-        x = pre(augment(scenes.images, gen))
-        loss = F.cross_entropy(model(x), scenes.factors["shape"])
+        x = pre(augment(images, gen))
+        loss = F.cross_entropy(model(x), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    source = f"world-cnn(bias={spec}, seed={seed})" if spec else f"world-cnn(clean, seed={seed})"
     return Classifier(model.eval(), pre, list(SHAPES), source=source)
 
 
@@ -103,7 +221,7 @@ def save_world_classifier(clf: Any, path: str | Path) -> Path:
         label_names=clf.label_names,
         preprocessing=clf.preprocessing.to_dict(),
         eager={
-            "factory": "disco_inspect.world.classifiers:SceneCNN",
+            "factory": "disco_inspect.world.scene_classifiers:SceneCNN",
             "kwargs": {"num_classes": len(clf.label_names), "width": width, "spatial": spatial},
         },
     )
