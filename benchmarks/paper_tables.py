@@ -3,7 +3,7 @@
 Table 1: top-1/top-5 of generated images without and with each class's learned token, 100 paired seeds per class,
 for the clean world classifier and for a weak one (a clean classifier trained for only 150 steps: 0.69 accuracy on
 rendered scenes, docs/lab-notes.md). Table 3: FID between 64 generated and 64 rendered scenes per class, without
-and with the token, in the oracle's penultimate features.
+and with each classifier's tokens, in the oracle's penultimate features.
 
     python benchmarks/scale_world.py --out reports/scale-benchmark        # the clean classifier's 4 audits
     python benchmarks/paper_tables.py --clean-runs reports/scale-benchmark/parallel --out reports/paper-tables
@@ -47,20 +47,6 @@ def table3(clean_runs: Path, out: Path, n: int, threads: int) -> dict:
     return world_fid_table(pipe, runs, n=n)
 
 
-def format_table3(t3: dict) -> str:
-    """Markdown rows of Table 3."""
-    lines = [
-        f"| class | {t3['metric']} without token | with token | n real / generated |",
-        "|---|---|---|---|",
-    ]
-    for name, r in t3["rows"].items():
-        label = f"**{name}**" if name == "mean" else name
-        lines.append(
-            f"| {label} | {r['baseline']:.1f} | {r['token']:.1f} | {r['n_real']} / {r['n_generated']} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -97,8 +83,12 @@ def main() -> None:
         )
         tables[name] = json.loads(dest.read_text())["table"]
     from disco_inspect.analysis.accuracy import format_accuracy_table
+    from disco_inspect.analysis.fid import format_fid_table
 
-    t3 = table3(Path(args.clean_runs), out, args.fid_n, args.threads)
+    t3 = {
+        "clean": table3(Path(args.clean_runs), out, args.fid_n, args.threads),
+        "weak": table3(audits, out, args.fid_n, args.threads),
+    }
     (out / "table3.json").write_text(json.dumps(t3, indent=2) + "\n")
     md = [
         f"## Table 1, world:clean ({args.n_seeds} paired seeds per class)",
@@ -108,7 +98,11 @@ def main() -> None:
         f"## Table 1, weak classifier ({args.weak_steps} training steps)",
         format_accuracy_table(tables["weak"]),
     ]
-    md += [f"## Table 3, world:clean tokens ({args.fid_n} images per set)", format_table3(t3)]
+    for name in ("clean", "weak"):
+        md += [
+            f"## Table 3, {name} classifier's tokens ({args.fid_n} images per set)",
+            format_fid_table(t3[name]),
+        ]
     text = "\n\n".join(md) + "\n"
     (out / "tables.md").write_text(text)
     print(text)

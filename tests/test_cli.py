@@ -207,3 +207,19 @@ def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
     assert (
         len(list((root / "0-circle" / "evaluations").glob("*.json"))) == 1
     )  # cached: a rerun does not generate
+
+    # Table 3 on top: FID without/with the token against rendered scenes, in the world oracle's features
+    from disco_inspect.engine.run_folder import save_png
+    from disco_inspect.world.scenes import generate_scenes
+
+    for name in ("circle", "square"):
+        for i, img in enumerate(generate_scenes(6, seed=5, fixed={"shape": name}).images):
+            save_png(tmp_path / "real" / name / f"{i}.png", img)
+    fid_args = ["--fid-real", str(tmp_path / "real"), "--fid-features", "oracle", "--json", str(table)]
+    assert main([*evaluate, *fid_args, "--workers", "1", "--no-progress", "--threads", "1"]) == 0
+    assert "FID (oracle features) without token" in capsys.readouterr().out
+    rows = json.loads(table.read_text())["fid_table"]["rows"]
+    assert list(rows) == ["circle", "square", "mean"]
+    assert all(rows[c]["n_real"] == 6 and rows[c]["n_generated"] == 4 for c in ("circle", "square"))
+    assert all(r["baseline"] >= 0 and r["token"] >= 0 for r in rows.values())
+    assert main([*evaluate, "--fid-real", str(tmp_path / "nowhere"), "--workers", "1"]) == 2

@@ -1,6 +1,8 @@
 """Many classes and models from one command: every bad name listed before any work; a failed task is reported in
 the index while the others finish; evaluate's tokens must exist; label maps are checked."""
 
+import json
+
 import pytest
 
 from disco_inspect.cli import main
@@ -113,3 +115,90 @@ def test_evaluate_with_another_model_checks_the_label_map_before_any_work(tmp_pa
     check_label_map(args, tasks, {"circle": "square"})  # a mapped name that exists: fine
     with pytest.raises(Exception, match=r"'circle' -> 'disc', 'cross' -> 'plus'"):
         check_label_map(args, tasks, {"circle": "disc", "cross": "plus"})
+
+
+def _differences(a, b, path=""):
+    """Leaf paths where two JSON documents differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")
+        ]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"[:200]]
+
+
+def _report_docs(root):
+    docs = {}
+    for f in sorted(root.glob("clean/*/report.json")):
+        doc = json.loads(f.read_text())
+        doc.pop("created"), doc.pop("timings")  # wall-clock facts of the run, not results
+        docs[f.parent.name] = doc
+    return docs
+
+
+@pytest.mark.slow
+def test_killing_a_ray_worker_mid_audit_gives_the_same_reports_as_an_uninterrupted_run(tmp_path):
+    """Issue 12 item 2: SIGKILL the worker that trains circle's token; Ray retries the task, which resumes its run
+    folder; every report.json equals the one of a run nobody interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from disco_inspect.runner import PID_FILE
+
+    def command(out):
+        return [
+            sys.executable,
+            "-m",
+            "disco_inspect.cli",
+            "report",
+            "world:clean",
+            "--classes",
+            "circle,square",
+        ] + [
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--max-iters",
+            "8",
+            "--n-images",
+            "2",
+            "--eval-seeds",
+            "4",
+            "--intervention-seeds",
+            "4",
+            "--no-attributions",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "calm"), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        command(tmp_path / "killed"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    folder = tmp_path / "killed" / "clean" / "0-circle"
+    trajectory = folder / "run" / "trajectory.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+        trajectory.is_file() and len(trajectory.read_text().splitlines()) >= 3
+    ):
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.1)
+    killed_pid = int((folder / PID_FILE).read_text())
+    os.kill(killed_pid, signal.SIGKILL)
+    output = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 0, output[-2000:]
+    assert int((folder / PID_FILE).read_text()) != killed_pid  # Ray re-ran the task in another worker
+    killed, calm = _report_docs(tmp_path / "killed"), _report_docs(tmp_path / "calm")
+    assert sorted(killed) == ["0-circle", "1-square"]
+    assert _differences(killed, calm) == []
+    lines = trajectory.read_text().splitlines()
+    assert len(lines) == 8 and [json.loads(x)["step"] for x in lines] == list(
+        range(8)
+    )  # resumed, none repeated

@@ -24,6 +24,8 @@ __all__, __getattr__, __dir__ = attach(
         "object_masks": ".attention",
         "frechet_distance": ".fid",
         "fid_table": ".fid",
+        "merge_fid_tables": ".fid",
+        "format_fid_table": ".fid",
         "features_from_classifier": ".fid",
     },
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,7 +24,14 @@ from ..errors import DiscoInspectError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["frechet_distance", "fid_table", "features_from_classifier", "ClassifierFeatures"]
+__all__ = [
+    "frechet_distance",
+    "fid_table",
+    "merge_fid_tables",
+    "format_fid_table",
+    "features_from_classifier",
+    "ClassifierFeatures",
+]
 
 #: Keys of one generated set per class in :func:`fid_table`.
 KINDS: tuple[str, ...] = ("baseline", "token")
@@ -363,10 +370,40 @@ def fid_table(
             "n_real": int(len(real)),
             "n_generated": int(sizes["baseline"] or 0),
         }
+    return merge_fid_tables([{"metric": name, "rows": rows}])
+
+
+def merge_fid_tables(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One table from per-class tables of :func:`fid_table` (e.g. computed by separate tasks): their class rows
+    and a ``"mean"`` row averaging the classes' FIDs and summing their counts."""
+    if not tables:
+        raise DiscoInspectError("`tables` is empty; pass at least one FID table.")
+    metrics = {t["metric"] for t in tables}
+    if len(metrics) > 1:
+        raise DiscoInspectError(f"FID tables in different features cannot be merged: {sorted(metrics)}.")
+    rows: dict[str, dict[str, Any]] = {}
+    for t in tables:
+        for cls, row in t["rows"].items():
+            if cls != MEAN_ROW:
+                rows[cls] = dict(row)
     classes = list(rows.values())
     rows[MEAN_ROW] = {
         **{k: sum(r[k] for r in classes) / len(classes) for k in KINDS},
         "n_real": sum(r["n_real"] for r in classes),
         "n_generated": sum(r["n_generated"] for r in classes),
     }
-    return {"metric": name, "rows": rows}
+    return {"metric": metrics.pop(), "rows": rows}
+
+
+def format_fid_table(table: Mapping[str, Any]) -> str:
+    """Markdown: per class, the FID without and with the token (lower = closer to the real images)."""
+    lines = [
+        f"| class | {table['metric']} without token | with token | n real / generated |",
+        "|---|---|---|---|",
+    ]
+    for cls, r in table["rows"].items():
+        label = f"**{cls}**" if cls == MEAN_ROW else cls
+        lines.append(
+            f"| {label} | {r['baseline']:.1f} | {r['token']:.1f} | {r['n_real']} / {r['n_generated']} |"
+        )
+    return "\n".join(lines)

@@ -18,14 +18,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report.html import write_index
     from ..report.requirements import check_report_dependencies
     from ..runner import run_tasks
-    from .tasks import audit_job, audit_settings, clear_runs, model_list, model_root, plan_tasks
+    from .tasks import audit_job, audit_settings, clear_runs, model_list, model_root, new_run_id, plan_tasks
 
     tasks = plan_tasks(args)  # every class name checked against every model before any work
     audit_settings(args)  # and every analysis flag
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     if args.overwrite:
         clear_runs(tasks)
-    args._many = len(tasks) > 1
+    new_run_id(args)
 
     def show(outcome: Any) -> None:
         if outcome.status == "done":
@@ -36,7 +36,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     workers = args.workers
     outcomes = run_tasks(
         tasks,
-        partial(audit_job, args),
+        partial(audit_job, args, progress=not args.no_progress and len(tasks) == 1),
         executor="local" if workers == 1 and not args.ray_address else "auto",
         workers=workers,
         threads=args.threads,
@@ -181,10 +181,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results = [_evaluate_one(args)]
     table = accuracy_table(results)
     print(format_accuracy_table(table))
+    fid = None
+    if args.fid_real:
+        from ..analysis.fid import format_fid_table, merge_fid_tables
+
+        fid = merge_fid_tables([r["fid"] for r in results])
+        print(format_fid_table(fid))
     if args.json:
         from ..io import write_json
 
         doc = {"table": table, "classes": results} if args.classes else {**results[0], "table": table}
+        if fid is not None:
+            doc["fid_table"] = fid
         write_json(Path(args.json), doc)  # one class: its AccuracyResult fields, as before, plus the table
         print(f"wrote {args.json}")
     return 0
@@ -193,10 +201,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_one(args: argparse.Namespace) -> dict[str, Any]:
     from ..engine.evaluate import evaluate_accuracy
     from ..engine.token_run import TokenRun
-    from .tasks import load_label_map
+    from .tasks import Task, class_fid, fid_real_folders, load_label_map
 
     clf = classifier_from(args)
     label_map = load_label_map(args.label_map)
+    idx = clf.resolve_class(args.target)
+    real_dirs = fid_real_folders(
+        args, [Task(args.model, idx, clf.class_name(idx), Path(class_folder(idx, clf.class_name(idx))))]
+    )
     pipe = setup(args)
     token: Any = Path(args.token)
     if token.is_dir():
@@ -215,17 +227,29 @@ def _evaluate_one(args: argparse.Namespace) -> dict[str, Any]:
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
         eval_classifier=eval_clf,
-        eval_class=label_map.get(clf.class_name(clf.resolve_class(args.target))) if eval_clf else None,
+        eval_class=label_map.get(clf.class_name(idx)) if eval_clf else None,
+        keep_images=bool(real_dirs),
     )
     print(f"class {res.class_name!r} on seeds {res.seeds[0]}..{res.seeds[-1]}")
-    return {"model": args.model, **res.to_dict()}
+    out = {"model": args.model, **res.to_dict()}
+    if real_dirs:
+        out["fid"] = class_fid(args, real_dirs[clf.class_name(idx)], res, eval_clf or clf)
+    return out
 
 
 def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
     from functools import partial
 
     from ..runner import run_tasks
-    from .tasks import check_label_map, check_token_runs, evaluate_job, load_label_map, plan_tasks
+    from .tasks import (
+        check_label_map,
+        check_token_runs,
+        evaluate_job,
+        fid_real_folders,
+        load_label_map,
+        new_run_id,
+        plan_tasks,
+    )
 
     if args.token:
         raise DiscoInspectError(
@@ -236,9 +260,11 @@ def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
     check_token_runs(tasks)
     label_map = load_label_map(args.label_map)
     check_label_map(args, tasks, label_map)
+    real_dirs = fid_real_folders(args, tasks)
+    new_run_id(args)
     outcomes = run_tasks(
         tasks,
-        partial(evaluate_job, args, label_map),
+        partial(evaluate_job, args, label_map, real_dirs=real_dirs),
         executor="local" if args.workers == 1 and not args.ray_address else "auto",
         workers=args.workers,
         threads=args.threads,

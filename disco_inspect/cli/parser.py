@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON {class name: --eval-model class name} when the two label sets differ",
     )
+    p.add_argument(
+        "--fid-real",
+        default=None,
+        help="also FID without/with the token against your real images: a folder with one subfolder per class "
+        "(named as the class)",
+    )
+    p.add_argument(
+        "--fid-features",
+        default="classifier",
+        help="features for --fid-real: 'classifier' (penultimate layer of the scoring classifier), 'oracle' (the "
+        "world's oracle), or a model file whose penultimate layer to use",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the task progress bar")
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)

@@ -11,14 +11,46 @@ from ..errors import DiscoInspectError
 from ..runner import Task
 from .options import class_folder, classifier_from, config_from, scorer_from, setup, slug
 
-#: Objects a process loads once and reuses across its tasks (a Ray worker runs several tasks in turn).
-_CACHE: dict[tuple[Any, ...], Any] = {}
+#: Objects a process loads once per command and reuses across that command's tasks (a Ray worker runs several tasks
+#: in turn): ``(run id, {key: object})``. A new command (run id) starts empty, so no pipeline carries another
+#: command's installed token into the next (in a notebook or a test session, one process runs many commands).
+_CACHE: tuple[str | None, dict[tuple[Any, ...], Any]] = (None, {})
 
 
-def _cached(key: tuple[Any, ...], make: Any) -> Any:
-    if key not in _CACHE:
-        _CACHE[key] = make()
-    return _CACHE[key]
+def new_run_id(args: argparse.Namespace) -> None:
+    """Mark ``args`` as one command: the objects its tasks load are shared by them and by no other command."""
+    import uuid
+
+    args.run_id = uuid.uuid4().hex
+
+
+def _cached(args: argparse.Namespace, key: tuple[Any, ...], make: Any) -> Any:
+    global _CACHE
+    run_id = getattr(args, "run_id", None)
+    if _CACHE[0] != run_id or run_id is None:
+        _CACHE = (run_id, {})
+    store = _CACHE[1]
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    """The pipeline of ``args``, loaded once per process."""
+    return _cached(
+        args,
+        ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
+        lambda: setup(args),
+    )
+
+
+def _classifier(args: argparse.Namespace, source: str | None) -> Any:
+    """The classifier ``source`` (``None`` -> ``None``), loaded once per process."""
+    if not source:
+        return None
+    return _cached(
+        args, ("clf", source, args.arch, args.labels, args.device), lambda: classifier_from(args, source)
+    )
 
 
 def model_list(args: argparse.Namespace) -> list[str]:
@@ -105,27 +137,16 @@ def audit_settings(args: argparse.Namespace) -> Any:
     return AuditSettings(**{k: v for k, v in given.items() if v is not None})
 
 
-def audit_job(args: argparse.Namespace, task: Task) -> dict[str, Any]:
-    """Audit ``task``'s class into its folder (resuming a token run there) and return what the index needs."""
+def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> dict[str, Any]:
+    """Audit ``task``'s class into its folder (resuming a token run there) and return what the index needs.
+
+    ``progress``: the audit's own progress bars (for a single task; many tasks share one task bar)."""
     from ..auditor import audit, default_config
 
     settings = audit_settings(args)
-    pipe = _cached(
-        ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
-        lambda: setup(args),
-    )
-    clf = _cached(
-        ("clf", task.model, args.arch, args.labels, args.device), lambda: classifier_from(args, task.model)
-    )
-    reference = (
-        _cached(
-            ("clf", args.reference, args.arch, args.labels, args.device),
-            lambda: classifier_from(args, args.reference),
-        )
-        if args.reference
-        else None
-    )
+    pipe, clf, reference = _pipeline(args), _classifier(args, task.model), _classifier(args, args.reference)
     scorer = _cached(
+        args,
         ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
         lambda: scorer_from(args, pipe),
     )
@@ -137,7 +158,7 @@ def audit_job(args: argparse.Namespace, task: Task) -> dict[str, Any]:
         config=config_from(args, default_config(pipe)),
         settings=settings,
         out=task.folder,
-        progress=not args.no_progress and not getattr(args, "_many", False),
+        progress=progress,
         overwrite=False,  # the driver cleared the run folders once; a retried task must resume, not restart
         allow_unfinished=args.report_unfinished,
         reference=reference,
@@ -264,7 +285,9 @@ def check_label_map(args: argparse.Namespace, tasks: list[Task], label_map: dict
         )
 
 
-def evaluate_job(args: argparse.Namespace, label_map: dict[str, Any], task: Task) -> dict[str, Any]:
+def evaluate_job(
+    args: argparse.Namespace, label_map: dict[str, Any], task: Task, real_dirs: dict[str, Path] | None = None
+) -> dict[str, Any]:
     """Table 1 for one class: paired seeds without/with the class's learned token (cached in the audit folder, so
     a rerun or a retried task does not generate again)."""
     import hashlib
@@ -276,6 +299,7 @@ def evaluate_job(args: argparse.Namespace, label_map: dict[str, Any], task: Task
     from ..io import write_json
 
     run_dir = token_run_folder(task)
+    real_dir = (real_dirs or {}).get(task.class_name)
     eval_class = label_map.get(task.class_name) if args.eval_model else None
     key = {
         "token": hashlib.sha256((run_dir / TOKEN_FILE).read_bytes()).hexdigest()[:16],
@@ -287,26 +311,14 @@ def evaluate_job(args: argparse.Namespace, label_map: dict[str, Any], task: Task
         "eval_model": args.eval_model,
         "eval_class": eval_class,
         "pipeline": args.pipeline,
+        "fid_real": str(real_dir) if real_dir else None,
+        "fid_features": args.fid_features if real_dir else None,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     cache = task.folder / "evaluations" / f"{digest}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    pipe = _cached(
-        ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
-        lambda: setup(args),
-    )
-    clf = _cached(
-        ("clf", task.model, args.arch, args.labels, args.device), lambda: classifier_from(args, task.model)
-    )
-    other = (
-        _cached(
-            ("clf", args.eval_model, args.arch, args.labels, args.device),
-            lambda: classifier_from(args, args.eval_model),
-        )
-        if args.eval_model
-        else None
-    )
+    pipe, clf, other = _pipeline(args), _classifier(args, task.model), _classifier(args, args.eval_model)
     res = evaluate_accuracy(
         pipe,
         clf,
@@ -319,7 +331,58 @@ def evaluate_job(args: argparse.Namespace, label_map: dict[str, Any], task: Task
         guidance_scale=args.guidance,
         eval_classifier=other,
         eval_class=eval_class,
+        keep_images=real_dir is not None,
     )
     out = {"model": task.model, **res.to_dict(), "settings": key}
+    if real_dir is not None:
+        out["fid"] = class_fid(args, real_dir, res, other or clf)
     write_json(cache, out)
     return out
+
+
+def fid_real_folders(args: argparse.Namespace, tasks: list[Task]) -> dict[str, Path]:
+    """``--fid-real DIR``: each class's folder of real images (``DIR/<class name>`` or ``DIR/<index>-<slug>``);
+    every class without one is listed at once, before any work."""
+    if not args.fid_real:
+        return {}
+    root = Path(args.fid_real)
+    if not root.is_dir():
+        raise DiscoInspectError(
+            f"`--fid-real` = {args.fid_real!r} is not a folder; give one subfolder per class."
+        )
+    found, missing = {}, []
+    for t in tasks:
+        for candidate in (root / t.class_name, root / t.folder.name):
+            if candidate.is_dir():
+                found[t.class_name] = candidate
+                break
+        else:
+            missing.append(f"{t.class_name!r} ({root / t.class_name})")
+    if missing:
+        raise DiscoInspectError(f"`--fid-real` has no folder of real images for {', '.join(missing)}.")
+    return found
+
+
+def fid_features(args: argparse.Namespace, scoring: Any) -> Any:
+    """``--fid-features``: the feature network FID is computed in."""
+    from ..analysis.fid import features_from_classifier
+
+    choice = args.fid_features
+    if choice == "classifier":
+        return features_from_classifier(scoring)
+    if choice == "oracle":
+        from ..world.oracle_fid import OracleFeatures
+
+        return OracleFeatures()
+    return features_from_classifier(_classifier(args, choice))
+
+
+def class_fid(args: argparse.Namespace, real_dir: Path, result: Any, scoring: Any) -> dict[str, Any]:
+    """The FID table row of one class: its generated images (without/with the token) against ``real_dir``."""
+    from ..analysis.fid import fid_table
+    from ..editing.images import load_images
+
+    size = int(result.images["baseline"].shape[-1])
+    real = load_images(real_dir, size).images
+    generated = {result.class_name: result.images}
+    return fid_table({result.class_name: real}, generated, fid_features(args, scoring))

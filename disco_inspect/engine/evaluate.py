@@ -36,6 +36,8 @@ class AccuracyResult:
     token: dict[str, float]
     baseline_items: list[dict[str, Any]] = field(repr=False)
     token_items: list[dict[str, Any]] = field(repr=False)
+    images: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    """``{"baseline": [N,3,H,W], "token": ...}`` when ``keep_images`` was asked (not in :meth:`to_dict`)."""
 
     @property
     def top1_gain(self) -> float:
@@ -43,8 +45,10 @@ class AccuracyResult:
         return self.token["accuracy"] - self.baseline["accuracy"]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        return asdict(self)
+        """JSON-friendly dict (without the images)."""
+        out = asdict(self)
+        out.pop("images")
+        return out
 
 
 def evaluate_accuracy(
@@ -63,6 +67,7 @@ def evaluate_accuracy(
     eval_classifier: Any = None,
     eval_class: str | int | None = None,
     batch_size: int = 5,
+    keep_images: bool = False,
 ) -> AccuracyResult:
     """Generate ``n_seeds`` images with and without the token and classify them.
 
@@ -82,6 +87,7 @@ def evaluate_accuracy(
             by name in its labels unless ``eval_class`` names it.
         eval_class: the class (name or index) in ``eval_classifier``'s labels, when its name differs (the paper
             scores iNaturalist images of a CUB-guided token: a label map gives each guiding class's name there).
+        keep_images: also return the generated images (``result.images``), e.g. for FID against real images.
     """
     from .optimize import as_classifier, check_pipeline
 
@@ -127,6 +133,7 @@ def evaluate_accuracy(
         "token": [template.format(token=token_str, class_name=class_name)] * n_seeds,
     }
     out: dict[str, list[dict[str, Any]]] = {}
+    kept: dict[str, torch.Tensor] = {}
     with recorded_scheduler(pipe, token.pipeline if isinstance(token, TokenRun) else None):
         for kind, ps in prompts.items():
             images = generate(
@@ -144,6 +151,8 @@ def evaluate_accuracy(
                     [scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
                 )
             out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
+            if keep_images:
+                kept[kind] = images.detach().float().cpu()
     return AccuracyResult(
         target=eval_target,
         class_name=class_name,
@@ -152,6 +161,7 @@ def evaluate_accuracy(
         token=summarize(out["token"], eval_target),
         baseline_items=out["baseline"],
         token_items=out["token"],
+        images=kept or None,
     )
 
 

@@ -137,3 +137,19 @@ def test_bad_table_inputs_name_the_value():
         fid_table({"a": x}, {"a": {"token": x}}, feats)
     with pytest.raises(DiscoInspectError, match="`batch_size` = 0"):
         frechet_distance(x, x, feats, batch_size=0)
+
+
+def test_tables_of_separate_tasks_merge_into_one_with_a_mean_row():
+    from disco_inspect.analysis.fid import format_fid_table, merge_fid_tables
+
+    def one(cls, b, t):
+        row = {"baseline": b, "token": t, "n_real": 8, "n_generated": 4}
+        return {"metric": "FID (oracle features)", "rows": {cls: row, "mean": row}}
+
+    merged = merge_fid_tables([one("circle", 10.0, 6.0), one("square", 20.0, 30.0)])
+    assert list(merged["rows"]) == ["circle", "square", "mean"]
+    assert merged["rows"]["mean"] == {"baseline": 15.0, "token": 18.0, "n_real": 16, "n_generated": 8}
+    assert "| **mean** | 15.0 | 18.0 | 16 / 8 |" in format_fid_table(merged)
+    other = {"metric": "FID (classifier logits)", "rows": {}}
+    with pytest.raises(DiscoInspectError, match="different features"):
+        merge_fid_tables([one("circle", 1.0, 1.0), other])

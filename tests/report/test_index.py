@@ -5,7 +5,7 @@ import subprocess
 
 from disco_inspect.report.html import write_index
 
-from .test_report import _chromium
+from .test_report import chromium_command
 
 
 def _doc(concept, shift, confirmed=True):
@@ -51,22 +51,7 @@ def test_index_lists_every_task_and_the_failed_one_with_its_error(tmp_path):
 
 
 def _rows_after_chromium(page, fragment, tmp_path):
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--dump-dom",
-        page.as_uri() + fragment,
-    ]
+    cmd = chromium_command(tmp_path / "profile", page.as_uri() + fragment)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln] == []

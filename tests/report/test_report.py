@@ -127,10 +127,9 @@ def _chromium():
     return path
 
 
-def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
-    """Issue 'Audit' acceptance 3: no console errors, plotly charts in the DOM, '<script>' shown as text."""
-    page = tiny_audit[1] / "index.html"
-    cmd = [
+def chromium_command(profile, url, *extra):
+    """Headless Chromium that prints the page's DOM after its scripts ran (flags: no network, no sandbox as root)."""
+    return [
         _chromium(),
         "--headless",
         "--no-sandbox",
@@ -140,13 +139,19 @@ def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--enable-logging=stderr",
         "--v=0",
-        "--virtual-time-budget=10000",
+        *extra,
         "--dump-dom",
-        page.as_uri(),
+        url,
     ]
+
+
+def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
+    """Issue 'Audit' acceptance 3: no console errors, plotly charts in the DOM, '<script>' shown as text."""
+    page = tiny_audit[1] / "index.html"
+    cmd = chromium_command(tmp_path / "profile", page.as_uri(), "--virtual-time-budget=10000")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
