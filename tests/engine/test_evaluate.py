@@ -49,6 +49,26 @@ def test_eval_classifier_scores_by_name(tiny_pipe, tiny_clf, tmp_path):
     assert res.target == 1 and len(res.token_items) == 2
 
 
+def test_eval_class_maps_the_class_into_another_label_set(tiny_pipe, tiny_clf):
+    """The paper scores iNat images of a CUB-guided token: the other classifier names the class differently."""
+    run = train_token(tiny_pipe, tiny_clf, "square", config=CFG.replace(max_iters=1), progress=False)
+    from disco_inspect.models.classifiers import Classifier
+
+    six = tiny_classifier(seed=5, num_classes=6)
+    other = Classifier(six.module, six.preprocessing, ["a", "b", "c", "d", "quadrate", "f"], source="other")
+    res = evaluate_accuracy(
+        tiny_pipe, tiny_clf, "square", run, n_seeds=2, eval_classifier=other, eval_class="quadrate"
+    )
+    assert res.target == 4 and res.class_name == "square"
+    assert all(len(i["topk"]) == 5 for i in res.token_items)
+    with pytest.raises(DiscoInspectError, match="quadrate"):
+        evaluate_accuracy(
+            tiny_pipe, tiny_clf, "square", run, n_seeds=2, eval_classifier=tiny_clf, eval_class="quadrate"
+        )
+    with pytest.raises(DiscoInspectError, match="pass that classifier"):
+        evaluate_accuracy(tiny_pipe, tiny_clf, "square", run, n_seeds=2, eval_class="quadrate")
+
+
 def test_unknown_token_string(tiny_pipe, tiny_clf):
     with pytest.raises(DiscoInspectError, match="<nope>"):
         evaluate_accuracy(tiny_pipe, tiny_clf, "square", "<nope>", n_seeds=1)
