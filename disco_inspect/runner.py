@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class TaskOutcome:
     result: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
-    attempts: int = field(default=1)
 
 
 def ray_available() -> bool:

@@ -36,7 +36,7 @@ def _cached(args: argparse.Namespace, key: tuple[Any, ...], make: Any) -> Any:
 
 
 def _pipeline(args: argparse.Namespace) -> Any:
-    """The pipeline of ``args``, loaded once per process."""
+    """The pipeline of ``args``, loaded once per command in this process."""
     return _cached(
         args,
         ("pipe", args.pipeline, args.scheduler, args.timestep_spacing, args.device, args.dtype),
@@ -45,7 +45,7 @@ def _pipeline(args: argparse.Namespace) -> Any:
 
 
 def _classifier(args: argparse.Namespace, source: str | None) -> Any:
-    """The classifier ``source`` (``None`` -> ``None``), loaded once per process."""
+    """The classifier ``source`` (``None`` -> ``None``), loaded once per command in this process."""
     if not source:
         return None
     return _cached(
