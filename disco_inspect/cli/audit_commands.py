@@ -84,6 +84,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+    if args.random is not None and args.saturated is not None:
+        raise DiscoInspectError("`--random` and `--saturated` are two benchmarks; pass one of them.")
+    if args.saturated is not None:
+        from ..world.random_benchmark import run_saturated_benchmark
+
+        out = args.out if args.out != "reports/world-benchmark" else "reports/world-saturated-benchmark"
+        doc = run_saturated_benchmark(
+            args.saturated,
+            args.seed,
+            out=out,
+            steps=args.steps,
+            config_overrides=overrides,
+            progress=not args.no_progress,
+        )
+        return 0 if doc["cases"] else 1
     if args.random is not None:
         from ..world.random_benchmark import run_random_benchmark
 

@@ -65,10 +65,22 @@ def add_world_parsers(p: argparse.ArgumentParser) -> None:
         help="the randomised benchmark: draw N biases by --seed, train a classifier for each, measure its "
         "reliance on rendered scenes, audit it (default: the shipped examples instead)",
     )
-    q.add_argument("--seed", type=int, default=0, help="with --random: the seed that draws the cases")
+    q.add_argument(
+        "--saturated",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the randomised benchmark's saturated stratum: draw biases the generator renders by default, train "
+        "each classifier, audit those already recognising the class at baseline (p >= 0.9) until N are audited",
+    )
+    q.add_argument(
+        "--seed", type=int, default=0, help="with --random/--saturated: the seed that draws the cases"
+    )
     q.add_argument(
         "--clean", type=int, default=5, help="with --random: clean classifiers (false confirmations)"
     )
-    q.add_argument("--steps", type=int, default=500, help="with --random: training steps of each classifier")
+    q.add_argument(
+        "--steps", type=int, default=500, help="with --random/--saturated: training steps of each classifier"
+    )
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ RELIED_GAP = 0.10
 REAL_GAP = 0.05
 #: Rendered scenes per factor value for the ground truth.
 SCENES_PER_VALUE = 400
+#: Share of a class's baseline images with a value from which the value counts as drawn by default (saturated
+#: stratum: only a classifier relying on such a value can already recognise the class at baseline).
+SATURABLE_SHARE = 0.5
 #: Training steps of each drawn classifier (the shipped texture/object/size examples use 500 as well).
 CLASSIFIER_STEPS = 500
 
@@ -102,6 +106,55 @@ def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool) 
     return load_classifier(path), path
 
 
+def _audit_case(
+    case: dict[str, Any],
+    clf: Any,
+    path: Path,
+    pipe: Any,
+    out: Path,
+    settings: Any,
+    config_overrides: dict[str, Any] | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """Measure the case's classifier on rendered scenes, audit it, and judge the audit against the scenes."""
+    from ..auditor import audit
+    from .presets import world_config
+
+    t = time.perf_counter()
+    truth = scene_reliance(clf, case["class_name"])
+    res = audit(
+        pipe,
+        path,
+        case["class_name"],
+        config=world_config(**(config_overrides or {})),
+        settings=settings,
+        out=out / case["name"],
+        progress=progress,
+    )
+    reported = [f.concept for f in res.factors.reported]
+    confirmed = [f.concept for f in res.factors.factors if f.confirmed]
+    planted = case["planted"]
+    found_by = {f.concept: f.nominated_by for f in res.factors.factors}
+    row = {
+        **case,
+        "seconds": time.perf_counter() - t,
+        "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
+        "regime": res.run.regime,
+        "objective": res.run.objective,
+        "reported": reported,
+        "confirmed": confirmed,
+        "real": {c: truth[c]["gap"] >= REAL_GAP for c in confirmed},
+        "relied_on_scenes": sorted(c for c, v in truth.items() if v["gap"] >= RELIED_GAP),
+        "planted_gap": truth[planted]["gap"] if planted else None,
+        "planted_acc": {k: truth[planted][k] for k in ("acc_with", "acc_without")} if planted else None,
+        "planted_found_by": found_by.get(planted) if planted else None,
+    }
+    row["relied"] = bool(planted and row["planted_gap"] >= RELIED_GAP)
+    row["planted_rank"] = reported.index(planted) + 1 if planted in reported else None
+    row["planted_confirmed"] = bool(planted and planted in confirmed)
+    return row
+
+
 def run_random_benchmark(
     n: int,
     seed: int,
@@ -118,48 +171,19 @@ def run_random_benchmark(
     """Draw, train, measure on scenes, audit; returns (and writes to ``OUT/random_benchmark.json``) every case's
     numbers and the summary (recall@1/@3 among relied-on cases, precision of confirmed factors, false confirmations
     on clean classifiers, the saturated subset, excluded cases, wall time)."""
-    from ..auditor import audit
     from ..io import write_json
     from ..models.pipelines import load_pipeline
-    from .presets import world_config
 
     pipe = pipe if pipe is not None else load_pipeline("world")
     out = Path(out)
     t_all = time.perf_counter()
-    rows = []
+    rows: list[dict[str, Any]] = []
     echo(HEADER)
     for case in draw_cases(n, seed, clean):
         t = time.perf_counter()
         clf, path = _classifier(case, out / "classifiers", steps, progress)
-        truth = scene_reliance(clf, case["class_name"])
-        res = audit(
-            pipe,
-            path,
-            case["class_name"],
-            config=world_config(**(config_overrides or {})),
-            settings=settings,
-            out=out / case["name"],
-            progress=progress,
-        )
-        reported = [f.concept for f in res.factors.reported]
-        confirmed = [f.concept for f in res.factors.factors if f.confirmed]
-        planted = case["planted"]
-        row = {
-            **case,
-            "seconds": time.perf_counter() - t,
-            "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
-            "regime": res.run.regime,
-            "objective": res.run.objective,
-            "reported": reported,
-            "confirmed": confirmed,
-            "real": {c: truth[c]["gap"] >= REAL_GAP for c in confirmed},
-            "relied_on_scenes": sorted(c for c, v in truth.items() if v["gap"] >= RELIED_GAP),
-            "planted_gap": truth[planted]["gap"] if planted else None,
-            "planted_acc": {k: truth[planted][k] for k in ("acc_with", "acc_without")} if planted else None,
-        }
-        row["relied"] = bool(planted and row["planted_gap"] >= RELIED_GAP)
-        row["planted_rank"] = reported.index(planted) + 1 if planted in reported else None
-        row["planted_confirmed"] = bool(planted and planted in confirmed)
+        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress)
+        row["seconds"] = time.perf_counter() - t
         rows.append(row)
         echo(format_row(row))
         write_json(
@@ -174,6 +198,165 @@ def run_random_benchmark(
     )
     echo(format_summary(summary))
     return {"cases": rows, "summary": summary}
+
+
+# --- the saturated stratum -------------------------------------------------------------------------------------
+
+
+def default_shares(pipe: Any, config: Any = None, n_seeds: int | None = None) -> dict[str, dict[str, float]]:
+    """Per class, the share of its *baseline* images (no token: the audit's baseline prompts on the training
+    seed pool) on which the world oracle reads each ``factor=value``: what the generator draws by default."""
+    from ..engine.sampling import generate
+    from .bias import BIAS_FACTORS
+    from .oracle import load_oracle
+    from .presets import world_config
+    from .scenes import FACTOR_VALUES, SHAPES
+
+    cfg = config or world_config()
+    n = n_seeds or max(cfg.seed_pool, cfg.n_images)
+    oracle = load_oracle().eval()
+    shares: dict[str, dict[str, float]] = {}
+    for shape in SHAPES:
+        base = cfg.prompts(shape, with_token=False)
+        images = generate(
+            pipe,
+            [base[j % len(base)] for j in range(n)],
+            [cfg.seed + j for j in range(n)],
+            num_inference_steps=cfg.num_inference_steps,
+            guidance_scale=cfg.guidance_scale,
+        )
+        with torch.no_grad():
+            read = oracle(images)
+        shares[shape] = {
+            f"{factor}={value}": float((read[factor].argmax(-1) == vi).float().mean())
+            for factor in BIAS_FACTORS
+            for vi, value in enumerate(FACTOR_VALUES[factor])
+        }
+    return shares
+
+
+def draw_saturable(seed: int, saturable: set[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    """Cases of the randomised benchmark's distribution (same draw as :func:`draw_cases`) whose ``(class,
+    factor=value)`` is in ``saturable``: rejection sampling, so the kept cases follow the benchmark's distribution
+    conditioned on the bias being one the generator draws by default. Endless; the caller stops."""
+    from .bias import BIAS_FACTORS
+    from .scenes import FACTOR_VALUES, SHAPES
+
+    if not saturable:
+        raise DiscoInspectError(
+            "No (class, factor=value) pair is drawn by default often enough to saturate a classifier; lower "
+            "`SATURABLE_SHARE` or check the world pipeline."
+        )
+    rng = random.Random(seed)
+    i = 0
+    while True:
+        shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
+        value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
+        train_seed = rng.randrange(1_000_000)
+        if (shape, f"{factor}={value}") in saturable:
+            yield {
+                "name": f"sat{i:02d}",
+                "bias": f"{shape}: {factor}={value} @ {rate}",
+                "class_name": shape,
+                "planted": f"{factor}={value}",
+                "train_seed": train_seed,
+            }
+            i += 1
+
+
+def baseline_target_prob(pipe: Any, clf: Any, class_name: str, config: Any = None) -> float:
+    """Mean p(``class_name``) of ``clf`` on the audit's baseline images (the same prompts and seeds as
+    :func:`~disco_inspect.engine.optimize.train_token`'s baseline): the regime the audit will find."""
+    from ..engine.sampling import generate
+    from .presets import world_config
+
+    cfg = config or world_config()
+    images = generate(
+        pipe,
+        cfg.prompts(class_name, with_token=False),
+        cfg.seeds(),
+        num_inference_steps=cfg.num_inference_steps,
+        guidance_scale=cfg.guidance_scale,
+    )
+    with torch.no_grad():
+        probs = clf(images).float().softmax(-1)
+    return float(probs[:, clf.resolve_class(class_name)].mean())
+
+
+def run_saturated_benchmark(
+    n: int,
+    seed: int,
+    *,
+    out: str | Path = "reports/world-saturated-benchmark",
+    steps: int = CLASSIFIER_STEPS,
+    max_draws: int | None = None,
+    pipe: Any = None,
+    settings: Any = None,
+    config_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """The saturated stratum of the randomised benchmark: audits until ``n`` drawn classifiers are saturated.
+
+    A classifier can only be saturated (baseline p(target) >= :data:`SATURATION_THRESHOLD`) through a value it
+    relies on when the generator draws that value by default, so draws are restricted (rejection sampling over the
+    benchmark's own distribution) to ``(class, factor=value)`` pairs the oracle reads on at least
+    :data:`SATURABLE_SHARE` of the class's baseline images (:func:`default_shares`, measured at run time). Each
+    drawn classifier is trained, its baseline p(target) measured on the audit's baseline images, and only the
+    saturated ones are audited; the others are listed as screened out. Stops after ``n`` saturated cases or
+    ``max_draws`` draws (default ``6 n``). Writes ``OUT/saturated_benchmark.json``.
+    """
+    from ..engine.objectives import SATURATION_THRESHOLD
+    from ..io import write_json
+    from ..models.pipelines import load_pipeline
+    from .presets import world_config
+
+    if n < 1:
+        raise DiscoInspectError(f"`--saturated` = {n} is invalid; use a number of cases >= 1, e.g. 10.")
+    pipe = pipe if pipe is not None else load_pipeline("world")
+    out = Path(out)
+    max_draws = max_draws or 6 * n
+    cfg = world_config(**(config_overrides or {}))
+    t_all = time.perf_counter()
+    shares = default_shares(pipe, cfg)
+    saturable = {(s, c) for s, row in shares.items() for c, v in row.items() if v >= SATURABLE_SHARE}
+    echo(
+        "saturable pairs (default share >= "
+        f"{SATURABLE_SHARE}): " + ", ".join(f"{s}: {c} ({shares[s][c]:.2f})" for s, c in sorted(saturable))
+    )
+    rows: list[dict[str, Any]] = []
+    screened: list[dict[str, Any]] = []
+    echo(HEADER)
+    for draws, case in enumerate(draw_saturable(seed, saturable), start=1):
+        t = time.perf_counter()
+        clf, path = _classifier(case, out / "classifiers", steps, progress)
+        p0 = baseline_target_prob(pipe, clf, case["class_name"], cfg)
+        if p0 < SATURATION_THRESHOLD:
+            screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
+            echo(f"{case['name']:<8} {case['bias']:<36} screened out: baseline p(target) {p0:.2f} < 0.9")
+        else:
+            row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress)
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+            echo(format_row(row))
+        summary = {**summarize(rows), "n_draws": draws, "n_screened_out": len(screened)}
+        doc = {
+            "cases": rows,
+            "screened_out": screened,
+            "summary": summary,
+            "seed": seed,
+            "n": n,
+            "steps": steps,
+            "saturable_share": SATURABLE_SHARE,
+            "default_shares": shares,
+        }
+        write_json(out / "saturated_benchmark.json", doc)
+        if len(rows) >= n or draws >= max_draws:
+            break
+    summary["wall_seconds"] = time.perf_counter() - t_all
+    write_json(out / "saturated_benchmark.json", doc)
+    echo(format_summary(summary) + f"; drawn {summary['n_draws']}, screened out {summary['n_screened_out']}")
+    return doc
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from disco_inspect import load_classifier
+from disco_inspect.errors import DiscoInspectError
 from disco_inspect.world.bias import BIAS_FACTORS
 from disco_inspect.world.random_benchmark import draw_cases, scene_reliance, summarize
 
@@ -106,3 +107,97 @@ def test_random_benchmark_end_to_end(tmp_path, capsys):
     assert case["planted_gap"] is not None and case["regime"] in ("learning", "saturated")
     assert "recall@3" in doc["summary"] and (tmp_path / "case00" / "index.html").is_file()
     assert "false confirmations" in capsys.readouterr().out
+
+
+# --- the saturated stratum ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world_pipe():
+    from disco_inspect.models.pipelines import load_pipeline
+
+    return load_pipeline("world")
+
+
+def test_saturated_draws_follow_the_benchmarks_distribution():
+    """Rejection sampling: the saturable draws are exactly the benchmark's own draws whose pair is saturable."""
+    from disco_inspect.world.random_benchmark import draw_saturable
+
+    saturable = {("square", "object=none"), ("circle", "size=large")}
+    it = draw_saturable(0, saturable)
+    drawn = [next(it) for _ in range(3)]
+    assert all((c["class_name"], c["planted"]) in saturable for c in drawn)
+    plain = [c for c in draw_cases(200, 0, clean=0) if (c["class_name"], c["planted"]) in saturable]
+    assert [(c["bias"], c["train_seed"]) for c in drawn] == [(c["bias"], c["train_seed"]) for c in plain[:3]]
+    assert [c["name"] for c in drawn] == ["sat00", "sat01", "sat02"]
+    with pytest.raises(DiscoInspectError, match="SATURABLE_SHARE"):
+        next(draw_saturable(0, set()))
+
+
+def test_screen_reads_the_same_baseline_as_the_audit(world_pipe):
+    """The screen's baseline p(target) is the one the audit's token run measures (so it predicts the regime)."""
+    from disco_inspect import train_token
+    from disco_inspect.world.presets import world_config
+    from disco_inspect.world.random_benchmark import baseline_target_prob
+
+    clf = load_classifier("world:biased_circle_green")
+    cfg = world_config(max_iters=1)
+    run = train_token(world_pipe, clf, "circle", config=cfg, progress=False)
+    assert baseline_target_prob(world_pipe, clf, "circle", cfg) == pytest.approx(
+        run.baseline["target_prob_mean"], abs=1e-4
+    )
+
+
+def test_default_shares_find_what_the_generator_draws_by_default(world_pipe):
+    from disco_inspect.world.random_benchmark import SATURABLE_SHARE, default_shares
+
+    shares = default_shares(world_pipe, n_seeds=16)
+    assert set(shares) == {"circle", "square", "triangle", "cross"}
+    for row in shares.values():
+        assert sum(v for c, v in row.items() if c.startswith("size=")) == pytest.approx(1.0)
+        assert row["object=none"] >= SATURABLE_SHARE  # the world's captions rarely ask for a co-object
+
+
+def test_saturated_benchmark_audits_only_saturated_draws(tmp_path, monkeypatch):
+    """Draws below the saturation threshold are screened out (listed, not audited); it stops after n audited."""
+    from disco_inspect.world import random_benchmark as rb
+
+    p0 = iter([0.5, 0.95, 0.3, 0.99, 0.97])
+    audited = []
+    monkeypatch.setattr(
+        rb, "default_shares", lambda pipe, cfg: {"square": {"object=none": 0.9, "size=small": 0.1}}
+    )
+    monkeypatch.setattr(rb, "_classifier", lambda case, folder, steps, progress: (None, tmp_path / "c.pt"))
+    monkeypatch.setattr(rb, "baseline_target_prob", lambda pipe, clf, name, cfg: next(p0))
+
+    def fake_audit(case, *a):
+        audited.append(case["name"])
+        return {
+            **case,
+            "baseline_target_prob": 0.95,
+            "regime": "saturated",
+            "reported": [case["planted"]],
+            "confirmed": [case["planted"]],
+            "real": {case["planted"]: True},
+            "relied": True,
+            "planted_rank": 1,
+            "planted_confirmed": True,
+            "planted_gap": 0.5,
+        }
+
+    monkeypatch.setattr(rb, "_audit_case", fake_audit)
+    lines = []
+    doc = rb.run_saturated_benchmark(2, 0, out=tmp_path, pipe=object(), echo=lines.append)
+    assert audited == ["sat01", "sat03"] and [c["name"] for c in doc["screened_out"]] == ["sat00", "sat02"]
+    s = json.loads((tmp_path / "saturated_benchmark.json").read_text())["summary"]
+    assert s["n_draws"] == 4 and s["n_screened_out"] == 2 and s["saturated_recall@3"] == 1.0
+    assert "screened out" in "\n".join(lines)
+    with pytest.raises(DiscoInspectError, match="--saturated"):
+        rb.run_saturated_benchmark(0, 0, out=tmp_path, pipe=object())
+
+
+def test_cli_rejects_both_benchmarks_at_once(capsys):
+    from disco_inspect.cli import main
+
+    assert main(["world", "benchmark", "--random", "2", "--saturated", "2"]) == 2
+    assert "--saturated" in capsys.readouterr().err
