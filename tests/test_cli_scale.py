@@ -89,6 +89,31 @@ def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, 
     assert (tmp_path / "clean" / "0-circle" / "report.json").is_file()
 
 
+def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_path, capsys):
+    code = main(
+        [
+            "report",
+            "world:clean",
+            "--models",
+            "world:biased_circle_green",
+            "--classes",
+            "circle",
+            "--out",
+            str(tmp_path),
+            "--workers",
+            "1",
+            *TINY,
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    for model, folder in (("clean", "clean"), ("biased_circle_green", "biased-circle-green")):
+        audited = json.loads((tmp_path / folder / "0-circle" / "report.json").read_text())["audited"]
+        assert audited["class_name"] == "circle" and f"{model}.pt" in audited["classifier"]["source"]
+    index = (tmp_path / "index.html").read_text()
+    assert 'href="clean/0-circle/index.html"' in index
+    assert 'href="biased-circle-green/0-circle/index.html"' in index
+
+
 def test_evaluate_many_needs_every_token_and_a_valid_label_map(tmp_path, capsys):
     code = main(["evaluate", "world:clean", "--classes", "circle,square", "--runs", str(tmp_path)])
     err = capsys.readouterr().err
