@@ -151,8 +151,20 @@ def _audit_case(
     }
     row["relied"] = bool(planted and row["planted_gap"] >= RELIED_GAP)
     row["planted_rank"] = reported.index(planted) + 1 if planted in reported else None
+    row["planted_causal_rank"] = causal_rank(res.factors.to_dict(), planted) if planted else None
     row["planted_confirmed"] = bool(planted and planted in confirmed)
     return row
+
+
+def causal_rank(factors: dict[str, Any], concept: str) -> int | None:
+    """Rank of ``concept`` among *all* scanned concepts by the intervention's point effect on p(target), confirmed
+    or not (``factors``: report.json's ``factors`` section or :meth:`FactorAudit.to_dict`). A diagnostic, not a claim: where nothing is confirmed
+    (the saturated regime) it says whether the scan's largest measured effect points at the right factor."""
+    rows = factors.get("ranked") or factors.get("factors") or []
+    scanned = [f for f in rows if f.get("intervention")]
+    order = sorted(scanned, key=lambda f: -f["intervention"]["effect"])
+    names = [f["concept"] for f in order]
+    return names.index(concept) + 1 if concept in names else None
 
 
 def run_random_benchmark(
@@ -386,6 +398,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "n_confirmed": len(judged),
         "n_saturated": len(saturated),
         "saturated_recall@3": recall(saturated, 3),
+        "saturated_causal_top3": (
+            sum((r.get("planted_causal_rank") or 99) <= 3 for r in saturated) / len(saturated)
+            if saturated
+            else None
+        ),
         "n_clean": len(clean),
         "clean_false_confirmations": sum(len(r["confirmed"]) for r in clean),
     }
@@ -419,7 +436,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"relied-on cases {s['n_relied']}/{s['n_biased']} (excluded: {', '.join(s['excluded']) or 'none'}); "
         f"recall@1 {f(s['recall@1'])}, recall@3 {f(s['recall@3'])} (confirmed and in the top 3: "
         f"{f(s['recall@3_confirmed'])}); precision of confirmed factors {f(s['precision'])} ({s['n_confirmed']}); "
-        f"saturated (p0 >= 0.9) recall@3 {f(s['saturated_recall@3'])} ({s['n_saturated']}); "
+        f"saturated (p0 >= 0.9) recall@3 {f(s['saturated_recall@3'])} ({s['n_saturated']}; planted in the top 3 "
+        f"of the scan's effects, confirmed or not: {f(s.get('saturated_causal_top3'))}); "
         f"false confirmations on {s['n_clean']} clean classifiers: {s['clean_false_confirmations']}"
         + (f"; wall time {s['wall_seconds'] / 60:.1f} min" if "wall_seconds" in s else "")
     )

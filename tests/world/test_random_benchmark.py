@@ -109,6 +109,17 @@ def test_random_benchmark_end_to_end(tmp_path, capsys):
     assert "false confirmations" in capsys.readouterr().out
 
 
+def test_causal_rank_orders_every_scanned_concept_by_its_effect():
+    from disco_inspect.world.random_benchmark import causal_rank
+
+    def f(concept, effect, confirmed=False):
+        return {"concept": concept, "intervention": {"effect": effect, "confirmed": confirmed}}
+
+    report = {"ranked": [f("a=1", 0.5, True), f("b=1", 0.01), f("c=1", 0.08), {"concept": "d=1"}]}
+    assert [causal_rank(report, c) for c in ("a=1", "c=1", "b=1", "d=1")] == [1, 2, 3, None]
+    assert causal_rank({"factors": report["ranked"]}, "c=1") == 2  # FactorAudit.to_dict() works too
+
+
 # --- the saturated stratum ---------------------------------------------------------------------------------------
 
 
