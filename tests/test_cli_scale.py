@@ -114,6 +114,23 @@ def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_p
     assert 'href="biased-circle-green/0-circle/index.html"' in index
 
 
+def test_in_process_tasks_load_each_model_once(tmp_path, monkeypatch):
+    """The driver's class-name check and the in-process tasks share one loaded classifier per model."""
+    from disco_inspect.cli import tasks
+
+    loads = []
+    real = tasks.classifier_from
+
+    def counting(args, source):
+        loads.append(source)
+        return real(args, source)
+
+    monkeypatch.setattr(tasks, "classifier_from", counting)
+    argv = ["report", "world:clean", "--classes", "circle,square", "--out", str(tmp_path), "--workers", "1"]
+    assert main([*argv, *TINY]) == 0
+    assert loads == ["world:clean"]
+
+
 def test_evaluate_many_needs_every_token_and_a_valid_label_map(tmp_path, capsys):
     code = main(["evaluate", "world:clean", "--classes", "circle,square", "--runs", str(tmp_path)])
     err = capsys.readouterr().err

@@ -20,12 +20,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..runner import run_tasks
     from .tasks import audit_job, audit_settings, clear_runs, model_list, model_root, new_run_id, plan_tasks
 
+    new_run_id(args)  # one command: the class-name check and in-process tasks share loaded models
     tasks = plan_tasks(args)  # every class name checked against every model before any work
     audit_settings(args)  # and every analysis flag
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     if args.overwrite:
         clear_runs(tasks)
-    new_run_id(args)
 
     def show(outcome: Any) -> None:
         if outcome.status == "done":
@@ -271,12 +271,12 @@ def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
             "`--token` is for one class; with `--classes` each class's token comes from `--runs` (report's --out)."
         )
     args.out = args.runs
+    new_run_id(args)
     tasks = plan_tasks(args)
     check_token_runs(tasks)
     label_map = load_label_map(args.label_map)
     check_label_map(args, tasks, label_map)
     real_dirs = fid_real_folders(args, tasks)
-    new_run_id(args)
     outcomes = run_tasks(
         tasks,
         partial(evaluate_job, args, label_map, real_dirs=real_dirs),

@@ -95,7 +95,7 @@ def plan_tasks(args: argparse.Namespace) -> list[Task]:
     tasks: list[Task] = []
     problems: list[str] = []
     for model in model_list(args):
-        clf = classifier_from(args, model)
+        clf = _classifier(args, model)  # the same object in-process tasks use (one load per command)
         wanted: list[str | int] = list(range(clf.num_classes)) if names is None else list(names)
         unknown = []
         root = model_root(args.out, model)
@@ -270,7 +270,7 @@ def check_label_map(args: argparse.Namespace, tasks: list[Task], label_map: dict
                 "`--label-map` maps classes to --eval-model's labels; pass --eval-model too."
             )
         return
-    other = classifier_from(args, args.eval_model)
+    other = _classifier(args, args.eval_model)
     bad = []
     for t in tasks:
         name = label_map.get(t.class_name, t.class_name)

@@ -20,6 +20,7 @@ __all__, __getattr__, __dir__ = attach(
         "bias_accuracy": ".scene_classifiers",
         "run_benchmark": ".benchmark",
         "run_random_benchmark": ".random_benchmark",
+        "run_saturated_benchmark": ".random_benchmark",
         "run_edit_benchmark": ".edit_benchmark",
         "fewshot_table": ".fewshot",
         "format_fewshot_table": ".fewshot",
