@@ -38,27 +38,30 @@ SATURABLE_SHARE = 0.5
 CLASSIFIER_STEPS = 500
 
 
-def draw_cases(n: int, seed: int, clean: int = 5) -> list[dict[str, Any]]:
-    """``n`` biased cases and ``clean`` clean ones, drawn by ``seed`` (same seed, same cases)."""
+def _draw_bias(rng: random.Random, name: str) -> dict[str, Any]:
+    """One biased case of the benchmark's distribution (the one draw both benchmarks share)."""
     from .bias import BIAS_FACTORS
     from .scenes import FACTOR_VALUES, SHAPES
+
+    shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
+    value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
+    return {
+        "name": name,
+        "bias": f"{shape}: {factor}={value} @ {rate}",
+        "class_name": shape,
+        "planted": f"{factor}={value}",
+        "train_seed": rng.randrange(1_000_000),
+    }
+
+
+def draw_cases(n: int, seed: int, clean: int = 5) -> list[dict[str, Any]]:
+    """``n`` biased cases and ``clean`` clean ones, drawn by ``seed`` (same seed, same cases)."""
+    from .scenes import SHAPES
 
     if n < 0 or clean < 0:
         raise DiscoInspectError(f"`--random` ({n}) and `--clean` ({clean}) must be >= 0.")
     rng = random.Random(seed)
-    cases = []
-    for i in range(n):
-        shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
-        value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
-        cases.append(
-            {
-                "name": f"case{i:02d}",
-                "bias": f"{shape}: {factor}={value} @ {rate}",
-                "class_name": shape,
-                "planted": f"{factor}={value}",
-                "train_seed": rng.randrange(1_000_000),
-            }
-        )
+    cases = [_draw_bias(rng, f"case{i:02d}") for i in range(n)]
     for i in range(clean):
         cases.append(
             {
@@ -251,8 +254,6 @@ def draw_saturable(seed: int, saturable: set[tuple[str, str]]) -> Iterator[dict[
     """Cases of the randomised benchmark's distribution (same draw as :func:`draw_cases`) whose ``(class,
     factor=value)`` is in ``saturable``: rejection sampling, so the kept cases follow the benchmark's distribution
     conditioned on the bias being one the generator draws by default. Endless; the caller stops."""
-    from .bias import BIAS_FACTORS
-    from .scenes import FACTOR_VALUES, SHAPES
 
     if not saturable:
         raise DiscoInspectError(
@@ -262,17 +263,9 @@ def draw_saturable(seed: int, saturable: set[tuple[str, str]]) -> Iterator[dict[
     rng = random.Random(seed)
     i = 0
     while True:
-        shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
-        value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
-        train_seed = rng.randrange(1_000_000)
-        if (shape, f"{factor}={value}") in saturable:
-            yield {
-                "name": f"sat{i:02d}",
-                "bias": f"{shape}: {factor}={value} @ {rate}",
-                "class_name": shape,
-                "planted": f"{factor}={value}",
-                "train_seed": train_seed,
-            }
+        case = _draw_bias(rng, f"sat{i:02d}")
+        if (case["class_name"], case["planted"]) in saturable:
+            yield case
             i += 1
 
 
