@@ -119,11 +119,11 @@ def _audit_case(
     config_overrides: dict[str, Any] | None,
     progress: bool,
 ) -> dict[str, Any]:
-    """Measure the case's classifier on rendered scenes, audit it, and judge the audit against the scenes."""
+    """Measure the case's classifier on rendered scenes, audit it, and judge the audit against the scenes (the
+    caller adds ``seconds``)."""
     from ..auditor import audit
     from .presets import world_config
 
-    t = time.perf_counter()
     truth = scene_reliance(clf, case["class_name"])
     res = audit(
         pipe,
@@ -140,7 +140,6 @@ def _audit_case(
     found_by = {f.concept: f.nominated_by for f in res.factors.factors}
     row = {
         **case,
-        "seconds": time.perf_counter() - t,
         "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
         "regime": res.run.regime,
         "objective": res.run.objective,
@@ -161,8 +160,11 @@ def _audit_case(
 
 def causal_rank(factors: dict[str, Any], concept: str) -> int | None:
     """Rank of ``concept`` among *all* scanned concepts by the intervention's point effect on p(target), confirmed
-    or not (``factors``: report.json's ``factors`` section or :meth:`FactorAudit.to_dict`). A diagnostic, not a claim: where nothing is confirmed
-    (the saturated regime) it says whether the scan's largest measured effect points at the right factor."""
+    or not (``factors``: report.json's ``factors`` section or ``FactorAudit.to_dict()``).
+
+    A diagnostic, not a claim. On the world's saturated stratum it is confounded: adding any object lowers
+    p(target) on generated images, so ``object=none`` ranks first whether or not the classifier relies on it
+    (README, "The saturated stratum")."""
     rows = factors.get("ranked") or factors.get("factors") or []
     scanned = [f for f in rows if f.get("intervention")]
     order = sorted(scanned, key=lambda f: -f["intervention"]["effect"])
@@ -254,7 +256,6 @@ def draw_saturable(seed: int, saturable: set[tuple[str, str]]) -> Iterator[dict[
     """Cases of the randomised benchmark's distribution (same draw as :func:`draw_cases`) whose ``(class,
     factor=value)`` is in ``saturable``: rejection sampling, so the kept cases follow the benchmark's distribution
     conditioned on the bias being one the generator draws by default. Endless; the caller stops."""
-
     if not saturable:
         raise DiscoInspectError(
             "No (class, factor=value) pair is drawn by default often enough to saturate a classifier; lower "
