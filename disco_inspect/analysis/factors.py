@@ -27,7 +27,7 @@ class Intervention:
     target_prob_factor: float
     target_prob_contrast: float
     effect: float
-    """Mean paired change of the classifier's target probability (factor minus contrasts)."""
+    """Mean paired change of the classifier's target probability (factor minus contrasts), on :attr:`scale`."""
     ci_low: float
     ci_high: float
     p_value: float
@@ -38,6 +38,9 @@ class Intervention:
     reference: dict[str, Any] | None = None
     """With a reference classifier: its target probabilities, its effect, and the ``differential`` effect (audited
     minus reference, per seed: effect, ci_low, ci_high, p_value, q_value, significant)."""
+    scale: str = "p"
+    """What ``effect`` (and its interval, and the reference's) measures: ``p`` (target probability) or ``logodds``
+    (its log-odds); ``target_prob_*`` are probabilities either way."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

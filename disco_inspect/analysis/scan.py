@@ -7,6 +7,10 @@ generated once on the same seeds; a concept's effect is, per seed, the classifie
 its prompt minus the mean under its contrasts. A one-sided sign-flip test of "effect > min_effect" and
 Benjamini–Hochberg across concepts decide which are confirmed.
 
+``scale="logodds"`` measures the same on the log-odds of the target (``log p / (1 - p)``, from the logits): when the
+classifier already recognises the class, p(target) sits near 1 and compresses every effect (0.999 -> 0.99 is 0.009
+in p, 2.3 in log-odds); ``min_effect`` is then in log-odds units.
+
 With a reference classifier (e.g. a clean model of the same task), the same images are scored by it too and
 the *differential* effect (audited minus reference, per seed) says how much more the audited model relies on
 the factor: a dataset shortcut rather than a feature inherent to the class.
@@ -21,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ..engine.records import target_probabilities
+from ..engine.records import target_log_odds, target_probabilities
 from ..errors import DiscoInspectError
 from .factors import Intervention
 from .stats import benjamini_hochberg, paired_shift
@@ -40,6 +44,11 @@ class ScanResult:
     """prompt -> its first few images."""
     target_probs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """prompt -> the audited classifier's p(target) per seed."""
+    scale: str = "p"
+    """The scale the effects were measured on: ``p`` or ``logodds``."""
+
+
+SCALES = ("p", "logodds")
 
 
 def scan_interventions(
@@ -55,6 +64,8 @@ def scan_interventions(
     reference_target: int | None = None,
     alpha: float = 0.05,
     min_effect: float = 0.05,
+    scale: str = "p",
+    require_differential: bool = False,
     num_inference_steps: int = 30,
     guidance_scale: float = 7.0,
     height: int | None = None,
@@ -70,7 +81,11 @@ def scan_interventions(
         reference, reference_target: a second classifier scoring the same images and its index of the class.
         alpha: false-discovery rate across concepts (Benjamini–Hochberg), for both the effect and, with a
             reference, the differential effect.
-        min_effect: smallest rise of p(target) that counts; the test is H0 "effect <= min_effect".
+        min_effect: smallest rise that counts, on ``scale``; the test is H0 "effect <= min_effect".
+        scale: ``p`` (the target probability) or ``logodds`` (its log-odds, for a classifier already near p = 1).
+        require_differential: with a reference, confirm a concept only when the differential effect (audited
+            minus reference) is significant too: what the audited model shares with the reference (a feature of
+            the class, or of the generator's images) is never confirmed.
 
     Returns:
         A :class:`ScanResult`; ``interventions[c].confirmed`` is ``q < alpha`` (which implies the effect exceeds
@@ -87,6 +102,12 @@ def scan_interventions(
         )
     if len(seeds) < 4:
         raise DiscoInspectError(f"The intervention scan needs at least 4 paired seeds; got {len(seeds)}.")
+    if scale not in SCALES:
+        raise DiscoInspectError(f"`scale` = {scale!r} is invalid; use 'p' or 'logodds'.")
+    if require_differential and reference is None:
+        raise DiscoInspectError(
+            "`require_differential` needs a `reference` classifier; give one or leave it False."
+        )
     if reference is not None and reference_target is None:
         reference_target = reference.resolve_class(class_name)
     concepts = list(scorer.concepts if concepts is None else concepts)
@@ -110,8 +131,11 @@ def scan_interventions(
             needed,
         )
     seeds = [int(s) for s in seeds]
+    measure = target_probabilities if scale == "p" else target_log_odds
     probs: dict[str, torch.Tensor] = {}
+    values: dict[str, torch.Tensor] = {}
     ref_probs: dict[str, torch.Tensor] = {}
+    ref_values: dict[str, torch.Tensor] = {}
     examples: dict[str, torch.Tensor] = {}
     for prompt in tqdm(prompts, desc="intervention scan", disable=not progress, unit="prompt"):
         images = generate(
@@ -125,34 +149,40 @@ def scan_interventions(
             batch_size=16,
         )
         probs[prompt] = target_probabilities(classifier, images, target)
+        values[prompt] = probs[prompt] if scale == "p" else measure(classifier, images, target)
         if reference is not None:
             ref_probs[prompt] = target_probabilities(reference, images, reference_target)
+            ref_values[prompt] = (
+                ref_probs[prompt] if scale == "p" else measure(reference, images, reference_target)
+            )
         examples[prompt] = images[:n_examples].clone()
+
+    def pair(source: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str]) -> tuple:
+        return source[prompt], torch.stack([source[x] for x in contrasts]).mean(0)
 
     stats = {}
     for c, (prompt, contrasts) in plans.items():
-        p_f = probs[prompt]
-        p_c = torch.stack([probs[x] for x in contrasts]).mean(0)
-        stats[c] = (p_f, p_c, paired_shift(p_c, p_f, margin=min_effect, alternative="greater", seed=0))
+        v_f, v_c = pair(values, prompt, contrasts)
+        stats[c] = (v_f, v_c, paired_shift(v_c, v_f, margin=min_effect, alternative="greater", seed=0))
     q = benjamini_hochberg(torch.tensor([float(s[2].p_value[0]) for s in stats.values()]))
     diff_q = None
     diffs = {}
     if reference is not None:
         for c, (prompt, contrasts) in plans.items():
-            r_f = ref_probs[prompt]
-            r_c = torch.stack([ref_probs[x] for x in contrasts]).mean(0)
-            p_f, p_c, _ = stats[c]
+            r_f, r_c = pair(ref_values, prompt, contrasts)
+            v_f, v_c, _ = stats[c]
             diffs[c] = (
-                r_f,
-                r_c,
-                paired_shift(r_f - r_c, p_f - p_c, margin=min_effect, alternative="greater", seed=0),
+                r_f - r_c,
+                paired_shift(r_f - r_c, v_f - v_c, margin=min_effect, alternative="greater", seed=0),
             )
-        diff_q = benjamini_hochberg(torch.tensor([float(d[2].p_value[0]) for d in diffs.values()]))
+        diff_q = benjamini_hochberg(torch.tensor([float(d[1].p_value[0]) for d in diffs.values()]))
 
     out: dict[str, Intervention] = {}
     for i, (c, (prompt, contrasts)) in enumerate(plans.items()):
-        p_f, p_c, sh = stats[c]
+        _, _, sh = stats[c]
+        p_f, p_c = pair(probs, prompt, contrasts)
         effect = float(sh.effect[0])
+        confirmed = bool(q[i] < alpha and effect > min_effect)
         iv = Intervention(
             factor_prompt=prompt,
             contrast_prompts=list(contrasts),
@@ -163,23 +193,29 @@ def scan_interventions(
             ci_high=float(sh.ci_high[0]),
             p_value=float(sh.p_value[0]),
             n=len(seeds),
-            confirmed=bool(q[i] < alpha and effect > min_effect),
+            confirmed=confirmed,
             q_value=float(q[i]),
+            scale=scale,
         )
         if reference is not None:
-            r_f, r_c, dsh = diffs[c]
+            r_d, dsh = diffs[c]
+            r_f, r_c = pair(ref_probs, prompt, contrasts)
+            significant = bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)
+            iv.confirmed = confirmed and (significant or not require_differential)
             iv.reference = {
                 "target_prob_factor": float(r_f.mean()),
                 "target_prob_contrast": float(r_c.mean()),
-                "effect": float((r_f - r_c).mean()),
+                "effect": float(r_d.mean()),
                 "differential": {
                     "effect": float(dsh.effect[0]),
                     "ci_low": float(dsh.ci_low[0]),
                     "ci_high": float(dsh.ci_high[0]),
                     "p_value": float(dsh.p_value[0]),
                     "q_value": float(diff_q[i]),
-                    "significant": bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect),
+                    "significant": significant,
                 },
             }
         out[c] = iv
-    return ScanResult(interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs)
+    return ScanResult(
+        interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs, scale=scale
+    )

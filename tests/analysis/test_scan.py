@@ -55,3 +55,69 @@ def test_scan_needs_interventions_and_seeds(world):
         scan_interventions(
             pipe, load_classifier("world:clean"), 0, "circle", world[1], [1, 2], progress=False
         )
+
+
+class _Confident(torch.nn.Module):
+    """A classifier made near-certain of class 0 everywhere: its target logit raised by a constant, so p(target)
+    rounds to ~1 while the log-odds differences between images are unchanged."""
+
+    def __init__(self, inner, boost=12.0):
+        super().__init__()
+        self.inner, self.boost = inner, boost
+
+    def forward(self, x):
+        logits = self.inner(x).float().clone()
+        logits[:, 0] += self.boost
+        return logits
+
+
+def test_target_log_odds_is_exact_where_the_probability_rounds_to_one():
+    from disco_inspect.engine.records import target_log_odds, target_probabilities
+
+    clf = torch.nn.Identity()
+    logits = torch.tensor([[30.0, 0.0, 0.0], [0.0, 1.0, -1.0], [-2.0, 3.0, 0.5]])
+    lo = target_log_odds(clf, logits, 0)
+    p = logits.double().softmax(-1)[:, 0]
+    assert target_probabilities(clf, logits, 0)[0] == 1.0  # float32 p saturates ...
+    assert torch.allclose(lo[1:], (p / (1 - p)).log()[1:], atol=1e-6)  # where 1 - p is representable
+    # ... its log-odds do not: log(e^30 / (e^0 + e^0))
+    assert lo[0] == pytest.approx(30 - torch.log(torch.tensor(2.0)).item(), abs=1e-4)
+
+
+def test_log_odds_scan_finds_the_shortcut_that_saturation_hides(world):
+    pipe, scorer = world
+    confident = _Confident(load_classifier("world:biased_circle_green"))
+    on_p = scan_interventions(pipe, confident, 0, "circle", scorer, SEEDS, progress=False, **GEN)
+    assert not [c for c, iv in on_p.interventions.items() if iv.confirmed]  # p ~ 1 everywhere: no signal
+    res = scan_interventions(
+        pipe, confident, 0, "circle", scorer, SEEDS, scale="logodds", min_effect=1.0, progress=False, **GEN
+    )
+    green = res.interventions["background=green"]
+    assert green.scale == "logodds" and green.confirmed and green.effect > 1.0
+    assert max(res.interventions.values(), key=lambda iv: iv.effect) is green
+    assert green.target_prob_factor > 0.99  # the probabilities stay reported on their own scale
+
+
+def test_confirmation_can_require_the_differential_effect(world):
+    pipe, scorer = world
+    biased = load_classifier("world:biased_circle_green")
+    kw = {"require_differential": True, "progress": False, **GEN}
+    res = scan_interventions(
+        pipe, biased, 0, "circle", scorer, SEEDS, reference=load_classifier("world:clean"), **kw
+    )
+    assert res.interventions["background=green"].confirmed
+    assert res.interventions["background=green"].reference["differential"]["significant"]
+    # against itself every differential is exactly 0: whatever the model shares with its reference is never
+    # confirmed, however large its own effect
+    same = scan_interventions(pipe, biased, 0, "circle", scorer, SEEDS, reference=biased, **kw)
+    assert same.interventions["background=green"].effect > 0.2
+    assert not [c for c, iv in same.interventions.items() if iv.confirmed]
+
+
+def test_scan_refuses_an_unknown_scale_and_a_differential_without_reference(world):
+    pipe, scorer = world
+    clf = load_classifier("world:clean")
+    with pytest.raises(DiscoInspectError, match="'odds'.*'p' or 'logodds'"):
+        scan_interventions(pipe, clf, 0, "circle", scorer, SEEDS, scale="odds", progress=False)
+    with pytest.raises(DiscoInspectError, match="require_differential.*reference"):
+        scan_interventions(pipe, clf, 0, "circle", scorer, SEEDS, require_differential=True, progress=False)
