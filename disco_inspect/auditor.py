@@ -39,6 +39,16 @@ class AuditSettings(ConfigMixin):
     intervention_seeds: int = 16
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""
+    scan_scale: str = "p"
+    """What the scan measures: ``p`` (the target probability), ``logodds`` (its log-odds, which keep a signal when
+    the classifier already recognises the class) or ``auto`` (log-odds in the saturated regime, else p). Off by
+    default: without a reference, log-odds also confirm what every classifier does on generated images (larger,
+    whiter shapes raise confidence), see README "The saturated stratum"."""
+    confirm_min_logodds: float = 1.0
+    """Smallest rise of the target log-odds that confirms a factor when the scan runs on log-odds."""
+    confirm_differential: bool = False
+    """With a reference classifier: confirm a factor only when the audited model relies on it *more* than the
+    reference does (the differential effect is significant too)."""
     attribution_images: int = 6
     """Images per side (baseline/token) with Captum attributions; 0 disables the section."""
     attribution_methods: tuple[str, ...] = ("integrated_gradients", "grad_cam", "occlusion")
@@ -73,6 +83,14 @@ class AuditSettings(ConfigMixin):
                 )
         if not 0 < self.alpha < 1:
             raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
+        if self.scan_scale not in ("p", "logodds", "auto"):
+            raise DiscoInspectError(
+                f"`scan_scale` = {self.scan_scale!r} is invalid; use 'p', 'logodds' or 'auto'."
+            )
+        if not self.confirm_min_logodds >= 0:
+            raise DiscoInspectError(
+                f"`confirm_min_logodds` = {self.confirm_min_logodds!r} is invalid; use a number >= 0, e.g. 1.0."
+            )
         if not 0 < self.mask_threshold < 1:
             raise DiscoInspectError(
                 f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1)."
@@ -211,6 +229,11 @@ def audit(
     from .engine.records import target_probabilities
 
     settings = settings or AuditSettings()
+    if settings.confirm_differential and reference is None:
+        raise DiscoInspectError(
+            "`confirm_differential` needs a reference classifier; pass `reference=` (e.g. a clean model of the "
+            "same task) or leave it False."
+        )
     cfg = config or default_config(pipe)
     clf = as_classifier(classifier)
     ref = as_classifier(reference) if reference is not None else None
@@ -322,6 +345,7 @@ def audit(
             progress,
             ref,
             ref_target,
+            scan_scale(settings, run.regime),
         )
     else:
         _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
@@ -472,6 +496,14 @@ def _null_control(
     return torch.stack(scores).mean(0), info
 
 
+def scan_scale(settings: AuditSettings, regime: str) -> str:
+    """The scale the scan measures effects on: ``settings.scan_scale``, with ``auto`` resolved by the regime
+    (log-odds when the classifier already recognises the class at baseline, else the probability)."""
+    if settings.scan_scale == "auto":
+        return "logodds" if regime == "saturated" else "p"
+    return settings.scan_scale
+
+
 def _scan(
     pipe: Any,
     clf: Any,
@@ -485,11 +517,14 @@ def _scan(
     progress: bool,
     ref: Any,
     ref_target: int | None,
+    scale: str = "p",
 ) -> None:
     """Intervene on every concept (BH across concepts); example images for the top reported factors."""
     from .analysis.scan import scan_interventions
 
     seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
+    margin = settings.confirm_min_effect if scale == "p" else settings.confirm_min_logodds
+    differential = settings.confirm_differential and ref is not None
     scan = scan_interventions(
         pipe,
         clf,
@@ -501,7 +536,9 @@ def _scan(
         reference=ref,
         reference_target=ref_target,
         alpha=settings.alpha,
-        min_effect=settings.confirm_min_effect,
+        min_effect=margin,
+        scale=scale,
+        require_differential=differential,
         progress=progress,
         **gen,
     )
@@ -510,9 +547,16 @@ def _scan(
     factors.rank_by_reliance()
     factors.method["interventions"] = (
         f"every concept scanned: factor prompt vs its contrasts on {len(seeds)} paired "
-        "seeds, one-sided sign-flip test of H0: effect <= "
-        f"{settings.confirm_min_effect}, Benjamini-Hochberg across concepts"
+        f"seeds, effect on {'the target probability' if scale == 'p' else 'the log-odds of the target'}, "
+        f"one-sided sign-flip test of H0: effect <= {margin}, Benjamini-Hochberg across concepts"
+        + (
+            "; confirmed only when the differential effect (audited minus reference) is significant too"
+            if differential
+            else ""
+        )
     )
+    factors.method["scan_scale"] = scale
+    factors.method["confirm_min"] = margin
     for f in factors.top(settings.confirm_top):
         iv = f.intervention
         images[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]

@@ -231,3 +231,14 @@ def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
     )
     assert doc["control"]["draws"] == 3 and top["control"] is not None
     assert doc["token"]["regime"] == "learning" and doc["token"]["objective"] == "toward"
+
+
+def test_scan_flags_are_checked_before_any_work(tmp_path, capsys):
+    args = ["report", "world:clean", "--class", "circle", "--out", str(tmp_path), "--confirm-differential"]
+    assert main(args) == 2
+    assert "--confirm-differential` needs `--reference" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert main(["world", "benchmark", "--scan-scale", "logodds"]) == 2
+    assert "--random`/`--saturated" in capsys.readouterr().err
+    assert main(["world", "benchmark", "--random", "1", "--confirm-differential"]) == 2
+    assert "needs `--reference" in capsys.readouterr().err

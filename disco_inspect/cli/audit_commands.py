@@ -86,6 +86,20 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     overrides = {"max_iters": args.max_iters} if args.max_iters else {}
     if args.random is not None and args.saturated is not None:
         raise DiscoInspectError("`--random` and `--saturated` are two benchmarks; pass one of them.")
+    scan = {"scan_scale": args.scan_scale, "confirm_differential": args.confirm_differential or None}
+    scan = {k: v for k, v in scan.items() if v is not None}
+    if (scan or args.reference) and args.random is None and args.saturated is None:
+        raise DiscoInspectError(
+            "`--reference`, `--scan-scale` and `--confirm-differential` apply to `--random`/`--saturated`; the "
+            "shipped examples have their own settings."
+        )
+    if args.confirm_differential and not args.reference:
+        raise DiscoInspectError(
+            "`--confirm-differential` needs `--reference REF_MODEL` (e.g. a clean classifier)."
+        )
+    from ..auditor import AuditSettings
+
+    settings = AuditSettings(**scan) if scan else None
     if args.saturated is not None:
         from ..world.random_benchmark import run_saturated_benchmark
 
@@ -95,6 +109,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             args.seed,
             out=out,
             steps=args.steps,
+            settings=settings,
+            reference=args.reference,
             config_overrides=overrides,
             progress=not args.no_progress,
         )
@@ -109,6 +125,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             clean=args.clean,
             out=out,
             steps=args.steps,
+            settings=settings,
+            reference=args.reference,
             config_overrides=overrides,
             progress=not args.no_progress,
         )

@@ -289,3 +289,19 @@ def scorer_from(args: argparse.Namespace, pipe: Any) -> Any:
     from ..auditor import default_scorer
 
     return default_scorer(pipe)
+
+
+def add_scan_args(g: argparse._ActionsContainer) -> None:
+    """How the intervention scan measures and confirms (``report`` and ``world benchmark``)."""
+    g.add_argument(
+        "--scan-scale",
+        choices=("p", "logodds", "auto"),
+        default=None,
+        help="what the scan measures: the target probability (p, default), its log-odds, or auto (log-odds when "
+        "the classifier already recognises the class at baseline)",
+    )
+    g.add_argument(
+        "--confirm-differential",
+        action="store_true",
+        help="with --reference: confirm a factor only when the audited model relies on it more than the reference",
+    )

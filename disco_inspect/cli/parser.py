@@ -6,7 +6,7 @@ import argparse
 
 from .audit_commands import cmd_evaluate, cmd_generate, cmd_report, cmd_train
 from .edit_commands import cmd_edit
-from .options import Formatter, add_config_args, add_model_args, add_pipeline_args
+from .options import Formatter, add_config_args, add_model_args, add_pipeline_args, add_scan_args
 from .world_commands import add_world_parsers, cmd_world
 
 
@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a reference classifier (e.g. a clean model of the same task): rank factors by how much more "
         "the audited model relies on them (differential audit)",
     )
+    add_scan_args(g)
     g.add_argument(
         "--no-scan",
         action="store_true",

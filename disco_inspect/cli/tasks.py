@@ -131,7 +131,13 @@ def audit_settings(args: argparse.Namespace) -> Any:
         "min_effect": args.min_effect,
         "attribution_images": 0 if args.no_attributions else None,
         "scan": not args.no_scan,
+        "scan_scale": args.scan_scale,
+        "confirm_differential": args.confirm_differential or None,
     }
+    if args.confirm_differential and not args.reference:
+        raise DiscoInspectError(
+            "`--confirm-differential` needs `--reference REF_MODEL` (e.g. a clean classifier)."
+        )
     if args.control_draws is not None:
         given.update(null_control=args.control_draws >= 0, control_draws=max(args.control_draws, 0))
     return AuditSettings(**{k: v for k, v in given.items() if v is not None})

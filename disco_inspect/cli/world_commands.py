@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .audit_commands import cmd_benchmark
-from .options import Formatter
+from .options import Formatter, add_scan_args
 
 
 def cmd_world(args: argparse.Namespace) -> int:
@@ -82,5 +82,11 @@ def add_world_parsers(p: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--steps", type=int, default=500, help="with --random/--saturated: training steps of each classifier"
     )
+    q.add_argument(
+        "--reference",
+        default=None,
+        help="with --random/--saturated: audit every case against this reference classifier (differential audit)",
+    )
+    add_scan_args(q)
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -40,6 +40,7 @@ _INTERVENTION = {
         "n": {"type": "integer", "minimum": 2},
         "confirmed": {"type": "boolean"},
         "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "scale": {"enum": ["p", "logodds"]},
         "reference": {
             "type": ["object", "null"],
             "required": ["target_prob_factor", "target_prob_contrast", "effect", "differential"],

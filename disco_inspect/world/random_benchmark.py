@@ -118,9 +118,10 @@ def _audit_case(
     settings: Any,
     config_overrides: dict[str, Any] | None,
     progress: bool,
+    reference: Any = None,
 ) -> dict[str, Any]:
-    """Measure the case's classifier on rendered scenes, audit it, and judge the audit against the scenes (the
-    caller adds ``seconds``)."""
+    """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given), and judge the
+    audit against the scenes (the caller adds ``seconds``)."""
     from ..auditor import audit
     from .presets import world_config
 
@@ -131,6 +132,7 @@ def _audit_case(
         case["class_name"],
         config=world_config(**(config_overrides or {})),
         settings=settings,
+        reference=reference,
         out=out / case["name"],
         progress=progress,
     )
@@ -143,6 +145,7 @@ def _audit_case(
         "baseline_target_prob": res.run.baseline.get("target_prob_mean"),
         "regime": res.run.regime,
         "objective": res.run.objective,
+        "scan_scale": res.factors.method.get("scan_scale"),
         "reported": reported,
         "confirmed": confirmed,
         "real": {c: truth[c]["gap"] >= REAL_GAP for c in confirmed},
@@ -172,6 +175,18 @@ def causal_rank(factors: dict[str, Any], concept: str) -> int | None:
     return names.index(concept) + 1 if concept in names else None
 
 
+def _setup(seed: int, n: int, clean: int, steps: int, settings: Any, reference: Any) -> dict[str, Any]:
+    """What a benchmark document records about how it ran (non-default audit settings, the reference)."""
+    return {
+        "seed": seed,
+        "n": n,
+        "clean": clean,
+        "steps": steps,
+        "settings": settings.to_dict() if settings is not None else None,
+        "reference": None if reference is None else str(reference),
+    }
+
+
 def run_random_benchmark(
     n: int,
     seed: int,
@@ -182,6 +197,7 @@ def run_random_benchmark(
     pipe: Any = None,
     settings: Any = None,
     config_overrides: dict[str, Any] | None = None,
+    reference: Any = None,
     progress: bool = True,
     echo: Any = print,
 ) -> dict[str, Any]:
@@ -199,19 +215,19 @@ def run_random_benchmark(
     for case in draw_cases(n, seed, clean):
         t = time.perf_counter()
         clf, path = _classifier(case, out / "classifiers", steps, progress)
-        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress)
+        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference)
         row["seconds"] = time.perf_counter() - t
         rows.append(row)
         echo(format_row(row))
         write_json(
             out / "random_benchmark.json",
-            {"cases": rows, "summary": summarize(rows), "seed": seed, "n": n, "clean": clean, "steps": steps},
+            {"cases": rows, "summary": summarize(rows), **_setup(seed, n, clean, steps, settings, reference)},
         )
     summary = summarize(rows)
     summary["wall_seconds"] = time.perf_counter() - t_all
     write_json(
         out / "random_benchmark.json",
-        {"cases": rows, "summary": summary, "seed": seed, "n": n, "clean": clean, "steps": steps},
+        {"cases": rows, "summary": summary, **_setup(seed, n, clean, steps, settings, reference)},
     )
     echo(format_summary(summary))
     return {"cases": rows, "summary": summary}
@@ -299,6 +315,7 @@ def run_saturated_benchmark(
     pipe: Any = None,
     settings: Any = None,
     config_overrides: dict[str, Any] | None = None,
+    reference: Any = None,
     progress: bool = True,
     echo: Any = print,
 ) -> dict[str, Any]:
@@ -341,7 +358,7 @@ def run_saturated_benchmark(
             screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
             echo(f"{case['name']:<8} {case['bias']:<36} screened out: baseline p(target) {p0:.2f} < 0.9")
         else:
-            row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress)
+            row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference)
             row["seconds"] = time.perf_counter() - t
             rows.append(row)
             echo(format_row(row))
@@ -354,6 +371,8 @@ def run_saturated_benchmark(
             "n": n,
             "steps": steps,
             "saturable_share": SATURABLE_SHARE,
+            "settings": settings.to_dict() if settings is not None else None,
+            "reference": None if reference is None else str(reference),
             "default_shares": shares,
         }
         write_json(out / "saturated_benchmark.json", doc)

@@ -332,3 +332,60 @@ def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
             progress=False,
             user_images=tmp_path / "missing",
         )
+
+
+def test_log_odds_scan_against_a_reference_is_recorded_and_rendered(tiny_audit, tmp_path):
+    """A log-odds scan whose confirmations require the differential effect: report.json says which scale and margin,
+    every intervention carries its scale, the HTML speaks of log-odds, and against itself nothing is confirmed."""
+    _, _, (pipe, clf, cfg, _) = tiny_audit
+    settings = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        attribution_images=0,
+        min_effect=0.0,
+        alpha=0.5,
+        scan_scale="logodds",
+        confirm_min_logodds=0.0,
+        confirm_differential=True,
+    )
+    res = audit(
+        pipe,
+        clf,
+        0,
+        scorer=ColourScorer(),
+        config=cfg,
+        settings=settings,
+        reference=clf,
+        out=tmp_path,
+        progress=False,
+    )
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate_report(doc)
+    assert (
+        doc["factors"]["method"]["scan_scale"] == "logodds" and doc["factors"]["method"]["confirm_min"] == 0.0
+    )
+    assert all(f["intervention"]["scale"] == "logodds" for f in doc["factors"]["ranked"])
+    assert "differential effect" in doc["factors"]["method"]["interventions"]
+    assert not res.factors.reported  # the differential against itself is exactly 0
+    assert "log-odds" in (tmp_path / "index.html").read_text()
+
+
+def test_confirm_differential_needs_a_reference(tiny_audit):
+    _, _, (pipe, clf, cfg, _) = tiny_audit
+    with pytest.raises(DiscoInspectError, match="confirm_differential.*reference"):
+        audit(
+            pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=AuditSettings(confirm_differential=True)
+        )
+
+
+def test_scan_scale_is_chosen_by_the_regime_when_auto():
+    from disco_inspect.auditor import scan_scale
+
+    auto = AuditSettings(scan_scale="auto")
+    assert scan_scale(auto, "saturated") == "logodds" and scan_scale(auto, "learning") == "p"
+    assert scan_scale(AuditSettings(), "saturated") == "p"  # the default stays on probabilities
+    assert scan_scale(AuditSettings(scan_scale="logodds"), "learning") == "logodds"
+    with pytest.raises(DiscoInspectError, match="scan_scale.*'odds'"):
+        AuditSettings(scan_scale="odds")
+    with pytest.raises(DiscoInspectError, match="confirm_min_logodds"):
+        AuditSettings(confirm_min_logodds=-1)

@@ -212,3 +212,44 @@ def test_cli_rejects_both_benchmarks_at_once(capsys):
 
     assert main(["world", "benchmark", "--random", "2", "--saturated", "2"]) == 2
     assert "--saturated" in capsys.readouterr().err
+
+
+def test_benchmark_audits_against_the_reference_and_records_how(tmp_path, monkeypatch):
+    """`--reference`, `--scan-scale` and `--confirm-differential` reach every case's audit and the JSON says so."""
+    from disco_inspect.auditor import AuditSettings
+    from disco_inspect.world import random_benchmark as rb
+
+    seen = []
+    monkeypatch.setattr(rb, "_classifier", lambda case, folder, steps, progress: (None, tmp_path / "c.pt"))
+
+    def fake_audit(case, clf, path, pipe, out, settings, overrides, progress, reference):
+        seen.append((settings, reference))
+        return {
+            **case,
+            "baseline_target_prob": 0.5,
+            "regime": "learning",
+            "planted_gap": None,
+            "reported": [],
+            "confirmed": [],
+            "real": {},
+            "relied": False,
+            "planted_rank": None,
+            "planted_confirmed": False,
+        }
+
+    monkeypatch.setattr(rb, "_audit_case", fake_audit)
+    settings = AuditSettings(scan_scale="auto", confirm_differential=True)
+    rb.run_random_benchmark(
+        0,
+        0,
+        clean=2,
+        out=tmp_path,
+        pipe=object(),
+        settings=settings,
+        reference="ref.pt",
+        echo=lambda *_: None,
+    )
+    assert seen == [(settings, "ref.pt")] * 2
+    doc = json.loads((tmp_path / "random_benchmark.json").read_text())
+    assert doc["reference"] == "ref.pt" and doc["settings"]["scan_scale"] == "auto"
+    assert doc["settings"]["confirm_differential"] is True
