@@ -217,7 +217,10 @@ def audit(
             run was interrupted). By default the interrupt propagates and nothing is reported.
         reference: a reference classifier (e.g. a clean model of the same task, anything :func:`load_classifier`
             accepts): the same images are scored by it and factors are ranked by how much *more* the audited
-            classifier relies on them (a "bias" ranking). Without it the ranking is of "reliance".
+            classifier relies on them (a "bias" ranking). Without it the ranking is of "reliance". A list of them
+            (e.g. clean classifiers trained with different seeds) makes the spread between models the null: with
+            ``AuditSettings(confirm_differential=True)`` a factor is confirmed only when the audited model's effect
+            lies beyond what the references show.
         user_images: the user's own images (folder, glob, files): after the audit they are inverted and edited with the
             learned token (:func:`disco_inspect.editor.edit_images`, into ``out/edits``) and the report gains their
             section. Needs ``out``.
@@ -236,7 +239,12 @@ def audit(
         )
     cfg = config or default_config(pipe)
     clf = as_classifier(classifier)
-    ref = as_classifier(reference) if reference is not None else None
+    refs = (
+        []
+        if reference is None
+        else [as_classifier(r) for r in (reference if isinstance(reference, list | tuple) else [reference])]
+    )
+    ref = refs[0] if len(refs) == 1 else refs or None
     scorer = scorer if scorer is not None else default_scorer(pipe)
     timings: dict[str, float] = {}
     out_dir = Path(out) if out is not None else None
@@ -267,7 +275,8 @@ def audit(
         run = e.run
     timings["token"] = time.perf_counter() - t
     target_idx, class_name = run.target, run.class_name
-    ref_target = ref.resolve_class(class_name) if ref is not None else None
+    ref_targets = [r.resolve_class(class_name) for r in refs]
+    ref_target = ref_targets[0] if len(refs) == 1 else ref_targets or None
 
     t = time.perf_counter()
     eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed, seed_pool=0)
@@ -290,15 +299,25 @@ def audit(
     probs = {k: target_probabilities(clf, images[k], target_idx) for k in ("baseline", "token")}
     scores = {k: scorer.score(images[k]) for k in ("baseline", "token")}
     reference_info = None
-    if ref is not None:
-        reference_info = {
-            "classifier": run_identity(ref, pipe)["classifier"],
-            "target_index": ref_target,
+    if refs:
+        reference_info = {  # several references: the first's identity and index, probabilities over all
+            "classifier": run_identity(refs[0], pipe)["classifier"],
+            "target_index": ref_targets[0],
             **{
-                f"{k}_target_probs": [float(v) for v in target_probabilities(ref, images[k], ref_target)]
+                f"{k}_target_probs": [
+                    float(v)
+                    for v in torch.stack(
+                        [
+                            target_probabilities(r, images[k], t)
+                            for r, t in zip(refs, ref_targets, strict=True)
+                        ]
+                    ).mean(0)
+                ]
                 for k in ("baseline", "token")
             },
         }
+        if len(refs) > 1:
+            reference_info["models"] = [run_identity(r, pipe)["classifier"] for r in refs]
     timings["evaluation"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -516,7 +535,7 @@ def _scan(
     images: dict[str, torch.Tensor],
     progress: bool,
     ref: Any,
-    ref_target: int | None,
+    ref_target: int | list[int] | None,
     scale: str = "p",
 ) -> None:
     """Intervene on every concept (BH across concepts); example images for the top reported factors."""
@@ -551,6 +570,11 @@ def _scan(
         f"one-sided sign-flip test of H0: effect <= {margin}, Benjamini-Hochberg across concepts"
         + (
             "; confirmed only when the differential effect (audited minus reference) is significant too"
+            + (
+                " (between models: beyond the references' spread, Student's t prediction interval)"
+                if isinstance(ref, list)
+                else ""
+            )
             if differential
             else ""
         )

@@ -28,7 +28,7 @@ import torch
 from ..engine.records import target_log_odds, target_probabilities
 from ..errors import DiscoInspectError
 from .factors import Intervention
-from .stats import benjamini_hochberg, paired_shift
+from .stats import benjamini_hochberg, between_models, paired_shift
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def scan_interventions(
     *,
     concepts: Sequence[str] | None = None,
     reference: Any = None,
-    reference_target: int | None = None,
+    reference_target: int | Sequence[int] | None = None,
     alpha: float = 0.05,
     min_effect: float = 0.05,
     scale: str = "p",
@@ -78,14 +78,19 @@ def scan_interventions(
     Args:
         scorer: a concept scorer with ``intervention(concept, class_name) -> (prompt, [contrasts])``.
         seeds: paired seeds; every prompt is generated once per seed.
-        reference, reference_target: a second classifier scoring the same images and its index of the class.
+        reference, reference_target: a second classifier scoring the same images and its index of the class; or
+            several (a list), e.g. clean classifiers of the task trained with different seeds. The differential is
+            then against their mean, and a between-models test (``reference["between_models"]``) asks whether the
+            audited model's effect lies beyond the references' spread (Student's t prediction interval, R - 1
+            degrees of freedom, Benjamini–Hochberg across concepts).
         alpha: false-discovery rate across concepts (Benjamini–Hochberg), for both the effect and, with a
             reference, the differential effect.
         min_effect: smallest rise that counts, on ``scale``; the test is H0 "effect <= min_effect".
         scale: ``p`` (the target probability) or ``logodds`` (its log-odds, for a classifier already near p = 1).
         require_differential: with a reference, confirm a concept only when the differential effect (audited
-            minus reference) is significant too: what the audited model shares with the reference (a feature of
-            the class, or of the generator's images) is never confirmed.
+            minus reference) is significant too — with several references, the between-models test: what the
+            audited model shares with its references (a feature of the class, or of the generator's images) is
+            never confirmed.
 
     Returns:
         A :class:`ScanResult`; ``interventions[c].confirmed`` is ``q < alpha`` (which implies the effect exceeds
@@ -108,8 +113,19 @@ def scan_interventions(
         raise DiscoInspectError(
             "`require_differential` needs a `reference` classifier; give one or leave it False."
         )
-    if reference is not None and reference_target is None:
-        reference_target = reference.resolve_class(class_name)
+    refs = (
+        [] if reference is None else list(reference) if isinstance(reference, list | tuple) else [reference]
+    )
+    if reference_target is None:
+        ref_targets = [r.resolve_class(class_name) for r in refs]
+    else:
+        ref_targets = (
+            list(reference_target) if isinstance(reference_target, list | tuple) else [reference_target]
+        )
+    if len(ref_targets) != len(refs):
+        raise DiscoInspectError(
+            f"{len(refs)} reference classifiers but {len(ref_targets)} `reference_target`s; give one per reference."
+        )
     concepts = list(scorer.concepts if concepts is None else concepts)
     plans = {c: scorer.intervention(c, class_name) for c in concepts}
     for c, (prompt, contrasts) in plans.items():
@@ -134,8 +150,8 @@ def scan_interventions(
     measure = target_probabilities if scale == "p" else target_log_odds
     probs: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] = {}
-    ref_probs: dict[str, torch.Tensor] = {}
-    ref_values: dict[str, torch.Tensor] = {}
+    ref_probs: dict[str, torch.Tensor] = {}  # mean over the references
+    ref_values: dict[str, list[torch.Tensor]] = {}  # per reference
     examples: dict[str, torch.Tensor] = {}
     for prompt in tqdm(prompts, desc="intervention scan", disable=not progress, unit="prompt"):
         images = generate(
@@ -150,11 +166,11 @@ def scan_interventions(
         )
         probs[prompt] = target_probabilities(classifier, images, target)
         values[prompt] = probs[prompt] if scale == "p" else measure(classifier, images, target)
-        if reference is not None:
-            ref_probs[prompt] = target_probabilities(reference, images, reference_target)
-            ref_values[prompt] = (
-                ref_probs[prompt] if scale == "p" else measure(reference, images, reference_target)
-            )
+        if refs:
+            ref_values[prompt] = [measure(r, images, t) for r, t in zip(refs, ref_targets, strict=True)]
+            ref_probs[prompt] = torch.stack(
+                [target_probabilities(r, images, t) for r, t in zip(refs, ref_targets, strict=True)]
+            ).mean(0)
         examples[prompt] = images[:n_examples].clone()
 
     def pair(source: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str]) -> tuple:
@@ -167,15 +183,30 @@ def scan_interventions(
     q = benjamini_hochberg(torch.tensor([float(s[2].p_value[0]) for s in stats.values()]))
     diff_q = None
     diffs = {}
-    if reference is not None:
+    between = None
+    if refs:
+        ref_mean = {k: torch.stack(v).mean(0) for k, v in ref_values.items()}
         for c, (prompt, contrasts) in plans.items():
-            r_f, r_c = pair(ref_values, prompt, contrasts)
+            r_f, r_c = pair(ref_mean, prompt, contrasts)
             v_f, v_c, _ = stats[c]
             diffs[c] = (
                 r_f - r_c,
                 paired_shift(r_f - r_c, v_f - v_c, margin=min_effect, alternative="greater", seed=0),
             )
         diff_q = benjamini_hochberg(torch.tensor([float(d[1].p_value[0]) for d in diffs.values()]))
+        if len(refs) >= 2:
+            per_ref = torch.tensor(  # [R, concepts]: each reference's own point effect
+                [
+                    [
+                        float((ref_values[f][k] - torch.stack([ref_values[x][k] for x in cs]).mean(0)).mean())
+                        for f, cs in plans.values()
+                    ]
+                    for k in range(len(refs))
+                ]
+            )
+            own = torch.tensor([float(stats[c][2].effect[0]) for c in plans])
+            between = between_models(own, per_ref)
+            between_q = benjamini_hochberg(between.p_value)
 
     out: dict[str, Intervention] = {}
     for i, (c, (prompt, contrasts)) in enumerate(plans.items()):
@@ -197,11 +228,10 @@ def scan_interventions(
             q_value=float(q[i]),
             scale=scale,
         )
-        if reference is not None:
+        if refs:
             r_d, dsh = diffs[c]
             r_f, r_c = pair(ref_probs, prompt, contrasts)
             significant = bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)
-            iv.confirmed = confirmed and (significant or not require_differential)
             iv.reference = {
                 "target_prob_factor": float(r_f.mean()),
                 "target_prob_contrast": float(r_c.mean()),
@@ -215,6 +245,20 @@ def scan_interventions(
                     "significant": significant,
                 },
             }
+            if between is not None:
+                beyond = bool(between_q[i] < alpha and float(between.effect[i]) > min_effect)
+                iv.reference["between_models"] = {
+                    "n_models": between.n_models,
+                    "ref_effects": [float(x) for x in per_ref[:, i]],
+                    "ref_sd": float(between.ref_sd[i]),
+                    "effect": float(between.effect[i]),
+                    "t": float(between.t[i]),
+                    "p_value": float(between.p_value[i]),
+                    "q_value": float(between_q[i]),
+                    "significant": beyond,
+                }
+                significant = beyond
+            iv.confirmed = confirmed and (significant or not require_differential)
         out[c] = iv
     return ScanResult(
         interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs, scale=scale

@@ -115,6 +115,81 @@ def paired_shift(
     )
 
 
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) (continued fraction, modified Lentz; accurate to ~1e-12)."""
+    import math
+
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):  # the continued fraction converges fast on this side only
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = (
+        math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+        / a
+    )
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-14:
+            break
+    return front * f
+
+
+def student_t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom."""
+    if not df > 0:
+        raise DiscoInspectError(f"`df` = {df!r} is invalid; Student's t needs df > 0.")
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+@dataclass
+class BetweenModels:
+    """How far one model's effects lie outside those of ``K`` reference models (per column)."""
+
+    effect: torch.Tensor
+    """The model's effect minus the references' mean."""
+    ref_sd: torch.Tensor
+    """Standard deviation of the references' effects (between models)."""
+    t: torch.Tensor
+    p_value: torch.Tensor
+    n_models: int
+
+
+def between_models(effect: torch.Tensor, ref_effects: torch.Tensor, margin: float = 0.0) -> BetweenModels:
+    """One-sided prediction-interval test: is ``effect`` [K'] beyond what ``ref_effects`` [R, K'] (R >= 2
+    reference models, e.g. clean classifiers trained with different seeds) show, by more than ``margin``?
+
+    Under H0 the model is one more draw of the references' population: ``t = (effect - mean - margin) /
+    (sd * sqrt(1 + 1/R))`` follows Student's t with R - 1 degrees of freedom. The spread between models, not
+    only between images, is the null: a feature every model of the task has, in varying amounts, is not
+    significant; a shortcut the references lack is."""
+    e = torch.as_tensor(effect, dtype=torch.float64).flatten()
+    r = torch.as_tensor(ref_effects, dtype=torch.float64)
+    if r.ndim != 2 or r.shape[0] < 2 or r.shape[1] != e.numel():
+        raise DiscoInspectError(
+            f"`ref_effects` has shape {tuple(r.shape)}; use [R, {e.numel()}] with R >= 2 reference models."
+        )
+    n = r.shape[0]
+    mean, sd = r.mean(0), r.std(0, unbiased=True).clamp(min=1e-12)
+    t = (e - mean - margin) / (sd * (1 + 1 / n) ** 0.5)
+    p = torch.tensor([student_t_sf(float(v), n - 1) for v in t], dtype=torch.float64)
+    return BetweenModels(effect=e - mean, ref_sd=sd, t=t, p_value=p, n_models=n)
+
+
 def benjamini_hochberg(p: torch.Tensor) -> torch.Tensor:
     """Benjamini–Hochberg q-values (false-discovery-rate adjusted p-values), same order as ``p``."""
     p = torch.as_tensor(p, dtype=torch.float64).flatten()

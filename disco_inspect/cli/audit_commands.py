@@ -100,6 +100,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from ..auditor import AuditSettings
 
     settings = AuditSettings(**scan) if scan else None
+    from .tasks import reference_list
+
+    refs = reference_list(args.reference)
+    references = refs[0] if len(refs) == 1 else refs or None
     if args.saturated is not None:
         from ..world.random_benchmark import run_saturated_benchmark
 
@@ -110,7 +114,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             out=out,
             steps=args.steps,
             settings=settings,
-            reference=args.reference,
+            reference=references,
             config_overrides=overrides,
             progress=not args.no_progress,
         )
@@ -126,7 +130,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             out=out,
             steps=args.steps,
             settings=settings,
-            reference=args.reference,
+            reference=references,
             config_overrides=overrides,
             progress=not args.no_progress,
         )

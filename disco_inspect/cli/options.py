@@ -303,5 +303,6 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
     g.add_argument(
         "--confirm-differential",
         action="store_true",
-        help="with --reference: confirm a factor only when the audited model relies on it more than the reference",
+        help="with --reference: confirm a factor only when the audited model relies on it more than the reference "
+        "(several references, comma-separated: more than their spread between models)",
     )

@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--reference",
         default=None,
-        help="a reference classifier (e.g. a clean model of the same task): rank factors by how much more "
-        "the audited model relies on them (differential audit)",
+        help="a reference classifier (e.g. a clean model of the same task), or several comma-separated: rank "
+        "factors by how much more the audited model relies on them (differential audit)",
     )
     add_scan_args(g)
     g.add_argument(

@@ -53,6 +53,17 @@ def _classifier(args: argparse.Namespace, source: str | None) -> Any:
     )
 
 
+def reference_list(source: str | None) -> list[str]:
+    """``--reference a.pt`` or ``--reference a.pt,b.pt,c.pt`` (several: the spread between them is the null)."""
+    return [r.strip() for r in (source or "").split(",") if r.strip()]
+
+
+def _references(args: argparse.Namespace) -> Any:
+    """The ``--reference`` classifier, a list of them, or ``None``."""
+    refs = [_classifier(args, r) for r in reference_list(args.reference)]
+    return refs[0] if len(refs) == 1 else refs or None
+
+
 def model_list(args: argparse.Namespace) -> list[str]:
     """MODEL followed by ``--models a,b`` (each once, in order)."""
     extra = [m.strip() for m in (getattr(args, "models", None) or "").split(",") if m.strip()]
@@ -150,7 +161,7 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
     from ..auditor import audit, default_config
 
     settings = audit_settings(args)
-    pipe, clf, reference = _pipeline(args), _classifier(args, task.model), _classifier(args, args.reference)
+    pipe, clf, reference = _pipeline(args), _classifier(args, task.model), _references(args)
     scorer = _cached(
         args,
         ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),

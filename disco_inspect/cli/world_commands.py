@@ -85,7 +85,8 @@ def add_world_parsers(p: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--reference",
         default=None,
-        help="with --random/--saturated: audit every case against this reference classifier (differential audit)",
+        help="with --random/--saturated: audit every case against this reference classifier, or several "
+        "comma-separated (differential audit)",
     )
     add_scan_args(q)
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -183,8 +183,15 @@ def _setup(seed: int, n: int, clean: int, steps: int, settings: Any, reference: 
         "clean": clean,
         "steps": steps,
         "settings": settings.to_dict() if settings is not None else None,
-        "reference": None if reference is None else str(reference),
+        "reference": _reference_doc(reference),
     }
+
+
+def _reference_doc(reference: Any) -> Any:
+    """The reference(s) as the benchmark JSON records them: None, a path, or a list of paths."""
+    if isinstance(reference, list | tuple):
+        return [str(r) for r in reference]
+    return None if reference is None else str(reference)
 
 
 def run_random_benchmark(
@@ -372,7 +379,7 @@ def run_saturated_benchmark(
             "steps": steps,
             "saturable_share": SATURABLE_SHARE,
             "settings": settings.to_dict() if settings is not None else None,
-            "reference": None if reference is None else str(reference),
+            "reference": _reference_doc(reference),
             "default_shares": shares,
         }
         write_json(out / "saturated_benchmark.json", doc)

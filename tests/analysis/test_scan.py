@@ -121,3 +121,38 @@ def test_scan_refuses_an_unknown_scale_and_a_differential_without_reference(worl
         scan_interventions(pipe, clf, 0, "circle", scorer, SEEDS, scale="odds", progress=False)
     with pytest.raises(DiscoInspectError, match="require_differential.*reference"):
         scan_interventions(pipe, clf, 0, "circle", scorer, SEEDS, require_differential=True, progress=False)
+
+
+class _Tempered(torch.nn.Module):
+    """One more model of a population: the same classifier at another softmax temperature."""
+
+    def __init__(self, inner, temperature):
+        super().__init__()
+        self.inner, self.temperature = inner, temperature
+
+    def forward(self, x):
+        return self.inner(x).float() / self.temperature
+
+
+@pytest.mark.slow
+def test_several_references_make_the_spread_between_models_the_null(world):
+    """Against a population of clean models (here one clean classifier at five temperatures), the planted
+    background lies beyond their spread and is confirmed; one more member of the population has nothing beyond it."""
+    pipe, scorer = world
+    clean = load_classifier("world:clean")
+    refs = [_Tempered(clean, t) for t in (0.8, 0.9, 1.0, 1.1, 1.25)]
+    kw = {"require_differential": True, "progress": False, **GEN}
+    biased = load_classifier("world:biased_circle_green")
+    res = scan_interventions(
+        pipe, biased, 0, "circle", scorer, SEEDS, reference=refs, reference_target=[0] * 5, **kw
+    )
+    green = res.interventions["background=green"]
+    between = green.reference["between_models"]
+    assert between["n_models"] == 5 and len(between["ref_effects"]) == 5
+    assert between["significant"] and between["effect"] > 0.2 and green.confirmed
+    assert max(res.interventions.values(), key=lambda iv: iv.reference["differential"]["effect"]) is green
+    member = _Tempered(clean, 1.05)
+    res = scan_interventions(
+        pipe, member, 0, "circle", scorer, SEEDS, reference=refs, reference_target=[0] * 5, **kw
+    )
+    assert not [c for c, iv in res.interventions.items() if iv.confirmed]

@@ -62,3 +62,29 @@ def test_bad_inputs_raise_one_clear_error(a, b):
         paired_shift(a, b)
     with pytest.raises(DiscoInspectError, match="alternative"):
         paired_shift(torch.zeros(4), torch.zeros(4), alternative="bigger")
+
+
+def test_student_t_tail_matches_the_tables():
+    from disco_inspect.analysis.stats import student_t_sf
+
+    assert student_t_sf(2.776, 4) == pytest.approx(0.025, abs=1e-4)  # t_{0.975, 4}
+    assert student_t_sf(12.706, 1) == pytest.approx(0.025, abs=1e-5)  # t_{0.975, 1}
+    assert student_t_sf(1.96, 1e6) == pytest.approx(0.025, abs=1e-4)  # the normal limit
+    assert student_t_sf(0.0, 3) == pytest.approx(0.5) and student_t_sf(-2.776, 4) == pytest.approx(
+        0.975, abs=1e-4
+    )
+
+
+def test_between_models_flags_only_what_lies_beyond_the_references_spread():
+    from disco_inspect.analysis.stats import between_models
+
+    refs = torch.tensor(
+        [[0.0, 5.0], [1.0, 9.0], [-1.0, 7.0], [0.5, 3.0], [-0.5, 6.0]]
+    )  # concept 2 varies a lot
+    res = between_models(torch.tensor([6.0, 10.0]), refs)
+    assert res.n_models == 5 and res.effect.tolist() == pytest.approx([6.0, 4.0])
+    assert res.p_value[0] < 0.002  # far outside a tight spread: t = 6.9 on 4 degrees of freedom
+    assert res.p_value[1] > 0.05  # large, but within what the references show
+    assert between_models(torch.tensor([6.0, 10.0]), refs, margin=5.0).p_value[0] > res.p_value[0]
+    with pytest.raises(DiscoInspectError, match="R >= 2"):
+        between_models(torch.tensor([1.0]), torch.tensor([[1.0]]))

@@ -389,3 +389,47 @@ def test_scan_scale_is_chosen_by_the_regime_when_auto():
         AuditSettings(scan_scale="odds")
     with pytest.raises(DiscoInspectError, match="confirm_min_logodds"):
         AuditSettings(confirm_min_logodds=-1)
+
+
+def test_several_references_are_recorded_and_validated(tiny_audit, tmp_path):
+    _, _, (pipe, clf, cfg, _) = tiny_audit
+
+    class Tempered(torch.nn.Module):
+        def __init__(self, t):
+            super().__init__()
+            self.t = t
+
+        def forward(self, x):
+            return clf(x).float() / self.t
+
+    refs = [
+        clf,
+        Classifier(Tempered(2.0), Preprocessing(input_size=(32, 32)), clf.label_names, source="warm"),
+    ]
+    settings = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        attribution_images=0,
+        min_effect=0.0,
+        alpha=0.5,
+        confirm_differential=True,
+    )
+    audit(
+        pipe,
+        clf,
+        0,
+        scorer=ColourScorer(),
+        config=cfg,
+        settings=settings,
+        reference=refs,
+        out=tmp_path,
+        progress=False,
+    )
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate_report(doc)
+    assert [m["source"] for m in doc["reference"]["models"]][1] == "warm"
+    assert all(
+        f["intervention"]["reference"]["between_models"]["n_models"] == 2 for f in doc["factors"]["ranked"]
+    )
+    assert "between models" in doc["factors"]["method"]["interventions"]
+    assert "1 more" in (tmp_path / "index.html").read_text()
