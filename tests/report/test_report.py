@@ -334,20 +334,18 @@ def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
         )
 
 
-def test_log_odds_scan_against_a_reference_is_recorded_and_rendered(tiny_audit, tmp_path):
-    """A log-odds scan whose confirmations require the differential effect: report.json says which scale and margin,
-    every intervention carries its scale, the HTML speaks of log-odds, and against itself nothing is confirmed."""
+def _audit_against(tiny_audit, out, reference, **settings):
+    """The tiny audit again, against ``reference`` and with confirmations that need the differential effect;
+    returns the result and its validated report.json."""
     _, _, (pipe, clf, cfg, _) = tiny_audit
-    settings = AuditSettings(
-        eval_seeds=4,
-        intervention_seeds=4,
-        attribution_images=0,
-        min_effect=0.0,
-        alpha=0.5,
-        scan_scale="logodds",
-        confirm_min_logodds=0.0,
-        confirm_differential=True,
-    )
+    base = {
+        "eval_seeds": 4,
+        "intervention_seeds": 4,
+        "attribution_images": 0,
+        "min_effect": 0.0,
+        "alpha": 0.5,
+    }
+    settings = AuditSettings(**base, confirm_differential=True, **settings)
     res = audit(
         pipe,
         clf,
@@ -355,12 +353,20 @@ def test_log_odds_scan_against_a_reference_is_recorded_and_rendered(tiny_audit, 
         scorer=ColourScorer(),
         config=cfg,
         settings=settings,
-        reference=clf,
-        out=tmp_path,
+        reference=reference,
+        out=out,
         progress=False,
     )
-    doc = json.loads((tmp_path / "report.json").read_text())
+    doc = json.loads((out / "report.json").read_text())
     validate_report(doc)
+    return res, doc
+
+
+def test_log_odds_scan_against_a_reference_is_recorded_and_rendered(tiny_audit, tmp_path):
+    """A log-odds scan whose confirmations require the differential effect: report.json says which scale and margin,
+    every intervention carries its scale, the HTML speaks of log-odds, and against itself nothing is confirmed."""
+    clf = tiny_audit[2][1]
+    res, doc = _audit_against(tiny_audit, tmp_path, clf, scan_scale="logodds", confirm_min_logodds=0.0)
     assert (
         doc["factors"]["method"]["scan_scale"] == "logodds" and doc["factors"]["method"]["confirm_min"] == 0.0
     )
@@ -392,7 +398,7 @@ def test_scan_scale_is_chosen_by_the_regime_when_auto():
 
 
 def test_several_references_are_recorded_and_validated(tiny_audit, tmp_path):
-    _, _, (pipe, clf, cfg, _) = tiny_audit
+    clf = tiny_audit[2][1]
 
     class Tempered(torch.nn.Module):
         def __init__(self, t):
@@ -402,31 +408,8 @@ def test_several_references_are_recorded_and_validated(tiny_audit, tmp_path):
         def forward(self, x):
             return clf(x).float() / self.t
 
-    refs = [
-        clf,
-        Classifier(Tempered(2.0), Preprocessing(input_size=(32, 32)), clf.label_names, source="warm"),
-    ]
-    settings = AuditSettings(
-        eval_seeds=4,
-        intervention_seeds=4,
-        attribution_images=0,
-        min_effect=0.0,
-        alpha=0.5,
-        confirm_differential=True,
-    )
-    audit(
-        pipe,
-        clf,
-        0,
-        scorer=ColourScorer(),
-        config=cfg,
-        settings=settings,
-        reference=refs,
-        out=tmp_path,
-        progress=False,
-    )
-    doc = json.loads((tmp_path / "report.json").read_text())
-    validate_report(doc)
+    warm = Classifier(Tempered(2.0), Preprocessing(input_size=(32, 32)), clf.label_names, source="warm")
+    _, doc = _audit_against(tiny_audit, tmp_path, [clf, warm])
     assert [m["source"] for m in doc["reference"]["models"]][1] == "warm"
     assert all(
         f["intervention"]["reference"]["between_models"]["n_models"] == 2 for f in doc["factors"]["ranked"]
