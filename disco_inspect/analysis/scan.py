@@ -167,10 +167,10 @@ def scan_interventions(
         probs[prompt] = target_probabilities(classifier, images, target)
         values[prompt] = probs[prompt] if scale == "p" else measure(classifier, images, target)
         if refs:
-            ref_values[prompt] = [measure(r, images, t) for r, t in zip(refs, ref_targets, strict=True)]
-            ref_probs[prompt] = torch.stack(
-                [target_probabilities(r, images, t) for r, t in zip(refs, ref_targets, strict=True)]
-            ).mean(0)
+            pairs = list(zip(refs, ref_targets, strict=True))
+            ref_p = [target_probabilities(r, images, t) for r, t in pairs]
+            ref_values[prompt] = ref_p if scale == "p" else [measure(r, images, t) for r, t in pairs]
+            ref_probs[prompt] = torch.stack(ref_p).mean(0)
         examples[prompt] = images[:n_examples].clone()
 
     def pair(source: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str]) -> tuple:
