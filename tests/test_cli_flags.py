@@ -242,3 +242,24 @@ def test_scan_flags_are_checked_before_any_work(tmp_path, capsys):
     assert "--random`/`--saturated" in capsys.readouterr().err
     assert main(["world", "benchmark", "--random", "1", "--confirm-differential"]) == 2
     assert "needs `--reference" in capsys.readouterr().err
+
+
+def test_world_benchmark_passes_intervention_seeds_to_every_audit(monkeypatch, capsys):
+    """`world benchmark --saturated N --intervention-seeds K` audits with K paired seeds per intervention (the
+    saturated stratum's own-effect test needs more seeds than the default); a bad K fails before any work."""
+    from disco_inspect.world import random_benchmark as rb
+
+    seen = {}
+
+    def fake(n, seed, **kw):
+        seen.update(kw)
+        return {"cases": [1]}
+
+    monkeypatch.setattr(rb, "run_saturated_benchmark", fake)
+    assert main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "64", "--no-progress"]) == 0
+    assert seen["settings"].intervention_seeds == 64 and seen["settings"].scan_scale == "p"
+    seen.clear()
+    assert main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "2"]) == 2
+    assert "intervention_seeds" in capsys.readouterr().err and not seen
+    assert main(["world", "benchmark", "--intervention-seeds", "64"]) == 2
+    assert "--random`/`--saturated" in capsys.readouterr().err

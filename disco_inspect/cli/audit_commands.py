@@ -86,12 +86,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     overrides = {"max_iters": args.max_iters} if args.max_iters else {}
     if args.random is not None and args.saturated is not None:
         raise DiscoInspectError("`--random` and `--saturated` are two benchmarks; pass one of them.")
-    scan = {"scan_scale": args.scan_scale, "confirm_differential": args.confirm_differential or None}
+    scan = {
+        "scan_scale": args.scan_scale,
+        "confirm_differential": args.confirm_differential or None,
+        "intervention_seeds": args.intervention_seeds,
+    }
     scan = {k: v for k, v in scan.items() if v is not None}
     if (scan or args.reference) and args.random is None and args.saturated is None:
         raise DiscoInspectError(
-            "`--reference`, `--scan-scale` and `--confirm-differential` apply to `--random`/`--saturated`; the "
-            "shipped examples have their own settings."
+            "`--reference`, `--scan-scale`, `--confirm-differential` and `--intervention-seeds` apply to "
+            "`--random`/`--saturated`; the shipped examples have their own settings."
         )
     if args.confirm_differential and not args.reference:
         raise DiscoInspectError(

@@ -89,5 +89,11 @@ def add_world_parsers(p: argparse.ArgumentParser) -> None:
         "comma-separated (differential audit)",
     )
     add_scan_args(q)
+    q.add_argument(
+        "--intervention-seeds",
+        type=int,
+        default=None,
+        help="with --random/--saturated: paired seeds per intervention of every audit (default: the audit's, 16)",
+    )
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars")
