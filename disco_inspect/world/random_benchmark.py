@@ -165,9 +165,9 @@ def causal_rank(factors: dict[str, Any], concept: str) -> int | None:
     """Rank of ``concept`` among *all* scanned concepts by the intervention's point effect on p(target), confirmed
     or not (``factors``: report.json's ``factors`` section or ``FactorAudit.to_dict()``).
 
-    A diagnostic, not a claim. On the world's saturated stratum it is confounded: adding any object lowers
-    p(target) on generated images, so ``object=none`` ranks first whether or not the classifier relies on it
-    (README, "The saturated stratum")."""
+    A diagnostic, not a claim. On the world's saturated stratum it is confounded: classifiers trained with an
+    ``object=none`` bias lose confidence on generated objects whether or not they rely on the factor on rendered
+    scenes, so ``object=none`` ranks first either way (README, "The saturated stratum")."""
     rows = factors.get("ranked") or factors.get("factors") or []
     scanned = [f for f in rows if f.get("intervention")]
     order = sorted(scanned, key=lambda f: -f["intervention"]["effect"])
