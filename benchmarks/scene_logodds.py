@@ -48,7 +48,7 @@ def logodds_effect(classifier, scenes: dict[str, torch.Tensor], shape: str, conc
 def main() -> None:
     from disco_inspect.analysis.stats import between_models
     from disco_inspect.models.classifiers import load_classifier
-    from disco_inspect.world.random_benchmark import REAL_GAP, SCENES_PER_VALUE
+    from disco_inspect.world.random_benchmark import REAL_GAP, SCENES_PER_VALUE, scene_reliance
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", type=Path)
@@ -59,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     refs = [load_classifier(p) for p in args.reference.split(",")]
     print(
-        f"{'case':<7} {'planted':<30} {'acc gap':>7} {'real':>5} {'conf':>5} {'scene logodds':>13} "
+        f"{'case':<7} {'concept (planted first)':<30} {'acc gap':>7} {'real':>5} {'conf':>5} {'scene logodds':>13} "
         f"{'refs (min..max)':>17} {'t':>6}"
     )
     for folder in args.folders:
@@ -69,18 +69,21 @@ def main() -> None:
             if not row.get("planted"):
                 continue
             clf = load_classifier(folder / "classifiers" / f"{row['name']}.pt")
-            shape, concept = row["class_name"], row["planted"]
-            scenes = scenes_by_value(shape, concept, args.scenes)
-            own = logodds_effect(clf, scenes, shape, concept)
-            ref = [logodds_effect(r, scenes, shape, concept) for r in refs]
-            t = float(between_models(torch.tensor([own]), torch.tensor(ref)[:, None]).t[0])
-            conf = "yes" if concept in row["confirmed"] else "-"
-            real = "yes" if row["planted_gap"] >= REAL_GAP else "no"
-            print(
-                f"{row['name']:<7} {row['class_name'] + ': ' + concept:<30} {row['planted_gap']:7.2f} {real:>5} "
-                f"{conf:>5} {own:+13.2f} {min(ref):+8.2f}..{max(ref):+.2f} {t:6.1f}",
-                flush=True,
-            )
+            shape = row["class_name"]
+            truth = scene_reliance(clf, shape)
+            for concept in dict.fromkeys([row["planted"], *row["confirmed"]]):
+                scenes = scenes_by_value(shape, concept, args.scenes)
+                own = logodds_effect(clf, scenes, shape, concept)
+                ref = [logodds_effect(r, scenes, shape, concept) for r in refs]
+                t = float(between_models(torch.tensor([own]), torch.tensor(ref)[:, None]).t[0])
+                conf = "yes" if concept in row["confirmed"] else "-"
+                gap = truth[concept]["gap"]
+                real = "yes" if gap >= REAL_GAP else "no"
+                print(
+                    f"{row['name']:<7} {shape + ': ' + concept:<30} {gap:7.2f} {real:>5} {conf:>5} {own:+13.2f} "
+                    f"{min(ref):+8.2f}..{max(ref):+.2f} {t:6.1f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
