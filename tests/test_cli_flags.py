@@ -256,7 +256,9 @@ def test_world_benchmark_passes_intervention_seeds_to_every_audit(monkeypatch, c
         return {"cases": [1]}
 
     monkeypatch.setattr(rb, "run_saturated_benchmark", fake)
-    assert main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "64", "--no-progress"]) == 0
+    assert (
+        main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "64", "--no-progress"]) == 0
+    )
     assert seen["settings"].intervention_seeds == 64 and seen["settings"].scan_scale == "p"
     seen.clear()
     assert main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "2"]) == 2
