@@ -19,23 +19,10 @@ from pathlib import Path
 import torch
 
 
-def scenes_by_value(shape: str, concept: str, n: int, seed: int = 777) -> dict[str, torch.Tensor]:
-    """Rendered scenes of ``shape`` per value of the concept's factor (all other factors random): the same scenes
-    as the benchmark's ground truth."""
-    from disco_inspect.world.bias import BIAS_FACTORS
-    from disco_inspect.world.scenes import FACTOR_VALUES, generate_scenes
-
-    factor = concept.split("=")[0]
-    fi = list(BIAS_FACTORS).index(factor)
-    return {
-        v: generate_scenes(n, seed=seed + 1000 * fi + vi, fixed={"shape": shape, factor: v}).images
-        for vi, v in enumerate(FACTOR_VALUES[factor])
-    }
-
-
 @torch.no_grad()
 def logodds_effect(classifier, scenes: dict[str, torch.Tensor], shape: str, concept: str) -> float:
-    """Mean target log-odds on the scenes with the concept's value minus the mean over the other values."""
+    """Mean target log-odds on ``scenes`` (per value, from ``factor_scenes``) with the concept's value minus the mean
+    over the other values."""
     from disco_inspect.engine.records import target_log_odds
     from disco_inspect.world.scenes import SHAPES
 
@@ -48,7 +35,7 @@ def logodds_effect(classifier, scenes: dict[str, torch.Tensor], shape: str, conc
 def main() -> None:
     from disco_inspect.analysis.stats import between_models
     from disco_inspect.models.classifiers import load_classifier
-    from disco_inspect.world.random_benchmark import REAL_GAP, SCENES_PER_VALUE, scene_reliance
+    from disco_inspect.world.random_benchmark import REAL_GAP, SCENES_PER_VALUE, factor_scenes, scene_reliance
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", type=Path)
@@ -70,9 +57,11 @@ def main() -> None:
                 continue
             clf = load_classifier(folder / "classifiers" / f"{row['name']}.pt")
             shape = row["class_name"]
-            truth = scene_reliance(clf, shape)
-            for concept in dict.fromkeys([row["planted"], *row["confirmed"]]):
-                scenes = scenes_by_value(shape, concept, args.scenes)
+            concepts = list(dict.fromkeys([row["planted"], *row["confirmed"]]))
+            factors = list(dict.fromkeys(c.split("=")[0] for c in concepts))
+            truth = scene_reliance(clf, shape, args.scenes, factors=factors)
+            for concept in concepts:
+                scenes = factor_scenes(shape, concept.split("=")[0], args.scenes)
                 own = logodds_effect(clf, scenes, shape, concept)
                 ref = [logodds_effect(r, scenes, shape, concept) for r in refs]
                 t = float(between_models(torch.tensor([own]), torch.tensor(ref)[:, None]).t[0])

@@ -37,6 +37,10 @@ class AuditSettings(ConfigMixin):
     confirm_top: int = 3
     """Significant factors confirmed by intervention."""
     intervention_seeds: int = 16
+    """Paired seeds per intervention (each concept's prompt vs its contrasts)."""
+    saturated_intervention_seeds: int | None = None
+    """Paired seeds per intervention when the classifier already recognises the class at baseline (the saturated
+    regime compresses every effect, so the same test needs more seeds; e.g. 64). ``None``: ``intervention_seeds``."""
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""
     scan_scale: str = "p"
@@ -76,6 +80,11 @@ class AuditSettings(ConfigMixin):
                 raise DiscoInspectError(
                     f"`{name}` = {getattr(self, name)!r} is too small; use at least 4 paired seeds."
                 )
+        if self.saturated_intervention_seeds is not None and int(self.saturated_intervention_seeds) < 4:
+            raise DiscoInspectError(
+                f"`saturated_intervention_seeds` = {self.saturated_intervention_seeds!r} is too small; use at least "
+                "4 paired seeds, or None for `intervention_seeds`."
+            )
         for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
             if int(getattr(self, name)) < 0:
                 raise DiscoInspectError(
@@ -112,6 +121,8 @@ class AuditResult:
     scorer: str
     concepts: list[str]
     eval_seeds: list[int]
+    intervention_seeds: list[int]
+    """The paired seeds of every intervention (more in the saturated regime with ``saturated_intervention_seeds``)."""
     eval_prompts: dict[str, list[str]]
     baseline_probs: torch.Tensor
     token_probs: torch.Tensor
@@ -365,9 +376,12 @@ def audit(
             ref,
             ref_target,
             scan_scale(settings, run.regime),
+            run.regime,
         )
     else:
-        _confirm(pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress)
+        _confirm(
+            pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress, run.regime
+        )
     timings["interventions"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -410,6 +424,7 @@ def audit(
         scorer=type(scorer).__name__,
         concepts=list(scorer.concepts),
         eval_seeds=seeds,
+        intervention_seeds=intervention_seed_list(settings, run.regime),
         eval_prompts=prompts,
         baseline_probs=probs["baseline"],
         token_probs=probs["token"],
@@ -442,6 +457,7 @@ def _confirm(
     gen: dict[str, Any],
     images: dict[str, torch.Tensor],
     progress: bool,
+    regime: str = "learning",
 ) -> None:
     """Intervene on the top significant factors (Bonferroni over those tested)."""
     from tqdm.auto import tqdm
@@ -452,7 +468,7 @@ def _confirm(
     if not top or not hasattr(scorer, "intervention"):
         factors.rank_by_reliance()  # nothing to confirm: still rank (and say which ranking the report shows)
         return
-    seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
+    seeds = intervention_seed_list(settings, regime)
     for f in tqdm(top, desc="interventions", disable=not progress):
         factor_prompt, contrasts = scorer.intervention(f.concept, class_name)
         f.intervention, with_f, without_f = intervene(
@@ -515,6 +531,15 @@ def _null_control(
     return torch.stack(scores).mean(0), info
 
 
+def intervention_seed_list(settings: AuditSettings, regime: str) -> list[int]:
+    """The paired seeds of every intervention: ``settings.intervention_seeds`` of them, or
+    ``settings.saturated_intervention_seeds`` in the saturated regime when set (the same first seed either way)."""
+    n = settings.intervention_seeds
+    if regime == "saturated" and settings.saturated_intervention_seeds is not None:
+        n = settings.saturated_intervention_seeds
+    return [settings.eval_seed + 10_000 + i for i in range(int(n))]
+
+
 def scan_scale(settings: AuditSettings, regime: str) -> str:
     """The scale the scan measures effects on: ``settings.scan_scale``, with ``auto`` resolved by the regime
     (log-odds when the classifier already recognises the class at baseline, else the probability)."""
@@ -537,11 +562,12 @@ def _scan(
     ref: Any,
     ref_target: int | list[int] | None,
     scale: str = "p",
+    regime: str = "learning",
 ) -> None:
     """Intervene on every concept (BH across concepts); example images for the top reported factors."""
     from .analysis.scan import scan_interventions
 
-    seeds = [settings.eval_seed + 10_000 + i for i in range(settings.intervention_seeds)]
+    seeds = intervention_seed_list(settings, regime)
     margin = settings.confirm_min_effect if scale == "p" else settings.confirm_min_logodds
     differential = settings.confirm_differential and ref is not None
     scan = scan_interventions(

@@ -265,3 +265,30 @@ def test_world_benchmark_passes_intervention_seeds_to_every_audit(monkeypatch, c
     assert "intervention_seeds" in capsys.readouterr().err and not seen
     assert main(["world", "benchmark", "--intervention-seeds", "64"]) == 2
     assert "--random`/`--saturated" in capsys.readouterr().err
+
+
+def test_saturated_intervention_seeds_reach_the_audit_settings(monkeypatch, capsys):
+    """`--saturated-intervention-seeds K` (report and world benchmark) becomes the settings' own field: K paired
+    seeds per intervention only in the saturated regime; the default seeds are left as they are; a bad K fails first."""
+    from disco_inspect.cli.parser import build_parser
+    from disco_inspect.cli.tasks import audit_settings
+    from disco_inspect.world import random_benchmark as rb
+
+    args = build_parser().parse_args(
+        ["report", "model.pt", "--class", "0", "--saturated-intervention-seeds", "64"]
+    )
+    s = audit_settings(args)
+    assert s.saturated_intervention_seeds == 64 and s.intervention_seeds == 16
+    seen = {}
+
+    def fake(n, seed, **kw):
+        seen.update(kw)
+        return {"cases": [1]}
+
+    monkeypatch.setattr(rb, "run_random_benchmark", fake)
+    argv = ["world", "benchmark", "--random", "1", "--saturated-intervention-seeds", "64", "--no-progress"]
+    assert main(argv) == 0
+    assert seen["settings"].saturated_intervention_seeds == 64 and seen["settings"].intervention_seeds == 16
+    seen.clear()
+    assert main(["world", "benchmark", "--random", "1", "--saturated-intervention-seeds", "3"]) == 2
+    assert "saturated_intervention_seeds" in capsys.readouterr().err and not seen

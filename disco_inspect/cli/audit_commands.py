@@ -90,11 +90,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         "scan_scale": args.scan_scale,
         "confirm_differential": args.confirm_differential or None,
         "intervention_seeds": args.intervention_seeds,
+        "saturated_intervention_seeds": args.saturated_intervention_seeds,
     }
     scan = {k: v for k, v in scan.items() if v is not None}
     if (scan or args.reference) and args.random is None and args.saturated is None:
         raise DiscoInspectError(
-            "`--reference`, `--scan-scale`, `--confirm-differential` and `--intervention-seeds` apply to "
+            "`--reference`, `--scan-scale`, `--confirm-differential` and the intervention seeds apply to "
             "`--random`/`--saturated`; the shipped examples have their own settings."
         )
     if args.confirm_differential and not args.reference:

@@ -306,3 +306,11 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         help="with --reference: confirm a factor only when the audited model relies on it more than the reference "
         "(several references, comma-separated: more than their spread between models)",
     )
+    g.add_argument(
+        "--saturated-intervention-seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="paired seeds per intervention when the classifier already recognises the class at baseline (the "
+        "saturated regime compresses effects; e.g. 64; default: the same as --intervention-seeds)",
+    )

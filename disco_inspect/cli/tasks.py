@@ -138,6 +138,7 @@ def audit_settings(args: argparse.Namespace) -> Any:
     given = {
         "eval_seeds": args.eval_seeds,
         "intervention_seeds": args.intervention_seeds,
+        "saturated_intervention_seeds": args.saturated_intervention_seeds,
         "alpha": args.alpha,
         "min_effect": args.min_effect,
         "attribution_images": 0 if args.no_attributions else None,

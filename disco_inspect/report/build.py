@@ -44,9 +44,7 @@ def report_dict(result: Any) -> dict[str, Any]:
             "seeds": {
                 "train": cfg.seeds() if not cfg.seed_pool else [cfg.seed + i for i in range(cfg.seed_pool)],
                 "eval": result.eval_seeds,
-                "intervention": [
-                    result.settings.eval_seed + 10_000 + i for i in range(result.settings.intervention_seeds)
-                ],
+                "intervention": result.intervention_seeds,
             },
             "prompts": result.eval_prompts,
         },

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +75,39 @@ def draw_cases(n: int, seed: int, clean: int = 5) -> list[dict[str, Any]]:
     return cases
 
 
+def factor_scenes(
+    shape: str, factor: str, n: int = SCENES_PER_VALUE, seed: int = 777
+) -> dict[str, torch.Tensor]:
+    """Rendered scenes of ``shape`` per value of ``factor`` (``n`` each, all other factors random): the ground-truth
+    scenes of :func:`scene_reliance`, the same for every classifier."""
+    from .bias import BIAS_FACTORS
+    from .scenes import FACTOR_VALUES, generate_scenes
+
+    fi = list(BIAS_FACTORS).index(factor)
+    return {
+        value: generate_scenes(n, seed=seed + 1000 * fi + vi, fixed={"shape": shape, factor: value}).images
+        for vi, value in enumerate(FACTOR_VALUES[factor])
+    }
+
+
 @torch.no_grad()
 def scene_reliance(
-    classifier: Any, shape: str, n: int = SCENES_PER_VALUE, seed: int = 777
+    classifier: Any,
+    shape: str,
+    n: int = SCENES_PER_VALUE,
+    seed: int = 777,
+    factors: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per ``factor=value``: accuracy on rendered scenes of ``shape`` with the value, mean accuracy over the other
-    values, and their gap (all other factors random)."""
+    """Per ``factor=value`` (default: every bias factor): accuracy on rendered scenes of ``shape`` with the value,
+    mean accuracy over the other values, and their gap (all other factors random)."""
     from .bias import BIAS_FACTORS
-    from .scenes import FACTOR_VALUES, SHAPES, generate_scenes
+    from .scenes import SHAPES
 
     target = SHAPES.index(shape)
     out: dict[str, dict[str, float]] = {}
-    for fi, factor in enumerate(BIAS_FACTORS):
-        acc = {}
-        for vi, value in enumerate(FACTOR_VALUES[factor]):
-            scenes = generate_scenes(n, seed=seed + 1000 * fi + vi, fixed={"shape": shape, factor: value})
-            acc[value] = float((classifier(scenes.images).argmax(-1) == target).float().mean())
+    for factor in factors if factors is not None else BIAS_FACTORS:
+        scenes = factor_scenes(shape, factor, n, seed)
+        acc = {v: float((classifier(x).argmax(-1) == target).float().mean()) for v, x in scenes.items()}
         for value, a in acc.items():
             others = [acc[v] for v in acc if v != value]
             without = sum(others) / len(others)

@@ -416,3 +416,46 @@ def test_several_references_are_recorded_and_validated(tiny_audit, tmp_path):
     )
     assert "between models" in doc["factors"]["method"]["interventions"]
     assert "1 more" in (tmp_path / "index.html").read_text()
+
+
+def test_saturated_regime_audits_with_its_own_intervention_seeds(tiny_audit, tmp_path):
+    """A classifier that already recognises the class (p ~ 1) compresses every effect: with
+    `saturated_intervention_seeds` the scan uses that many paired seeds in the saturated regime (and report.json lists
+    them), while the learning regime keeps `intervention_seeds`."""
+    from disco_inspect.auditor import intervention_seed_list
+
+    _, _, (pipe, clf, cfg, _) = tiny_audit
+
+    class Sure(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = clf.module
+
+        def forward(self, x):
+            return self.net(x) + torch.tensor([8.0, 0.0, 0.0])
+
+    sure = Classifier(Sure(), Preprocessing(input_size=(32, 32)), clf.label_names, source="sure")
+    settings = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        saturated_intervention_seeds=6,
+        attribution_images=0,
+        min_effect=0.0,
+        alpha=0.5,
+        null_control=False,
+    )
+    res = audit(
+        pipe, sure, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path, progress=False
+    )
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate_report(doc)
+    assert doc["token"]["regime"] == "saturated"
+    assert doc["audited"]["seeds"]["intervention"] == [1000 + 10_000 + i for i in range(6)]
+    assert all(f["intervention"]["n"] == 6 for f in doc["factors"]["ranked"])
+    assert "on 6 paired seeds" in res.factors.method["interventions"]
+    assert len(intervention_seed_list(settings, "learning")) == 4
+    assert (
+        len(intervention_seed_list(AuditSettings(intervention_seeds=5), "saturated")) == 5
+    )  # default: the same
+    with pytest.raises(DiscoInspectError, match="saturated_intervention_seeds"):
+        AuditSettings(saturated_intervention_seeds=2)
