@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ class AuditSettings(ConfigMixin):
     eval_seed: int = 1000
     """First evaluation seed (distinct from the training seeds)."""
     alpha: float = 0.05
-    """False-discovery rate across concepts; also the level of the intervention tests (Bonferroni)."""
+    """False-discovery rate across concepts, of the token shifts and of the interventions (Benjamini–Hochberg)."""
     min_effect: float = 0.05
     """Smallest shift of concept presence that counts as a factor."""
     confirm_top: int = 3
@@ -61,8 +63,8 @@ class AuditSettings(ConfigMixin):
     """Seeds shown in the trajectory strips of the report."""
     scan: bool = True
     """Intervene on every concept of the scorer's bank (false-discovery control across concepts), not only on the
-    factors the token nominated: finds shortcuts the token optimisation missed. ``False``: confirm the top
-    ``confirm_top`` significant factors only (Bonferroni)."""
+    factors the token nominated: finds shortcuts the token optimisation missed. ``False``: test only the top
+    ``confirm_top`` significant factors, with the same rule (Benjamini–Hochberg across those)."""
     null_control: bool = True
     """Test concept shifts against control tokens (the untrained token and ``control_draws`` tokens moved as far
     as the learned one in random directions), so drift alone is never significant."""
@@ -104,6 +106,53 @@ class AuditSettings(ConfigMixin):
             raise DiscoInspectError(
                 f"`mask_threshold` = {self.mask_threshold!r} is invalid; use a number in (0, 1)."
             )
+        for name in ("min_effect", "confirm_min_effect"):
+            if not 0 <= getattr(self, name) < 1:
+                raise DiscoInspectError(
+                    f"`{name}` = {getattr(self, name)!r} is invalid; use a probability change in [0, 1), e.g. 0.05."
+                )
+        self._validate_attribution_methods()
+        self._refuse_ignored()
+
+    def _validate_attribution_methods(self) -> None:
+        """Every attribution method is one the analysis knows."""
+        from .analysis.attribution import METHODS
+
+        for m in self.attribution_methods:
+            if m not in METHODS:
+                raise DiscoInspectError(
+                    f"`attribution_methods` has {m!r}; use some of {', '.join(repr(k) for k in METHODS)}."
+                )
+
+    def _refuse_ignored(self) -> None:
+        """A value set away from its default that the audit would not use is an error, not a silent no-op."""
+        defaults = {f.name: f.default for f in fields(self)}
+        ignored = (
+            (
+                "control_draws",
+                not self.null_control,
+                "`null_control` is off; turn it on or drop `control_draws`",
+            ),
+            (
+                "confirm_min_logodds",
+                self.scan_scale == "p",
+                "it applies on the log-odds scale only; set `scan_scale` to 'logodds' or 'auto'",
+            ),
+            (
+                "attribution_methods",
+                self.attribution_images == 0,
+                "`attribution_images` is 0; give it images or drop `attribution_methods`",
+            ),
+            (
+                "saturated_intervention_seeds",
+                not self.scan and self.confirm_top == 0,
+                "no intervention runs with `scan` off and `confirm_top` = 0",
+            ),
+        )
+        for name, unused, why in ignored:
+            value = getattr(self, name)
+            if unused and value != defaults[name]:
+                raise DiscoInspectError(f"`{name}` = {value!r} would be ignored: {why}.")
 
 
 @dataclass
@@ -195,6 +244,51 @@ def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, 
     return steps, torch.stack(rows), targets
 
 
+@dataclass
+class _Context:
+    """What every step of one audit needs: the models, the settings and the generation arguments."""
+
+    pipe: Any
+    classifier: Any
+    scorer: Any
+    config: DiscoConfig
+    settings: AuditSettings
+    references: list[Any]
+    progress: bool
+
+    @property
+    def gen(self) -> dict[str, Any]:
+        """Generation arguments of every stage: the token run's steps, guidance and size."""
+        cfg = self.config
+        return {
+            "num_inference_steps": cfg.num_inference_steps,
+            "guidance_scale": cfg.guidance_scale,
+            "height": cfg.height,
+            "width": cfg.width,
+        }
+
+
+@dataclass
+class _Evaluation:
+    """The paired evaluation: seeds, prompts, images (with attention maps and object masks), the classifier's
+    target probabilities, concept scores and the references' probabilities."""
+
+    seeds: list[int]
+    prompts: dict[str, list[str]]
+    images: dict[str, torch.Tensor]
+    probs: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor]
+    reference: dict[str, Any] | None
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of one stage in ``timings[stage]``."""
+    t = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - t
+
+
 def audit(
     pipe: Any,
     classifier: Any,
@@ -226,56 +320,140 @@ def audit(
         overwrite: retrain the token even if ``out/run`` holds a finished (or a different) run.
         allow_unfinished: on Ctrl-C during training, go on and report the best token so far (the report says the
             run was interrupted). By default the interrupt propagates and nothing is reported.
-        reference: a reference classifier (e.g. a clean model of the same task, anything :func:`load_classifier`
-            accepts): the same images are scored by it and factors are ranked by how much *more* the audited
-            classifier relies on them (a "bias" ranking). Without it the ranking is of "reliance". A list of them
-            (e.g. clean classifiers trained with different seeds) makes the spread between models the null: with
-            ``AuditSettings(confirm_differential=True)`` a factor is confirmed only when the audited model's effect
-            lies beyond what the references show.
+        reference: reference classifiers, a list (one, several or none; a single classifier counts as a list of
+            one), each anything :func:`load_classifier` accepts, e.g. clean models of the same task. The same
+            images are scored by them and factors are ranked by how much *more* the audited classifier relies on
+            them (a "bias" ranking); without them the ranking is of "reliance". With several, the spread between
+            models is the null: with ``AuditSettings(confirm_differential=True)`` a factor is confirmed only when
+            the audited model's effect lies beyond what the references show.
         user_images: the user's own images (folder, glob, files): after the audit they are inverted and edited with the
             learned token (:func:`disco_inspect.editor.edit_images`, into ``out/edits``) and the report gains their
             section. Needs ``out``.
         edit_settings: :class:`~disco_inspect.editor.EditSettings` for ``user_images``.
     """
-    from .analysis.attention import object_masks
-    from .analysis.factors import discover_factors
-    from .engine.optimize import RunInterrupted, as_classifier, package_versions, run_identity, train_token
-    from .engine.records import target_probabilities
+    from .engine.optimize import as_classifier
 
+    # 1. check inputs, before minutes of training
     settings = settings or AuditSettings()
-    if settings.confirm_differential and reference is None:
+    out_dir = Path(out) if out is not None else None
+    references = _reference_list(reference)
+    _check_inputs(settings, references, user_images, out_dir)
+    ctx = _Context(
+        pipe=pipe,
+        classifier=as_classifier(classifier),
+        scorer=scorer if scorer is not None else default_scorer(pipe),
+        config=config or default_config(pipe),
+        settings=settings,
+        references=[as_classifier(r) for r in references],
+        progress=progress,
+    )
+    timings: dict[str, float] = {}
+    parts: dict[str, Any] = {}
+    # 2. the class token (a matching finished run in out/run is reused)
+    with _timed(timings, "token"):
+        run = _train(ctx, target, out_dir, overwrite, allow_unfinished)
+    # 3. paired evaluation images with and without the token
+    with _timed(timings, "evaluation"):
+        ev = _evaluate(ctx, run)
+    # 4. the null control: concept scores under control tokens
+    with _timed(timings, "null_control"):
+        control_scores, parts["control"] = _control(ctx, run, ev)
+    # 5. factors: concept shifts token vs control, along the trajectory
+    with _timed(timings, "factors"):
+        factors, parts["trajectory_concepts"] = _factors(ctx, run, ev, control_scores)
+    # 6. interventions, one rule: the scan's test over every concept or over the top factors
+    with _timed(timings, "interventions"):
+        parts["factors"], examples = _interventions(ctx, run, factors)
+    # 7. Captum attributions against the object masks
+    with _timed(timings, "attributions"):
+        parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images)
+    # 8. the user's images, edited with the token
+    if user_images is not None:
+        with _timed(timings, "edits"):
+            parts["edits"] = _edit_user_images(ctx, run, user_images, out_dir, edit_settings)
+    # 9. the result, and its report
+    result = _result(ctx, run, ev, images={**examples, **maps}, timings=timings, out_dir=out_dir, **parts)
+    if save and out_dir is not None:
+        _save(result, out_dir)
+    return result
+
+
+def _result(
+    ctx: _Context, run: Any, ev: _Evaluation, *, images: dict[str, torch.Tensor], **parts: Any
+) -> AuditResult:
+    """The :class:`AuditResult` of the steps' outputs (``parts``: factors, trajectory, attribution, control, edits,
+    timings, out_dir)."""
+    from .engine.optimize import package_versions, run_identity
+
+    return AuditResult(
+        class_name=run.class_name,
+        target=run.target,
+        **run_identity(ctx.classifier, ctx.pipe),
+        config=ctx.config,
+        settings=ctx.settings,
+        run=run,
+        scorer=type(ctx.scorer).__name__,
+        concepts=list(ctx.scorer.concepts),
+        eval_seeds=ev.seeds,
+        intervention_seeds=intervention_seed_list(ctx.settings, run.regime),
+        eval_prompts=ev.prompts,
+        baseline_probs=ev.probs["baseline"],
+        token_probs=ev.probs["token"],
+        images={**ev.images, **images},
+        versions=package_versions(),
+        reference=ev.reference,
+        **parts,
+    )
+
+
+def _control(ctx: _Context, run: Any, ev: _Evaluation) -> tuple[torch.Tensor | None, dict[str, Any] | None]:
+    """The null control's concept scores and its record, or ``(None, None)`` when it is off or nothing was trained."""
+    if not (ctx.settings.null_control and run.trajectory):
+        return None, None
+    return _null_control(
+        ctx.pipe, ctx.classifier, run, ctx.scorer, ev.prompts["token"], ev.seeds, ctx.gen, ctx.settings
+    )
+
+
+def _reference_list(reference: Any) -> list[Any]:
+    """The references as a list: none, one, or several."""
+    if reference is None:
+        return []
+    return list(reference) if isinstance(reference, list | tuple) else [reference]
+
+
+def _check_inputs(
+    settings: AuditSettings, references: list[Any], user_images: Any, out_dir: Path | None
+) -> None:
+    """What can be checked before any model runs: settings that need a reference, the user's images."""
+    if settings.confirm_differential and not references:
         raise DiscoInspectError(
             "`confirm_differential` needs a reference classifier; pass `reference=` (e.g. a clean model of the "
             "same task) or leave it False."
         )
-    cfg = config or default_config(pipe)
-    clf = as_classifier(classifier)
-    refs = (
-        []
-        if reference is None
-        else [as_classifier(r) for r in (reference if isinstance(reference, list | tuple) else [reference])]
-    )
-    ref = refs[0] if len(refs) == 1 else refs or None
-    scorer = scorer if scorer is not None else default_scorer(pipe)
-    timings: dict[str, float] = {}
-    out_dir = Path(out) if out is not None else None
-    if user_images is not None:  # checked before minutes of training
+    if user_images is not None:
         from .editing.images import find_images
 
         if out_dir is None:
             raise DiscoInspectError("`user_images` are edited into the audit folder; pass `out` as well.")
         find_images(user_images)
 
-    t = time.perf_counter()
+
+def _train(
+    ctx: _Context, target: str | int, out_dir: Path | None, overwrite: bool, allow_unfinished: bool
+) -> Any:
+    """Train (or reuse) the class token; with ``allow_unfinished`` an interrupted run is returned as it stands."""
+    from .engine.optimize import RunInterrupted, train_token
+
     try:
-        run = train_token(
-            pipe,
-            clf,
+        return train_token(
+            ctx.pipe,
+            ctx.classifier,
             target,
-            config=cfg,
+            config=ctx.config,
             out=None if out_dir is None else out_dir / "run",
             overwrite=overwrite,
-            progress=progress,
+            progress=ctx.progress,
         )
     except RunInterrupted as e:
         if not allow_unfinished:
@@ -283,208 +461,171 @@ def audit(
         logger.warning(
             "Reporting an unfinished token (interrupted after %d iterations).", len(e.run.trajectory)
         )
-        run = e.run
-    timings["token"] = time.perf_counter() - t
-    target_idx, class_name = run.target, run.class_name
-    ref_targets = [r.resolve_class(class_name) for r in refs]
-    ref_target = ref_targets[0] if len(refs) == 1 else ref_targets or None
+        return e.run
 
-    t = time.perf_counter()
-    eval_cfg = cfg.replace(n_images=settings.eval_seeds, seed=settings.eval_seed, seed_pool=0)
+
+def _evaluate(ctx: _Context, run: Any) -> _Evaluation:
+    """Paired images with and without the token (one pass each: images, cross-attention maps and object masks),
+    scored by the classifier, the concept scorer and the references."""
+    from .analysis.attention import object_masks
+    from .engine.records import target_probabilities
+
+    eval_cfg = ctx.config.replace(n_images=ctx.settings.eval_seeds, seed=ctx.settings.eval_seed, seed_pool=0)
     seeds = eval_cfg.seeds()
     prompts = {
-        "baseline": eval_cfg.prompts(class_name, with_token=False),
-        "token": eval_cfg.prompts(class_name),
-    }
-    gen = {
-        "num_inference_steps": cfg.num_inference_steps,
-        "guidance_scale": cfg.guidance_scale,
-        "height": cfg.height,
-        "width": cfg.width,
+        "baseline": eval_cfg.prompts(run.class_name, with_token=False),
+        "token": eval_cfg.prompts(run.class_name),
     }
     images: dict[str, torch.Tensor] = {}
-    for side in ("baseline", "token"):  # one pass: images plus cross-attention object masks
+    for side in ("baseline", "token"):
         images[side], images[f"{side}_attention"], images[f"{side}_masks"] = object_masks(
-            pipe, prompts[side], seeds, class_name, threshold=settings.mask_threshold, **gen
+            ctx.pipe, prompts[side], seeds, run.class_name, threshold=ctx.settings.mask_threshold, **ctx.gen
         )
-    probs = {k: target_probabilities(clf, images[k], target_idx) for k in ("baseline", "token")}
-    scores = {k: scorer.score(images[k]) for k in ("baseline", "token")}
-    reference_info = None
-    if refs:
-        reference_info = {  # several references: the first's identity and index, probabilities over all
-            "classifier": run_identity(refs[0], pipe)["classifier"],
-            "target_index": ref_targets[0],
-            **{
-                f"{k}_target_probs": [
-                    float(v)
-                    for v in torch.stack(
-                        [
-                            target_probabilities(r, images[k], t)
-                            for r, t in zip(refs, ref_targets, strict=True)
-                        ]
-                    ).mean(0)
-                ]
-                for k in ("baseline", "token")
-            },
-        }
-        if len(refs) > 1:
-            reference_info["models"] = [run_identity(r, pipe)["classifier"] for r in refs]
-    timings["evaluation"] = time.perf_counter() - t
+    probs = {k: target_probabilities(ctx.classifier, images[k], run.target) for k in ("baseline", "token")}
+    scores = {k: ctx.scorer.score(images[k]) for k in ("baseline", "token")}
+    return _Evaluation(seeds, prompts, images, probs, scores, _reference_info(ctx, run, images))
 
-    t = time.perf_counter()
-    control_scores, control = None, None
-    if settings.null_control and run.trajectory:
-        control_scores, control = _null_control(
-            pipe, clf, run, scorer, prompts["token"], seeds, gen, settings
-        )
-    timings["null_control"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    traj = _trajectory_scores(run, scorer)
+def _reference_info(ctx: _Context, run: Any, images: dict[str, torch.Tensor]) -> dict[str, Any] | None:
+    """The references on the evaluation images: the first's identity and index, target probabilities averaged
+    over all of them, and with several every model's identity."""
+    from .engine.optimize import run_identity
+    from .engine.records import target_probabilities
+
+    refs = ctx.references
+    if not refs:
+        return None
+    targets = [r.resolve_class(run.class_name) for r in refs]
+    info: dict[str, Any] = {
+        "classifier": run_identity(refs[0], ctx.pipe)["classifier"],
+        "target_index": targets[0],
+    }
+    for k in ("baseline", "token"):
+        p = torch.stack([target_probabilities(r, images[k], t) for r, t in zip(refs, targets, strict=True)])
+        info[f"{k}_target_probs"] = [float(v) for v in p.mean(0)]
+    if len(refs) > 1:
+        info["models"] = [run_identity(r, ctx.pipe)["classifier"] for r in refs]
+    return info
+
+
+def _factors(
+    ctx: _Context, run: Any, ev: _Evaluation, control_scores: torch.Tensor | None
+) -> tuple[Any, dict[str, list[float]]]:
+    """Concept shifts with the token (against the null control) and their trajectory along the optimisation."""
+    from .analysis.factors import discover_factors
+
+    traj = _trajectory_scores(run, ctx.scorer)
     factors = discover_factors(
-        scorer.concepts,
-        scores["baseline"],
-        scores["token"],
+        ctx.scorer.concepts,
+        ev.scores["baseline"],
+        ev.scores["token"],
         control_scores=control_scores,
         trajectory_scores=None if traj is None else traj[1],
         trajectory_target=None if traj is None else traj[2],
-        alpha=settings.alpha,
-        min_effect=settings.min_effect,
+        alpha=ctx.settings.alpha,
+        min_effect=ctx.settings.min_effect,
     )
-    trajectory_concepts: dict[str, list[float]] = {}
-    if traj is not None:
-        trajectory_concepts = {
-            "steps": traj[0],
-            "target_prob": traj[2],
-            **{c: [float(v) for v in traj[1][:, i]] for i, c in enumerate(scorer.concepts)},
-        }
-    timings["factors"] = time.perf_counter() - t
+    if traj is None:
+        return factors, {}
+    concepts = {c: [float(v) for v in traj[1][:, i]] for i, c in enumerate(ctx.scorer.concepts)}
+    return factors, {"steps": traj[0], "target_prob": traj[2], **concepts}
+
+
+def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Confirm factors by intervention under one rule, the scan's (a one-sided sign-flip test of "effect <= margin"
+    on the chosen scale, Benjamini–Hochberg across the concepts tested, the differential against the references
+    when required): every concept of the bank with ``scan``, else the top ``confirm_top`` significant factors.
+    Returns the ranked factors and example images of the top reported ones."""
+    from .analysis.scan import scan_interventions
+
+    s = ctx.settings
+    if not hasattr(ctx.scorer, "intervention"):
+        return factors.with_interventions({}), {}
+    concepts = [f.concept for f in (factors.factors if s.scan else factors.top(s.confirm_top))]
+    if not concepts:
+        return factors.with_interventions({}), {}
+    seeds = intervention_seed_list(s, run.regime)
+    scale = scan_scale(s, run.regime)
+    margin = s.confirm_min_effect if scale == "p" else s.confirm_min_logodds
+    differential = s.confirm_differential and bool(ctx.references)
+    scan = scan_interventions(
+        ctx.pipe,
+        ctx.classifier,
+        run.target,
+        run.class_name,
+        ctx.scorer,
+        seeds,
+        concepts=concepts,
+        references=ctx.references,
+        alpha=s.alpha,
+        min_effect=margin,
+        scale=scale,
+        require_differential=differential,
+        progress=ctx.progress,
+        **ctx.gen,
+    )
+    scope = "every concept scanned" if s.scan else f"the top {len(concepts)} significant factors tested"
+    method = _intervention_method(scope, len(seeds), scale, margin, differential, len(ctx.references) > 1)
+    ranked = factors.with_interventions(scan.interventions, method)
+    examples = {}
+    for f in ranked.top(s.confirm_top):
+        iv = f.intervention
+        examples[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]
+        examples[f"intervention_{f.concept}_contrast"] = scan.examples[iv.contrast_prompts[0]]
+    return ranked, examples
+
+
+def _intervention_method(
+    scope: str, n_seeds: int, scale: str, margin: float, differential: bool, between: bool
+) -> dict[str, Any]:
+    """The ``factors.method`` entries that state the intervention rule."""
+    text = (
+        f"{scope}: factor prompt vs its contrasts on {n_seeds} paired seeds, effect on "
+        f"{'the target probability' if scale == 'p' else 'the log-odds of the target'}, one-sided sign-flip test "
+        f"of H0: effect <= {margin}, Benjamini-Hochberg across concepts"
+    )
+    if differential:
+        text += "; confirmed only when the differential effect (audited minus reference) is significant too"
+        if between:
+            text += " (between models: beyond the references' spread, Student's t prediction interval)"
+    return {"interventions": text, "scan_scale": scale, "confirm_min": margin}
+
+
+def _edit_user_images(
+    ctx: _Context, run: Any, user_images: Any, out_dir: Path, edit_settings: Any
+) -> dict[str, Any]:
+    """Invert and edit the user's images with the learned token (into ``out/edits``); the report's section."""
+    from .editor import edit_images
+
+    job = edit_images(
+        ctx.classifier,
+        run.target,
+        user_images,
+        run.token_path,
+        pipe=ctx.pipe,
+        out=out_dir / "edits",
+        settings=edit_settings,
+        scorer=ctx.scorer,
+        progress=ctx.progress,
+    )
+    return {
+        "href": "edits/index.html",
+        "method": job.doc["method"],
+        "summary": job.doc["summary"],
+        "images": job.doc["images"],
+        "failures": job.doc["failures"],
+        "tensors": job.images,
+    }
+
+
+def _save(result: AuditResult, out_dir: Path) -> None:
+    """Write the report, then record how long that took in ``timings["report"]`` and in report.json."""
+    from .report.html import write_report_json
 
     t = time.perf_counter()
-    if settings.scan and hasattr(scorer, "intervention"):
-        _scan(
-            pipe,
-            clf,
-            target_idx,
-            class_name,
-            scorer,
-            factors,
-            settings,
-            gen,
-            images,
-            progress,
-            ref,
-            ref_target,
-            scan_scale(settings, run.regime),
-            run.regime,
-        )
-    else:
-        _confirm(
-            pipe, clf, target_idx, class_name, scorer, factors, settings, gen, images, progress, run.regime
-        )
-    timings["interventions"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    attribution = _attributions(clf, target_idx, settings, images)
-    timings["attributions"] = time.perf_counter() - t
-
-    edits: dict[str, Any] = {}
-    if user_images is not None:
-        from .editor import edit_images
-
-        t = time.perf_counter()
-        job = edit_images(
-            clf,
-            target_idx,
-            user_images,
-            run.token_path,
-            pipe=pipe,
-            out=out_dir / "edits",
-            settings=edit_settings,
-            scorer=scorer,
-            progress=progress,
-        )
-        edits = {
-            "href": "edits/index.html",
-            "method": job.doc["method"],
-            "summary": job.doc["summary"],
-            "images": job.doc["images"],
-            "failures": job.doc["failures"],
-            "tensors": job.images,
-        }
-        timings["edits"] = time.perf_counter() - t
-
-    result = AuditResult(
-        class_name=class_name,
-        target=target_idx,
-        **run_identity(clf, pipe),
-        config=cfg,
-        settings=settings,
-        run=run,
-        scorer=type(scorer).__name__,
-        concepts=list(scorer.concepts),
-        eval_seeds=seeds,
-        intervention_seeds=intervention_seed_list(settings, run.regime),
-        eval_prompts=prompts,
-        baseline_probs=probs["baseline"],
-        token_probs=probs["token"],
-        factors=factors,
-        trajectory_concepts=trajectory_concepts,
-        attribution=attribution,
-        images=images,
-        timings=timings,
-        versions=package_versions(),
-        out_dir=out_dir,
-        control=control,
-        reference=reference_info,
-        edits=edits,
-    )
-    if save and out_dir is not None:
-        t = time.perf_counter()
-        result.save(out_dir)
-        timings["report"] = time.perf_counter() - t
-    return result
-
-
-def _confirm(
-    pipe: Any,
-    clf: Any,
-    target: int,
-    class_name: str,
-    scorer: Any,
-    factors: Any,
-    settings: AuditSettings,
-    gen: dict[str, Any],
-    images: dict[str, torch.Tensor],
-    progress: bool,
-    regime: str = "learning",
-) -> None:
-    """Intervene on the top significant factors (Bonferroni over those tested)."""
-    from tqdm.auto import tqdm
-
-    from .analysis.intervention import intervene
-
-    top = factors.top(settings.confirm_top)
-    if not top or not hasattr(scorer, "intervention"):
-        factors.rank_by_reliance()  # nothing to confirm: still rank (and say which ranking the report shows)
-        return
-    seeds = intervention_seed_list(settings, regime)
-    for f in tqdm(top, desc="interventions", disable=not progress):
-        factor_prompt, contrasts = scorer.intervention(f.concept, class_name)
-        f.intervention, with_f, without_f = intervene(
-            pipe,
-            clf,
-            target,
-            factor_prompt,
-            contrasts,
-            seeds,
-            alpha=settings.alpha / len(top),
-            min_effect=settings.confirm_min_effect,
-            **gen,
-        )
-        images[f"intervention_{f.concept}_factor"] = with_f[:4]
-        images[f"intervention_{f.concept}_contrast"] = without_f[:4]
-    factors.rank_by_reliance()
+    result.save(out_dir)
+    result.timings["report"] = time.perf_counter() - t
+    write_report_json(result, out_dir)
 
 
 def _null_control(
@@ -548,91 +689,28 @@ def scan_scale(settings: AuditSettings, regime: str) -> str:
     return settings.scan_scale
 
 
-def _scan(
-    pipe: Any,
-    clf: Any,
-    target: int,
-    class_name: str,
-    scorer: Any,
-    factors: Any,
-    settings: AuditSettings,
-    gen: dict[str, Any],
-    images: dict[str, torch.Tensor],
-    progress: bool,
-    ref: Any,
-    ref_target: int | list[int] | None,
-    scale: str = "p",
-    regime: str = "learning",
-) -> None:
-    """Intervene on every concept (BH across concepts); example images for the top reported factors."""
-    from .analysis.scan import scan_interventions
-
-    seeds = intervention_seed_list(settings, regime)
-    margin = settings.confirm_min_effect if scale == "p" else settings.confirm_min_logodds
-    differential = settings.confirm_differential and ref is not None
-    scan = scan_interventions(
-        pipe,
-        clf,
-        target,
-        class_name,
-        scorer,
-        seeds,
-        concepts=[f.concept for f in factors.factors],
-        reference=ref,
-        reference_target=ref_target,
-        alpha=settings.alpha,
-        min_effect=margin,
-        scale=scale,
-        require_differential=differential,
-        progress=progress,
-        **gen,
-    )
-    for f in factors.factors:
-        f.intervention = scan.interventions[f.concept]
-    factors.rank_by_reliance()
-    factors.method["interventions"] = (
-        f"every concept scanned: factor prompt vs its contrasts on {len(seeds)} paired "
-        f"seeds, effect on {'the target probability' if scale == 'p' else 'the log-odds of the target'}, "
-        f"one-sided sign-flip test of H0: effect <= {margin}, Benjamini-Hochberg across concepts"
-        + (
-            "; confirmed only when the differential effect (audited minus reference) is significant too"
-            + (
-                " (between models: beyond the references' spread, Student's t prediction interval)"
-                if isinstance(ref, list)
-                else ""
-            )
-            if differential
-            else ""
-        )
-    )
-    factors.method["scan_scale"] = scale
-    factors.method["confirm_min"] = margin
-    for f in factors.top(settings.confirm_top):
-        iv = f.intervention
-        images[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]
-        images[f"intervention_{f.concept}_contrast"] = scan.examples[iv.contrast_prompts[0]]
-
-
 def _attributions(
     clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]
-) -> dict[str, Any]:
-    """Captum maps on the first evaluation images and their context reliance against the object masks."""
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Captum maps on the first evaluation images and their context reliance against the object masks; returns
+    the report's record and the maps (``attr_<side>_<method>``)."""
     from .analysis.attribution import attribute, context_reliance
 
     n = min(settings.attribution_images, len(images["baseline"]))
     if n == 0:
-        return {}
+        return {}, {}
     out: dict[str, Any] = {"n_images": n, "methods": {}, "skipped": {}, "mask_area": {}}
+    maps_by_name: dict[str, torch.Tensor] = {}
     for side in ("baseline", "token"):
         imgs, masks = images[side][:n], images[f"{side}_masks"][:n]
         attrs = attribute(clf, imgs, target, methods=settings.attribution_methods)
         out["skipped"].update(attrs.skipped)
         for method, maps in attrs.maps.items():
-            images[f"attr_{side}_{method}"] = maps
+            maps_by_name[f"attr_{side}_{method}"] = maps
             share = context_reliance(maps, masks)
             out["methods"].setdefault(method, {})[side] = {
                 "context_reliance": float(share.mean()),
                 "per_image": [float(v) for v in share],
             }
         out["mask_area"][side] = float(masks.mean())
-    return out
+    return out, maps_by_name

@@ -9,7 +9,7 @@ target probability along the optimisation trajectory. The result is a ranked lis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -166,6 +166,18 @@ class FactorAudit:
             + "; then other significant factors, then the rest, by presence shift"
         )
         self.method["ranking_kind"] = "bias" if differential else "reliance"
+
+    def with_interventions(
+        self, results: dict[str, Intervention], method: dict[str, Any] | None = None
+    ) -> FactorAudit:
+        """A copy with each concept's intervention attached (``results``: concept -> its :class:`Intervention`),
+        ranked by :meth:`rank_by_reliance`, with ``method`` entries recorded after the ranking's; this audit is
+        unchanged."""
+        factors = [replace(f, intervention=results.get(f.concept, f.intervention)) for f in self.factors]
+        out = replace(self, factors=factors, method=dict(self.method))
+        out.rank_by_reliance()
+        out.method.update(method or {})
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

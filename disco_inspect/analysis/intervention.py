@@ -2,8 +2,9 @@
 
 For a factor, every seed is generated once with the factor prompt ("a circle on a green background") and
 once with each contrasting prompt ("... on a gray background", ...). The paired effect is the seed's
-target probability under the factor prompt minus its mean under the contrasts; a one-sided sign-flip
-test and a minimum effect decide "confirmed".
+target probability under the factor prompt minus its mean under the contrasts. The rule is the scan's
+(:mod:`disco_inspect.analysis.scan`): a one-sided sign-flip test of H0 "effect <= min_effect" at ``alpha``, and the
+effect above ``min_effect``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def intervene(
     )
     probs = target_probabilities(classifier, images, target).view(len(prompts), len(seeds))
     p_factor, p_contrast = probs[0], probs[1:].mean(0)
-    shift = paired_shift(p_contrast, p_factor, alternative="greater", seed=0)
+    shift = paired_shift(p_contrast, p_factor, margin=min_effect, alternative="greater", seed=0)
     effect, p = float(shift.effect[0]), float(shift.p_value[0])
     result = Intervention(
         factor_prompt=factor_prompt,
@@ -72,7 +73,7 @@ def intervene(
         ci_high=float(shift.ci_high[0]),
         p_value=p,
         n=len(seeds),
-        confirmed=bool(p < alpha and effect >= min_effect),
+        confirmed=bool(p < alpha and effect > min_effect),
     )
     n = len(seeds)
     return result, images[:n], images[n : 2 * n]

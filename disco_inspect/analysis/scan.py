@@ -19,8 +19,9 @@ the factor: a dataset shortcut rather than a feature inherent to the class.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -51,6 +52,30 @@ class ScanResult:
 SCALES = ("p", "logodds")
 
 
+@dataclass
+class _Plan:
+    """The checked inputs of one scan: each concept's factor prompt and contrasts, the distinct prompts, the
+    references with their class index."""
+
+    plans: dict[str, tuple[str, list[str]]]
+    prompts: list[str]
+    seeds: list[int]
+    references: list[Any]
+    reference_targets: list[int]
+
+
+@dataclass
+class _Scores:
+    """Per prompt: the audited classifier's p(target) and its value on the scan's scale, the references' values
+    (one tensor per reference) and their mean p(target), and example images."""
+
+    probs: dict[str, torch.Tensor] = field(default_factory=dict)
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    ref_probs: dict[str, torch.Tensor] = field(default_factory=dict)
+    ref_values: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    examples: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 def scan_interventions(
     pipe: Any,
     classifier: Any,
@@ -60,8 +85,8 @@ def scan_interventions(
     seeds: Sequence[int],
     *,
     concepts: Sequence[str] | None = None,
-    reference: Any = None,
-    reference_target: int | Sequence[int] | None = None,
+    references: Sequence[Any] = (),
+    reference_targets: Sequence[int] | None = None,
     alpha: float = 0.05,
     min_effect: float = 0.05,
     scale: str = "p",
@@ -78,11 +103,13 @@ def scan_interventions(
     Args:
         scorer: a concept scorer with ``intervention(concept, class_name) -> (prompt, [contrasts])``.
         seeds: paired seeds; every prompt is generated once per seed.
-        reference, reference_target: a second classifier scoring the same images and its index of the class; or
-            several (a list), e.g. clean classifiers of the task trained with different seeds. The differential is
-            then against their mean, and a between-models test (``reference["between_models"]``) asks whether the
-            audited model's effect lies beyond the references' spread (Student's t prediction interval, R - 1
-            degrees of freedom, Benjamini–Hochberg across concepts).
+        concepts: the concepts to test (e.g. only the top factors); Benjamini–Hochberg runs across these.
+        references, reference_targets: reference classifiers scoring the same images (none, one, or several, e.g.
+            clean classifiers of the task trained with different seeds) and their index of the class (default:
+            resolved from ``class_name``). The differential is against their mean; with two or more, a
+            between-models test (``reference["between_models"]``) asks whether the audited model's effect lies
+            beyond the references' spread (Student's t prediction interval, R - 1 degrees of freedom,
+            Benjamini–Hochberg across concepts).
         alpha: false-discovery rate across concepts (Benjamini–Hochberg), for both the effect and, with a
             reference, the differential effect.
         min_effect: smallest rise that counts, on ``scale``; the test is H0 "effect <= min_effect".
@@ -96,10 +123,53 @@ def scan_interventions(
         A :class:`ScanResult`; ``interventions[c].confirmed`` is ``q < alpha`` (which implies the effect exceeds
         ``min_effect``).
     """
-    from tqdm.auto import tqdm
+    # 1. check inputs: one plan per concept, every distinct prompt once
+    plan = _check_inputs(
+        scorer, class_name, seeds, concepts, references, reference_targets, alpha, scale, require_differential
+    )
+    # 2. generate each prompt on the paired seeds and score it with every classifier
+    gen = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+    scores = _score_prompts(
+        pipe, classifier, target, plan, scale, {**gen, "height": height, "width": width}, n_examples, progress
+    )
+    # 3. the audited model's own effect per concept, Benjamini–Hochberg across concepts
+    own = {c: _effect(scores.values, f, cs, min_effect) for c, (f, cs) in plan.plans.items()}
+    q = benjamini_hochberg(torch.tensor([float(sh.p_value[0]) for sh in own.values()]))
+    # 4. with references: the differential effect (audited minus the references' mean)
+    diffs, diff_q = _differential(plan, scores, min_effect) if plan.references else ({}, None)
+    # 5. with two or more references: beyond the references' spread?
+    between = _between_models(plan, scores, own) if len(plan.references) >= 2 else None
+    # 6. the result
+    out = {}
+    for i, (c, (prompt, contrasts)) in enumerate(plan.plans.items()):
+        iv = _intervention(prompt, contrasts, scores.probs, own[c], float(q[i]), alpha, min_effect, scale)
+        if plan.references:
+            iv = _with_reference(
+                iv, i, scores, diffs[c], diff_q, between, alpha, min_effect, require_differential
+            )
+        out[c] = iv
+    return ScanResult(
+        interventions=out,
+        prompts=plan.prompts,
+        seeds=plan.seeds,
+        examples=scores.examples,
+        target_probs=scores.probs,
+        scale=scale,
+    )
 
-    from ..engine.sampling import generate
 
+def _check_inputs(
+    scorer: Any,
+    class_name: str,
+    seeds: Sequence[int],
+    concepts: Sequence[str] | None,
+    references: Sequence[Any],
+    reference_targets: Sequence[int] | None,
+    alpha: float,
+    scale: str,
+    require_differential: bool,
+) -> _Plan:
+    """Validate the scan's arguments (one :class:`DiscoInspectError` naming the first bad one) and plan it."""
     if not hasattr(scorer, "intervention"):
         raise DiscoInspectError(
             f"The concept scorer {type(scorer).__name__} has no `intervention(concept, class_name)`; "
@@ -109,22 +179,21 @@ def scan_interventions(
         raise DiscoInspectError(f"The intervention scan needs at least 4 paired seeds; got {len(seeds)}.")
     if scale not in SCALES:
         raise DiscoInspectError(f"`scale` = {scale!r} is invalid; use 'p' or 'logodds'.")
-    if require_differential and reference is None:
+    if not isinstance(references, list | tuple):
         raise DiscoInspectError(
-            "`require_differential` needs a `reference` classifier; give one or leave it False."
+            f"`references` is a {type(references).__name__}; give a list of classifiers (one, several or none)."
         )
-    refs = (
-        [] if reference is None else list(reference) if isinstance(reference, list | tuple) else [reference]
+    refs = list(references)
+    if require_differential and not refs:
+        raise DiscoInspectError(
+            "`require_differential` needs `references` (a list of classifiers); give one or leave it False."
+        )
+    ref_targets = (
+        [r.resolve_class(class_name) for r in refs] if reference_targets is None else list(reference_targets)
     )
-    if reference_target is None:
-        ref_targets = [r.resolve_class(class_name) for r in refs]
-    else:
-        ref_targets = (
-            list(reference_target) if isinstance(reference_target, list | tuple) else [reference_target]
-        )
     if len(ref_targets) != len(refs):
         raise DiscoInspectError(
-            f"{len(refs)} reference classifiers but {len(ref_targets)} `reference_target`s; give one per reference."
+            f"{len(refs)} reference classifiers but {len(ref_targets)} `reference_targets`; give one per reference."
         )
     concepts = list(scorer.concepts if concepts is None else concepts)
     plans = {c: scorer.intervention(c, class_name) for c in concepts}
@@ -133,133 +202,176 @@ def scan_interventions(
             raise DiscoInspectError(
                 f"Concept {c!r} has no contrasting prompt for {prompt!r}; give at least one."
             )
+    _warn_if_too_few_seeds(len(seeds), len(plans), alpha)
     prompts = list(dict.fromkeys(p for prompt, contrasts in plans.values() for p in (prompt, *contrasts)))
-    import math
+    return _Plan(
+        plans={c: (p, list(cs)) for c, (p, cs) in plans.items()},
+        prompts=prompts,
+        seeds=[int(s) for s in seeds],
+        references=refs,
+        reference_targets=[int(t) for t in ref_targets],
+    )
 
-    needed = math.ceil(math.log2(max(len(plans), 1) / alpha)) + 1
-    if len(seeds) < needed:  # the smallest exact sign-flip p is 2^-n; BH multiplies it by up to K
+
+def _warn_if_too_few_seeds(n_seeds: int, n_concepts: int, alpha: float) -> None:
+    """The smallest exact sign-flip p is 2^-n and BH multiplies it by up to K: say when no concept can pass."""
+    needed = math.ceil(math.log2(max(n_concepts, 1) / alpha)) + 1
+    if n_seeds < needed:
         logger.warning(
             "With %d seeds no concept can reach q < %g across %d concepts; use at least %d seeds "
             "(`intervention_seeds`).",
-            len(seeds),
+            n_seeds,
             alpha,
-            len(plans),
+            n_concepts,
             needed,
         )
-    seeds = [int(s) for s in seeds]
+
+
+def _score_prompts(
+    pipe: Any,
+    classifier: Any,
+    target: int,
+    plan: _Plan,
+    scale: str,
+    gen: dict[str, Any],
+    n_examples: int,
+    progress: bool,
+) -> _Scores:
+    """Generate every distinct prompt once on the paired seeds; score the images with every classifier."""
+    from tqdm.auto import tqdm
+
+    from ..engine.sampling import generate
+
     measure = target_probabilities if scale == "p" else target_log_odds
-    probs: dict[str, torch.Tensor] = {}
-    values: dict[str, torch.Tensor] = {}
-    ref_probs: dict[str, torch.Tensor] = {}  # mean over the references
-    ref_values: dict[str, list[torch.Tensor]] = {}  # per reference
-    examples: dict[str, torch.Tensor] = {}
-    for prompt in tqdm(prompts, desc="intervention scan", disable=not progress, unit="prompt"):
-        images = generate(
-            pipe,
-            [prompt] * len(seeds),
-            seeds,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            height=height,
-            width=width,
-            batch_size=16,
-        )
-        probs[prompt] = target_probabilities(classifier, images, target)
-        values[prompt] = probs[prompt] if scale == "p" else measure(classifier, images, target)
-        if refs:
-            pairs = list(zip(refs, ref_targets, strict=True))
+    pairs = list(zip(plan.references, plan.reference_targets, strict=True))
+    out = _Scores()
+    for prompt in tqdm(plan.prompts, desc="intervention scan", disable=not progress, unit="prompt"):
+        images = generate(pipe, [prompt] * len(plan.seeds), plan.seeds, batch_size=16, **gen)
+        out.probs[prompt] = target_probabilities(classifier, images, target)
+        out.values[prompt] = out.probs[prompt] if scale == "p" else measure(classifier, images, target)
+        if pairs:
             ref_p = [target_probabilities(r, images, t) for r, t in pairs]
-            ref_values[prompt] = ref_p if scale == "p" else [measure(r, images, t) for r, t in pairs]
-            ref_probs[prompt] = torch.stack(ref_p).mean(0)
-        examples[prompt] = images[:n_examples].clone()
+            out.ref_values[prompt] = ref_p if scale == "p" else [measure(r, images, t) for r, t in pairs]
+            out.ref_probs[prompt] = torch.stack(ref_p).mean(0)
+        out.examples[prompt] = images[:n_examples].clone()
+    return out
 
-    def pair(source: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str]) -> tuple:
-        return source[prompt], torch.stack([source[x] for x in contrasts]).mean(0)
 
-    stats = {}
-    for c, (prompt, contrasts) in plans.items():
-        v_f, v_c = pair(values, prompt, contrasts)
-        stats[c] = (v_f, v_c, paired_shift(v_c, v_f, margin=min_effect, alternative="greater", seed=0))
-    q = benjamini_hochberg(torch.tensor([float(s[2].p_value[0]) for s in stats.values()]))
-    diff_q = None
+def _pair(source: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str]) -> tuple:
+    """The factor prompt's values and the mean of its contrasts', per seed."""
+    return source[prompt], torch.stack([source[x] for x in contrasts]).mean(0)
+
+
+def _effect(values: dict[str, torch.Tensor], prompt: str, contrasts: Sequence[str], min_effect: float) -> Any:
+    """Paired shift factor minus contrasts, one-sided sign-flip test of H0 "effect <= min_effect"."""
+    v_f, v_c = _pair(values, prompt, contrasts)
+    return paired_shift(v_c, v_f, margin=min_effect, alternative="greater", seed=0)
+
+
+def _differential(plan: _Plan, scores: _Scores, min_effect: float) -> tuple[dict, Any]:
+    """Per concept: the references' mean effect and the audited-minus-reference shift; BH across concepts."""
+    ref_mean = {k: torch.stack(v).mean(0) for k, v in scores.ref_values.items()}
     diffs = {}
-    between = None
-    if refs:
-        ref_mean = {k: torch.stack(v).mean(0) for k, v in ref_values.items()}
-        for c, (prompt, contrasts) in plans.items():
-            r_f, r_c = pair(ref_mean, prompt, contrasts)
-            v_f, v_c, _ = stats[c]
-            diffs[c] = (
-                r_f - r_c,
-                paired_shift(r_f - r_c, v_f - v_c, margin=min_effect, alternative="greater", seed=0),
-            )
-        diff_q = benjamini_hochberg(torch.tensor([float(d[1].p_value[0]) for d in diffs.values()]))
-        if len(refs) >= 2:
-            per_ref = torch.tensor(  # [R, concepts]: each reference's own point effect
-                [
-                    [
-                        float((ref_values[f][k] - torch.stack([ref_values[x][k] for x in cs]).mean(0)).mean())
-                        for f, cs in plans.values()
-                    ]
-                    for k in range(len(refs))
-                ]
-            )
-            own = torch.tensor([float(stats[c][2].effect[0]) for c in plans])
-            between = between_models(own, per_ref)
-            between_q = benjamini_hochberg(between.p_value)
-
-    out: dict[str, Intervention] = {}
-    for i, (c, (prompt, contrasts)) in enumerate(plans.items()):
-        _, _, sh = stats[c]
-        p_f, p_c = pair(probs, prompt, contrasts)
-        effect = float(sh.effect[0])
-        confirmed = bool(q[i] < alpha and effect > min_effect)
-        iv = Intervention(
-            factor_prompt=prompt,
-            contrast_prompts=list(contrasts),
-            target_prob_factor=float(p_f.mean()),
-            target_prob_contrast=float(p_c.mean()),
-            effect=effect,
-            ci_low=float(sh.ci_low[0]),
-            ci_high=float(sh.ci_high[0]),
-            p_value=float(sh.p_value[0]),
-            n=len(seeds),
-            confirmed=confirmed,
-            q_value=float(q[i]),
-            scale=scale,
+    for c, (prompt, contrasts) in plan.plans.items():
+        r_f, r_c = _pair(ref_mean, prompt, contrasts)
+        v_f, v_c = _pair(scores.values, prompt, contrasts)
+        diffs[c] = (
+            r_f - r_c,
+            paired_shift(r_f - r_c, v_f - v_c, margin=min_effect, alternative="greater", seed=0),
         )
-        if refs:
-            r_d, dsh = diffs[c]
-            r_f, r_c = pair(ref_probs, prompt, contrasts)
-            significant = bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)
-            iv.reference = {
-                "target_prob_factor": float(r_f.mean()),
-                "target_prob_contrast": float(r_c.mean()),
-                "effect": float(r_d.mean()),
-                "differential": {
-                    "effect": float(dsh.effect[0]),
-                    "ci_low": float(dsh.ci_low[0]),
-                    "ci_high": float(dsh.ci_high[0]),
-                    "p_value": float(dsh.p_value[0]),
-                    "q_value": float(diff_q[i]),
-                    "significant": significant,
-                },
-            }
-            if between is not None:
-                beyond = bool(between_q[i] < alpha and float(between.effect[i]) > min_effect)
-                iv.reference["between_models"] = {
-                    "n_models": between.n_models,
-                    "ref_effects": [float(x) for x in per_ref[:, i]],
-                    "ref_sd": float(between.ref_sd[i]),
-                    "effect": float(between.effect[i]),
-                    "t": float(between.t[i]),
-                    "p_value": float(between.p_value[i]),
-                    "q_value": float(between_q[i]),
-                    "significant": beyond,
-                }
-                significant = beyond
-            iv.confirmed = confirmed and (significant or not require_differential)
-        out[c] = iv
-    return ScanResult(
-        interventions=out, prompts=prompts, seeds=seeds, examples=examples, target_probs=probs, scale=scale
+    diff_q = benjamini_hochberg(torch.tensor([float(d[1].p_value[0]) for d in diffs.values()]))
+    return diffs, diff_q
+
+
+def _between_models(
+    plan: _Plan, scores: _Scores, own: dict[str, Any]
+) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Each reference's own point effect [R, concepts], the between-models test and its BH q-values."""
+    rv = scores.ref_values
+    per_ref = torch.tensor(
+        [
+            [
+                float((rv[f][k] - torch.stack([rv[x][k] for x in cs]).mean(0)).mean())
+                for f, cs in plan.plans.values()
+            ]
+            for k in range(len(plan.references))
+        ]
     )
+    effects = torch.tensor([float(own[c].effect[0]) for c in plan.plans])
+    between = between_models(effects, per_ref)
+    return between, benjamini_hochberg(between.p_value), per_ref
+
+
+def _intervention(
+    prompt: str,
+    contrasts: list[str],
+    probs: dict[str, torch.Tensor],
+    shift: Any,
+    q: float,
+    alpha: float,
+    min_effect: float,
+    scale: str,
+) -> Intervention:
+    """One concept's :class:`Intervention`: confirmed when ``q < alpha`` and the effect exceeds ``min_effect``."""
+    p_f, p_c = _pair(probs, prompt, contrasts)
+    effect = float(shift.effect[0])
+    return Intervention(
+        factor_prompt=prompt,
+        contrast_prompts=list(contrasts),
+        target_prob_factor=float(p_f.mean()),
+        target_prob_contrast=float(p_c.mean()),
+        effect=effect,
+        ci_low=float(shift.ci_low[0]),
+        ci_high=float(shift.ci_high[0]),
+        p_value=float(shift.p_value[0]),
+        n=len(p_f),
+        confirmed=bool(q < alpha and effect > min_effect),
+        q_value=q,
+        scale=scale,
+    )
+
+
+def _with_reference(
+    iv: Intervention,
+    i: int,
+    scores: _Scores,
+    diff: tuple[torch.Tensor, Any],
+    diff_q: torch.Tensor,
+    between: tuple[Any, torch.Tensor, torch.Tensor] | None,
+    alpha: float,
+    min_effect: float,
+    require_differential: bool,
+) -> Intervention:
+    """``iv`` with the references' side (their effect, the differential, between models) and the confirmation
+    that may require it."""
+    r_d, dsh = diff
+    r_f, r_c = _pair(scores.ref_probs, iv.factor_prompt, iv.contrast_prompts)
+    significant = bool(diff_q[i] < alpha and float(dsh.effect[0]) > min_effect)
+    reference: dict[str, Any] = {
+        "target_prob_factor": float(r_f.mean()),
+        "target_prob_contrast": float(r_c.mean()),
+        "effect": float(r_d.mean()),
+        "differential": {
+            "effect": float(dsh.effect[0]),
+            "ci_low": float(dsh.ci_low[0]),
+            "ci_high": float(dsh.ci_high[0]),
+            "p_value": float(dsh.p_value[0]),
+            "q_value": float(diff_q[i]),
+            "significant": significant,
+        },
+    }
+    if between is not None:
+        test, between_q, per_ref = between
+        significant = bool(between_q[i] < alpha and float(test.effect[i]) > min_effect)
+        reference["between_models"] = {
+            "n_models": test.n_models,
+            "ref_effects": [float(x) for x in per_ref[:, i]],
+            "ref_sd": float(test.ref_sd[i]),
+            "effect": float(test.effect[i]),
+            "t": float(test.t[i]),
+            "p_value": float(test.p_value[i]),
+            "q_value": float(between_q[i]),
+            "significant": significant,
+        }
+    confirmed = iv.confirmed and (significant or not require_differential)
+    return replace(iv, reference=reference, confirmed=confirmed)

@@ -279,6 +279,15 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
     )
 
 
+def write_report_json(result: Any, out: str | Path) -> dict[str, Any]:
+    """Write ``report.json`` (atomically) into ``out``; returns the document."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = _clean(result.to_dict())
+    write_json(out / "report.json", doc)
+    return doc
+
+
 def write_report(result: Any, out: str | Path) -> Path:
     """Write ``report.json``, then validate it, then static figures and ``index.html`` into ``out``.
 
@@ -289,9 +298,7 @@ def write_report(result: Any, out: str | Path) -> Path:
     from .figures import save_figures
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = _clean(result.to_dict())
-    write_json(out / "report.json", doc)
+    doc = write_report_json(result, out)
     schema.validate_report(doc)
     save_figures(result, doc, out / "figures")
     page = render_report(result, doc=doc)

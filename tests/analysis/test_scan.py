@@ -21,7 +21,9 @@ def test_scan_confirms_the_planted_background_and_the_reference_separates_it(wor
     pipe, scorer = world
     biased = load_classifier("world:biased_circle_green")
     clean = load_classifier("world:clean")
-    res = scan_interventions(pipe, biased, 0, "circle", scorer, SEEDS, reference=clean, progress=False, **GEN)
+    res = scan_interventions(
+        pipe, biased, 0, "circle", scorer, SEEDS, references=[clean], progress=False, **GEN
+    )
     green = res.interventions["background=green"]
     assert green.confirmed and green.q_value < 0.05 and green.effect > 0.2
     assert max(res.interventions.values(), key=lambda iv: iv.effect) is green
@@ -103,13 +105,13 @@ def test_confirmation_can_require_the_differential_effect(world):
     biased = load_classifier("world:biased_circle_green")
     kw = {"require_differential": True, "progress": False, **GEN}
     res = scan_interventions(
-        pipe, biased, 0, "circle", scorer, SEEDS, reference=load_classifier("world:clean"), **kw
+        pipe, biased, 0, "circle", scorer, SEEDS, references=[load_classifier("world:clean")], **kw
     )
     assert res.interventions["background=green"].confirmed
     assert res.interventions["background=green"].reference["differential"]["significant"]
     # against itself every differential is exactly 0: whatever the model shares with its reference is never
     # confirmed, however large its own effect
-    same = scan_interventions(pipe, biased, 0, "circle", scorer, SEEDS, reference=biased, **kw)
+    same = scan_interventions(pipe, biased, 0, "circle", scorer, SEEDS, references=[biased], **kw)
     assert same.interventions["background=green"].effect > 0.2
     assert not [c for c, iv in same.interventions.items() if iv.confirmed]
 
@@ -144,7 +146,7 @@ def test_several_references_make_the_spread_between_models_the_null(world):
     kw = {"require_differential": True, "progress": False, **GEN}
     biased = load_classifier("world:biased_circle_green")
     res = scan_interventions(
-        pipe, biased, 0, "circle", scorer, SEEDS, reference=refs, reference_target=[0] * 5, **kw
+        pipe, biased, 0, "circle", scorer, SEEDS, references=refs, reference_targets=[0] * 5, **kw
     )
     green = res.interventions["background=green"]
     between = green.reference["between_models"]
@@ -153,6 +155,6 @@ def test_several_references_make_the_spread_between_models_the_null(world):
     assert max(res.interventions.values(), key=lambda iv: iv.reference["differential"]["effect"]) is green
     member = _Tempered(clean, 1.05)
     res = scan_interventions(
-        pipe, member, 0, "circle", scorer, SEEDS, reference=refs, reference_target=[0] * 5, **kw
+        pipe, member, 0, "circle", scorer, SEEDS, references=refs, reference_targets=[0] * 5, **kw
     )
     assert not [c for c, iv in res.interventions.items() if iv.confirmed]
