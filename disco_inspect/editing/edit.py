@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,28 @@ def _check(inversion: Inversion, method: str, samples: int, sigma: float) -> Non
         )
 
 
+@dataclass
+class _Rows:
+    """The prompts and prompt-to-prompt knobs every batch of :func:`edit` is denoised with."""
+
+    source_prompts: list[str]
+    edit_prompts: list[str]
+    cross_replace: float
+    self_replace: float
+    batch_size: int
+
+
+@dataclass
+class _VAETraining:
+    """What :func:`edit` trains a VAE with when none is given: the trainer's options and ``cond-vae``'s losses."""
+
+    options: dict[str, Any]
+    scorer: Any
+    features: Callable[[torch.Tensor], torch.Tensor] | None
+    classifier: Any
+    target: int | None
+
+
 def edit(
     pipe: Any,
     inversion: Inversion,
@@ -195,33 +217,15 @@ def edit(
         batch_size: images edited together (each brings 2 + ``samples`` rows).
         progress: show progress bars.
     """
+    # 1. check the inputs; install the token and write the edit prompts
     _check(inversion, method, samples, sigma)
     token_str, vector = resolve_token(pipe, token)
     source_prompts = list(inversion.prompts)
     edit_prompts = [insert_token(p, token_str, class_name) for p in source_prompts]
+    rows = _Rows(source_prompts, edit_prompts, cross_replace, self_replace, batch_size)
     n_samples = samples if method != "none" else 0
-    settings = {
-        "method": method,
-        "samples": n_samples,
-        "sigma": sigma if method == "noise" else None,
-        "cross_replace": cross_replace,
-        "self_replace": self_replace,
-        "seed": seed,
-        **inversion.settings(),
-    }
-
-    # 1) the deterministic edit (and the source rows), recording the edit's latents
-    det = _sample(
-        pipe,
-        inversion,
-        source_prompts,
-        edit_prompts,
-        cross_replace,
-        self_replace,
-        batch_size,
-        extra=None,
-        progress=progress,
-    )
+    # 2. the deterministic edit (and the source rows), recording the edit's latents
+    det = _sample(pipe, inversion, rows, extra=None, progress=progress)
     result = EditResult(
         sources=inversion.images,
         reconstructions=det["source"],
@@ -231,61 +235,79 @@ def edit(
         edit_prompts=edit_prompts,
         names=list(inversion.names),
         method=method,
-        settings=settings,
+        settings=_settings(inversion, rows, method, n_samples, sigma, seed),
         edit_latents=det["edit_latents"],
     )
     if not n_samples:
         return result
-
-    # 2) stochastic rows
+    # 3. the stochastic rows' embeddings: the token's noise, or samples of a VAE (trained unless given)
     if method == "noise":
         extra = _noise_rows(pipe, token_str, vector, edit_prompts, n_samples, sigma, seed)
+        found: dict[str, Any] = {}
     else:
-        from .stochastic import CondVAE, NullVAE, train_cond_vae, train_null_vae
-
-        kind = NullVAE if method == "null-vae" else CondVAE
-        if vae is not None and not isinstance(vae, kind):
-            raise DiscoInspectError(
-                f"`vae` is a {type(vae).__name__}, but `method` = {method!r} needs a {kind.__name__}."
-            )
-        if vae is None:
-            opts = dict(vae_options or {})
-            if method == "null-vae":
-                vae, history = train_null_vae(pipe, inversion, progress=progress, **opts)
-            else:
-                if scorer is None or features is None:
-                    raise DiscoInspectError(
-                        "`method` = 'cond-vae' trains on the concept scorer and image features; "
-                        "pass `scorer=` (e.g. OracleScorer()) and `features=`."
-                    )
-                vae, history = train_cond_vae(
-                    pipe,
-                    inversion,
-                    edit_prompts,
-                    det["edit_latents"],
-                    scorer=scorer,
-                    features=features,
-                    classifier=classifier,
-                    target=target,
-                    progress=progress,
-                    **opts,
-                )
-            result.vae_history = history
-        result.vae = vae
+        training = _VAETraining(dict(vae_options or {}), scorer, features, classifier, target)
+        vae, history = _vae(pipe, inversion, method, vae, training, det["edit_latents"], rows, progress)
         extra = vae.sampler(pipe, inversion, edit_prompts, n_samples, seed)
-    out = _sample(
+        found = {"vae": vae, "vae_history": history}
+    # 4. the stochastic edits
+    out = _sample(pipe, inversion, rows, extra=extra, progress=progress)
+    return replace(result, samples=out["samples"], **found)
+
+
+def _settings(
+    inversion: Inversion, rows: _Rows, method: str, n_samples: int, sigma: float, seed: int
+) -> dict[str, Any]:
+    """Every knob of one :func:`edit` call, JSON-ready (``EditResult.settings``)."""
+    return {
+        "method": method,
+        "samples": n_samples,
+        "sigma": sigma if method == "noise" else None,
+        "cross_replace": rows.cross_replace,
+        "self_replace": rows.self_replace,
+        "seed": seed,
+        **inversion.settings(),
+    }
+
+
+def _vae(
+    pipe: Any,
+    inversion: Inversion,
+    method: str,
+    vae: Any,
+    training: _VAETraining,
+    edit_latents: torch.Tensor,
+    rows: _Rows,
+    progress: bool,
+) -> tuple[Any, list[dict[str, float]]]:
+    """The VAE of ``method`` and its training history: ``vae`` if given (checked, no history), else a trained one."""
+    from .stochastic import CondVAE, NullVAE, train_cond_vae, train_null_vae
+
+    kind = NullVAE if method == "null-vae" else CondVAE
+    if vae is not None and not isinstance(vae, kind):
+        raise DiscoInspectError(
+            f"`vae` is a {type(vae).__name__}, but `method` = {method!r} needs a {kind.__name__}."
+        )
+    if vae is not None:
+        return vae, []
+    if method == "null-vae":
+        return train_null_vae(pipe, inversion, progress=progress, **training.options)
+    if training.scorer is None or training.features is None:
+        raise DiscoInspectError(
+            "`method` = 'cond-vae' trains on the concept scorer and image features; "
+            "pass `scorer=` (e.g. OracleScorer()) and `features=`."
+        )
+    return train_cond_vae(
         pipe,
         inversion,
-        source_prompts,
-        edit_prompts,
-        cross_replace,
-        self_replace,
-        batch_size,
-        extra=extra,
+        rows.edit_prompts,
+        edit_latents,
+        scorer=training.scorer,
+        features=training.features,
+        classifier=training.classifier,
+        target=training.target,
         progress=progress,
+        **training.options,
     )
-    result.samples = out["samples"]
-    return result
 
 
 def _noise_rows(
@@ -312,17 +334,12 @@ def _noise_rows(
     return rows
 
 
+#: ``extra(step, t, images)`` of :func:`_sample`: the stochastic rows' embeddings.
+_Extra = Callable[[int, int, list[int]], dict[str, torch.Tensor]]
+
+
 def _sample(
-    pipe: Any,
-    inversion: Inversion,
-    source_prompts: list[str],
-    edit_prompts: list[str],
-    cross_replace: float,
-    self_replace: float,
-    batch_size: int,
-    *,
-    extra: Callable[[int, int, list[int]], dict[str, torch.Tensor]] | None,
-    progress: bool,
+    pipe: Any, inversion: Inversion, rows: _Rows, *, extra: _Extra | None, progress: bool
 ) -> dict[str, Any]:
     """Denoise the source and edit rows (``extra`` None) or the source and stochastic rows of every image.
 
@@ -331,64 +348,84 @@ def _sample(
     """
     from tqdm.auto import tqdm
 
-    from ..engine.sampling import decode, encode
-    from .controller import AttentionInjection, inject_attention, token_alignment
-
     sched = ddim_scheduler(pipe, inversion.num_inference_steps, inversion.timestep_spacing)
-    g = inversion.guidance_scale
-    out: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "samples": [], "edit_latents": []}
-    n_steps = len(sched.timesteps)
     bar = tqdm(
-        total=len(inversion) * n_steps,
+        total=len(inversion) * len(sched.timesteps),
         desc="editing" if extra is None else "stochastic edits",
         disable=not progress,
         leave=False,
     )
-    for s in range(0, len(inversion), batch_size):
-        images = list(range(s, min(s + batch_size, len(inversion))))
-        b = len(images)
-        with torch.no_grad():
-            src_c = encode(pipe, [source_prompts[i] for i in images])
-            edit_c = encode(pipe, [edit_prompts[i] for i in images])
-        probe = extra(0, int(sched.timesteps[0]), images) if extra is not None else None
-        n = 1 if probe is None else next(iter(probe.values())).shape[0] // b
-        # rows: b source rows, then per image n edit rows (image-major)
-        sources = list(range(b)) + [j for j in range(b) for _ in range(n)]
-        aligned = [token_alignment(pipe.tokenizer, source_prompts[i], source_prompts[i]) for i in images]
-        aligned += [
-            token_alignment(pipe.tokenizer, source_prompts[i], edit_prompts[i])
-            for i in images
-            for _ in range(n)
-        ]
-        state = AttentionInjection(sources, aligned, n_steps, cross_replace, self_replace)
-        x = inversion.x_T[images].to(pipe.device, pipe.unet.dtype)
-        x = torch.cat([x, x.repeat_interleave(n, 0)])
-        latents = [x[b:].float().cpu()] if extra is None else []
-        with inject_attention(pipe.unet, state), torch.no_grad():
-            for i, t in enumerate(sched.timesteps):
-                state.step = i
-                null = inversion.null_embeddings[i][images].to(pipe.device)
-                rows = extra(i, int(t), images) if extra is not None else {}
-                cond_e = rows.get("cond", edit_c.repeat_interleave(n, 0).float().cpu()).to(pipe.device)
-                unc_e = rows.get("uncond", null.repeat_interleave(n, 0).cpu()).to(pipe.device)
-                cond = torch.cat([src_c.float(), cond_e.float()])
-                uncond = torch.cat([null.float(), unc_e.float()])
-                x = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
-                if extra is None:
-                    latents.append(x[b:].float().cpu())
-                bar.update(b)
-            images_out = decode(pipe, x).float().cpu()
-        out["source"].append(images_out[:b])
-        if extra is None:
-            out["edit"].append(images_out[b:])
-            out["edit_latents"].append(torch.stack(latents))
-        else:
-            out["samples"].append(images_out[b:].view(b, n, *images_out.shape[1:]))
+    parts = [
+        _sample_batch(
+            pipe,
+            inversion,
+            sched,
+            rows,
+            list(range(s, min(s + rows.batch_size, len(inversion)))),
+            extra,
+            bar.update,
+        )
+        for s in range(0, len(inversion), rows.batch_size)
+    ]
     bar.close()
-    res: dict[str, Any] = {"source": torch.cat(out["source"])}
+    res: dict[str, Any] = {"source": torch.cat([p["source"] for p in parts])}
     if extra is None:
-        res["edit"] = torch.cat(out["edit"])
-        res["edit_latents"] = torch.cat(out["edit_latents"], 1)
+        res["edit"] = torch.cat([p["edit"] for p in parts])
+        res["edit_latents"] = torch.cat([p["edit_latents"] for p in parts], 1)
     else:
-        res["samples"] = torch.cat(out["samples"])
+        res["samples"] = torch.cat([p["samples"] for p in parts])
     return res
+
+
+def _injection(pipe: Any, rows: _Rows, images: list[int], n: int, n_steps: int) -> Any:
+    """The prompt-to-prompt state of one batch: ``len(images)`` source rows, then ``n`` edit rows per image."""
+    from .controller import AttentionInjection, token_alignment
+
+    b = len(images)
+    sources = list(range(b)) + [j for j in range(b) for _ in range(n)]  # image-major
+    src, edt = rows.source_prompts, rows.edit_prompts
+    aligned = [token_alignment(pipe.tokenizer, src[i], src[i]) for i in images]
+    aligned += [token_alignment(pipe.tokenizer, src[i], edt[i]) for i in images for _ in range(n)]
+    return AttentionInjection(sources, aligned, n_steps, rows.cross_replace, rows.self_replace)
+
+
+def _sample_batch(
+    pipe: Any,
+    inversion: Inversion,
+    sched: Any,
+    rows: _Rows,
+    images: list[int],
+    extra: _Extra | None,
+    on_step: Callable[[int], Any],
+) -> dict[str, torch.Tensor]:
+    """One batch of :func:`_sample`: ``source`` and ``edit`` images and ``edit_latents``, or ``source`` and ``samples``."""
+    from ..engine.sampling import decode, encode
+    from .controller import inject_attention
+
+    b, g = len(images), inversion.guidance_scale
+    with torch.no_grad():
+        src_c = encode(pipe, [rows.source_prompts[i] for i in images])
+        edit_c = encode(pipe, [rows.edit_prompts[i] for i in images])
+    probe = extra(0, int(sched.timesteps[0]), images) if extra is not None else None
+    n = 1 if probe is None else next(iter(probe.values())).shape[0] // b
+    state = _injection(pipe, rows, images, n, len(sched.timesteps))
+    x = inversion.x_T[images].to(pipe.device, pipe.unet.dtype)
+    x = torch.cat([x, x.repeat_interleave(n, 0)])
+    latents = [x[b:].float().cpu()] if extra is None else []
+    with inject_attention(pipe.unet, state), torch.no_grad():
+        for i, t in enumerate(sched.timesteps):
+            state.step = i
+            null = inversion.null_embeddings[i][images].to(pipe.device)
+            given = extra(i, int(t), images) if extra is not None else {}
+            cond_e = given.get("cond", edit_c.repeat_interleave(n, 0).float().cpu()).to(pipe.device)
+            unc_e = given.get("uncond", null.repeat_interleave(n, 0).cpu()).to(pipe.device)
+            cond = torch.cat([src_c.float(), cond_e.float()])
+            uncond = torch.cat([null.float(), unc_e.float()])
+            x = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
+            if extra is None:
+                latents.append(x[b:].float().cpu())
+            on_step(b)
+        images_out = decode(pipe, x).float().cpu()
+    if extra is None:
+        return {"source": images_out[:b], "edit": images_out[b:], "edit_latents": torch.stack(latents)}
+    return {"source": images_out[:b], "samples": images_out[b:].view(b, n, *images_out.shape[1:])}

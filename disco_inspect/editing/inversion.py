@@ -305,6 +305,18 @@ def _load_cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
         return None
 
 
+@dataclass
+class _InversionJob:
+    """The checked inputs of one :func:`invert` call: images, prompts, names, settings and cache keys."""
+
+    images: torch.Tensor
+    prompts: list[str]
+    names: list[str]
+    settings: dict[str, Any]
+    cache: Path | None
+    keys: list[str]
+
+
 def invert(
     pipe: Any,
     images: torch.Tensor,
@@ -344,13 +356,9 @@ def invert(
     Returns:
         An :class:`Inversion` (``cached[i]`` says whether image ``i`` came from the cache).
     """
+    # 1. check the inputs, fix the settings and the cache keys
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     _check_inputs(pipe, images, prompts, num_inference_steps, guidance_scale, inner_steps)
-    names = list(names) if names is not None else [f"image_{i:03d}" for i in range(len(images))]
-    if len(names) != len(images):
-        raise DiscoInspectError(
-            f"`names` has {len(names)} entries for {len(images)} images; pass one per image."
-        )
     settings = {
         "num_inference_steps": num_inference_steps,
         "guidance_scale": float(guidance_scale),
@@ -358,56 +366,97 @@ def invert(
         "inner_steps": inner_steps,
         "fixed_point_steps": fixed_point_steps,
     }
+    job = _inversion_job(pipe, images, prompts, names, settings, cache_dir)
+    # 2. read back the images inverted before
+    found = _read_cache(job)
+    # 3. invert the others, batch by batch
+    todo = [i for i in range(len(job.images)) if i not in found]
+    computed = _invert_missing(pipe, job, todo, batch_size, progress) if todo else {}
+    # 4. one Inversion of every image, in order
+    inv = _assemble(job, {**found, **computed}, set(found))
+    if job.cache is not None:
+        logger.info("Inversion cache `%s`: %d read, %d written.", job.cache, len(found), len(todo))
+    return inv
+
+
+def _inversion_job(
+    pipe: Any,
+    images: torch.Tensor,
+    prompts: list[str],
+    names: Sequence[str] | None,
+    settings: dict[str, Any],
+    cache_dir: str | Path | None,
+) -> _InversionJob:
+    """Check the ``names`` of checked images; return the inputs normalised, with one cache key per image."""
+    names = list(names) if names is not None else [f"image_{i:03d}" for i in range(len(images))]
+    if len(names) != len(images):
+        raise DiscoInspectError(
+            f"`names` has {len(names)} entries for {len(images)} images; pass one per image."
+        )
     images = images.float().cpu().clamp(0, 1)
     cache = Path(cache_dir) if cache_dir is not None else None
     fp = pipeline_fingerprint(pipe) if cache is not None else ""
     keys = [_cache_key(fp, images[i], prompts[i], settings) for i in range(len(images))] if cache else []
+    return _InversionJob(images, prompts, names, settings, cache, keys)
+
+
+def _read_cache(job: _InversionJob) -> dict[int, dict[str, torch.Tensor]]:
+    """The cached parts (``latents``, ``null_embeddings``, ``null_loss``) of the images inverted before, by index."""
     found: dict[int, dict[str, torch.Tensor]] = {}
-    if cache is not None:
-        for i, key in enumerate(keys):
-            hit = _load_cached(cache / f"{key}.safetensors", key)
+    if job.cache is not None:
+        for i, key in enumerate(job.keys):
+            hit = _load_cached(job.cache / f"{key}.safetensors", key)
             if hit is not None:
                 found[i] = hit
-    todo = [i for i in range(len(images)) if i not in found]
-    parts: dict[int, dict[str, torch.Tensor]] = dict(found)
-    if todo:
-        from tqdm.auto import tqdm
+    return found
 
-        bar = tqdm(
-            total=len(todo) * num_inference_steps,
-            desc="null-text inversion",
-            disable=not progress,
-            leave=False,
-        )
-        for s in range(0, len(todo), batch_size):
-            idx = todo[s : s + batch_size]
-            lat, nulls, losses = _invert_batch(
-                pipe,
-                images[idx],
-                [prompts[i] for i in idx],
-                settings,
-                on_step=functools.partial(bar.update, len(idx)),
-            )
-            for j, i in enumerate(idx):
-                parts[i] = {"latents": lat[:, j], "null_embeddings": nulls[:, j], "null_loss": losses[:, j]}
-                if cache is not None:  # saved per batch: an interrupted run keeps what it finished
-                    _save_cached(cache / f"{keys[i]}.safetensors", parts[i], prompts[i], settings, keys[i])
-        bar.close()
-    inv = Inversion(
-        images=images,
-        prompts=prompts,
-        names=names,
-        latents=torch.stack([parts[i]["latents"] for i in range(len(images))], 1),
-        null_embeddings=torch.stack([parts[i]["null_embeddings"] for i in range(len(images))], 1),
-        null_loss=torch.stack([parts[i]["null_loss"] for i in range(len(images))], 1),
-        num_inference_steps=num_inference_steps,
-        guidance_scale=float(guidance_scale),
-        timestep_spacing=timestep_spacing,
-        cached=[i in found for i in range(len(images))],
+
+def _invert_missing(
+    pipe: Any, job: _InversionJob, todo: list[int], batch_size: int, progress: bool
+) -> dict[int, dict[str, torch.Tensor]]:
+    """Invert the images ``todo`` in batches; each batch is saved to the cache as it finishes."""
+    from tqdm.auto import tqdm
+
+    parts: dict[int, dict[str, torch.Tensor]] = {}
+    bar = tqdm(
+        total=len(todo) * job.settings["num_inference_steps"],
+        desc="null-text inversion",
+        disable=not progress,
+        leave=False,
     )
-    if cache is not None:
-        logger.info("Inversion cache `%s`: %d read, %d written.", cache, len(found), len(todo))
-    return inv
+    for s in range(0, len(todo), batch_size):
+        idx = todo[s : s + batch_size]
+        lat, nulls, losses = _invert_batch(
+            pipe,
+            job.images[idx],
+            [job.prompts[i] for i in idx],
+            job.settings,
+            on_step=functools.partial(bar.update, len(idx)),
+        )
+        for j, i in enumerate(idx):
+            parts[i] = {"latents": lat[:, j], "null_embeddings": nulls[:, j], "null_loss": losses[:, j]}
+            if job.cache is not None:  # saved per batch: an interrupted run keeps what it finished
+                key = job.keys[i]
+                _save_cached(job.cache / f"{key}.safetensors", parts[i], job.prompts[i], job.settings, key)
+    bar.close()
+    return parts
+
+
+def _assemble(job: _InversionJob, parts: dict[int, dict[str, torch.Tensor]], cached: set[int]) -> Inversion:
+    """The :class:`Inversion` of every image of ``job`` from its per-image ``parts``."""
+    n = len(job.images)
+    return Inversion(
+        images=job.images,
+        prompts=job.prompts,
+        names=job.names,
+        latents=torch.stack([parts[i]["latents"] for i in range(n)], 1),
+        null_embeddings=torch.stack([parts[i]["null_embeddings"] for i in range(n)], 1),
+        null_loss=torch.stack([parts[i]["null_loss"] for i in range(n)], 1),
+        num_inference_steps=job.settings["num_inference_steps"],
+        guidance_scale=job.settings["guidance_scale"],
+        timestep_spacing=job.settings["timestep_spacing"],
+        cached=[i in cached for i in range(n)],
+    )
 
 
 def _invert_batch(
