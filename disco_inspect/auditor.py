@@ -331,22 +331,11 @@ def audit(
             section. Needs ``out``.
         edit_settings: :class:`~disco_inspect.editor.EditSettings` for ``user_images``.
     """
-    from .engine.optimize import as_classifier
-
-    # 1. check inputs, before minutes of training
+    # 1. check inputs (before minutes of training), then resolve the defaults and load the models
     settings = settings or AuditSettings()
     out_dir = Path(out) if out is not None else None
-    references = _reference_list(reference)
-    _check_inputs(settings, references, user_images, out_dir)
-    ctx = _Context(
-        pipe=pipe,
-        classifier=as_classifier(classifier),
-        scorer=scorer if scorer is not None else default_scorer(pipe),
-        config=config or default_config(pipe),
-        settings=settings,
-        references=[as_classifier(r) for r in references],
-        progress=progress,
-    )
+    _check_inputs(settings, _reference_list(reference), user_images, out_dir)
+    ctx = _context(pipe, classifier, scorer, config, settings, reference, progress)
     timings: dict[str, float] = {}
     parts: dict[str, Any] = {}
     # 2. the class token (a matching finished run in out/run is reused)
@@ -412,6 +401,30 @@ def _control(ctx: _Context, run: Any, ev: _Evaluation) -> tuple[torch.Tensor | N
         return None, None
     return _null_control(
         ctx.pipe, ctx.classifier, run, ctx.scorer, ev.prompts["token"], ev.seeds, ctx.gen, ctx.settings
+    )
+
+
+def _context(
+    pipe: Any,
+    classifier: Any,
+    scorer: Any,
+    config: DiscoConfig | None,
+    settings: AuditSettings,
+    reference: Any,
+    progress: bool,
+) -> _Context:
+    """The audit's context: the classifier and references loaded, the scorer and token settings defaulted for
+    the pipeline."""
+    from .engine.optimize import as_classifier
+
+    return _Context(
+        pipe=pipe,
+        classifier=as_classifier(classifier),
+        scorer=scorer if scorer is not None else default_scorer(pipe),
+        config=config or default_config(pipe),
+        settings=settings,
+        references=[as_classifier(r) for r in _reference_list(reference)],
+        progress=progress,
     )
 
 
