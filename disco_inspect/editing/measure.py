@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -38,6 +39,35 @@ def _ci(diffs: torch.Tensor, level: float = 0.95, n_boot: int = 2000, seed: int 
     return [float(lo), float(hi)]
 
 
+@dataclass
+class _Scores:
+    """Everything measured on the whole batch at once: p(target), reconstruction and edit fidelity, concepts."""
+
+    p_src: torch.Tensor
+    p_rec: torch.Tensor
+    p_det: torch.Tensor
+    p_smp: torch.Tensor | None
+    rec_psnr: torch.Tensor
+    rec_ssim: torch.Tensor
+    det_psnr: torch.Tensor
+    det_ssim: torch.Tensor
+    det_dist: torch.Tensor
+    concepts: list[str]
+    c_src: torch.Tensor | None = None
+    c_det: torch.Tensor | None = None
+    c_smp: torch.Tensor | None = None
+
+
+@dataclass
+class _Distances:
+    """The per-image measures beside the batch-wide ones: distances and the optional reconstruction baselines."""
+
+    distance: FeatureDistance
+    lpips: FeatureDistance | None
+    vae_ceiling: torch.Tensor | None
+    plain_reconstructions: torch.Tensor | None
+
+
 @torch.no_grad()
 def measure_edits(
     result: EditResult,
@@ -62,9 +92,29 @@ def measure_edits(
         vae_ceiling: the VAE's encode->decode of the sources (the reconstruction ceiling), if computed.
         plain_reconstructions: sampling from plain DDIM inversion under CFG (no null-text), if computed.
     """
+    # 1. what is measured on the whole batch at once
+    distance = distance or classifier_features(classifier)
+    scores = _batch_scores(result, classifier, target, scorer, distance)
+    # 2. one row per image
+    measures = _Distances(distance, lpips, vae_ceiling, plain_reconstructions)
+    rows = [_image_row(result, scores, measures, i) for i in range(len(result.sources))]
+    # 3. CLIP-T/CLIP-I of the deterministic edits, with a local open_clip model
+    if clip is not None:
+        rows = _with_clip(rows, result, clip)
+    # 4. the method-level means
+    summary = summarize_edits(rows, scores.p_src, scores.p_det, scores.p_smp, scores.concepts)
+    summary["distance"] = distance.name
+    if lpips is not None:
+        summary["lpips"] = getattr(lpips, "name", "LPIPS")
+    return {"images": rows, "summary": summary}
+
+
+def _batch_scores(
+    result: EditResult, classifier: Any, target: int, scorer: Any, distance: FeatureDistance
+) -> _Scores:
+    """p(target) of every image, PSNR/SSIM of the reconstructions and edits, the edits' distance, concept scores."""
     from ..engine.records import target_probabilities
 
-    distance = distance or classifier_features(classifier)
     src, rec, det = result.sources, result.reconstructions, result.edits
     samples = result.samples
     n_img = len(src)
@@ -78,74 +128,81 @@ def measure_edits(
     )
     rec_psnr, rec_ssim = psnr(rec, src), ssim(rec, src)
     det_psnr, det_ssim, det_dist = psnr(det, src), ssim(det, src), distance(det, src)
-    concept_names = list(getattr(scorer, "concepts", []) or [])
-    if scorer is not None:
-        c_src, c_det = scorer.score(src).float(), scorer.score(det).float()
-        c_smp = (
-            scorer.score(samples.flatten(0, 1)).float().view(n_img, samples.shape[1], -1)
-            if samples is not None
-            else None
-        )
-    rows: list[dict[str, Any]] = []
-    for i in range(n_img):
-        row: dict[str, Any] = {
-            "name": result.names[i],
-            "source_prompt": result.source_prompts[i],
-            "edit_prompt": result.edit_prompts[i],
-            "reconstruction": {"psnr": _f(rec_psnr[i]), "ssim": _f(rec_ssim[i])},
-            "p_target": {
-                "source": float(p_src[i]),
-                "reconstruction": float(p_rec[i]),
-                "edit": float(p_det[i]),
-                "samples": [float(v) for v in p_smp[i]] if p_smp is not None else [],
-            },
-            "fidelity": {
-                "edit": {"psnr": _f(det_psnr[i]), "ssim": _f(det_ssim[i]), "distance": _f(det_dist[i])}
-            },
-            "upper_bound": _f(det_dist[i]),
-        }
-        if vae_ceiling is not None:
-            row["reconstruction"]["vae_psnr"] = _f(psnr(vae_ceiling[i : i + 1], src[i : i + 1])[0])
-        if plain_reconstructions is not None:
-            row["reconstruction"]["plain_ddim_psnr"] = _f(
-                psnr(plain_reconstructions[i : i + 1], src[i : i + 1])[0]
-            )
-        if samples is not None:
-            s = samples[i]
-            ref = src[i : i + 1].expand_as(s)
-            row["fidelity"]["samples"] = {
-                "psnr": _mean([_f(v) for v in psnr(s, ref)]),
-                "ssim": _mean([_f(v) for v in ssim(s, ref)]),
-                "distance": _mean([_f(v) for v in distance(s, ref)]),
-            }
-            row["diversity"] = _f(mean_pairwise(distance, s))
-        if lpips is not None:
-            row["lpips"] = {"edit": _f(lpips(det[i : i + 1], src[i : i + 1])[0])}
-            if samples is not None:
-                row["lpips"]["diversity"] = _f(mean_pairwise(lpips, samples[i]))
-        if scorer is not None:
-            row["concept_shift"] = {c: float(c_det[i, k] - c_src[i, k]) for k, c in enumerate(concept_names)}
-            if samples is not None:
-                row["concept_shift_samples"] = {
-                    c: float((c_smp[i, :, k] - c_src[i, k]).mean()) for k, c in enumerate(concept_names)
-                }
-        rows.append(row)
-    if clip is not None:
-        from .metrics import clip_scores
+    concepts = list(getattr(scorer, "concepts", []) or [])
+    scores = _Scores(p_src, p_rec, p_det, p_smp, rec_psnr, rec_ssim, det_psnr, det_ssim, det_dist, concepts)
+    if scorer is None:
+        return scores
+    c_src, c_det = scorer.score(src).float(), scorer.score(det).float()
+    c_smp = (
+        scorer.score(samples.flatten(0, 1)).float().view(n_img, samples.shape[1], -1)
+        if samples is not None
+        else None
+    )
+    return replace(scores, c_src=c_src, c_det=c_det, c_smp=c_smp)
 
-        model, tokenizer, preprocess = clip
-        words = [
-            " ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">")))
-            for p in result.edit_prompts
-        ]
-        cs = clip_scores(model, tokenizer, preprocess, det, src, words)
-        for i, row in enumerate(rows):
-            row["clip"] = {"clip_t": float(cs["clip_t"][i]), "clip_i": float(cs["clip_i"][i])}
-    summary = summarize_edits(rows, p_src, p_det, p_smp, concept_names)
-    summary["distance"] = distance.name
+
+def _image_row(result: EditResult, scores: _Scores, measures: _Distances, i: int) -> dict[str, Any]:
+    """The measurements of image ``i`` (``edit.json``'s row, before the CLIP scores)."""
+    src, det, samples, s = result.sources, result.edits, result.samples, scores
+    distance, lpips = measures.distance, measures.lpips
+    row: dict[str, Any] = {
+        "name": result.names[i],
+        "source_prompt": result.source_prompts[i],
+        "edit_prompt": result.edit_prompts[i],
+        "reconstruction": {"psnr": _f(s.rec_psnr[i]), "ssim": _f(s.rec_ssim[i])},
+        "p_target": {
+            "source": float(s.p_src[i]),
+            "reconstruction": float(s.p_rec[i]),
+            "edit": float(s.p_det[i]),
+            "samples": [float(v) for v in s.p_smp[i]] if s.p_smp is not None else [],
+        },
+        "fidelity": {
+            "edit": {"psnr": _f(s.det_psnr[i]), "ssim": _f(s.det_ssim[i]), "distance": _f(s.det_dist[i])}
+        },
+        "upper_bound": _f(s.det_dist[i]),
+    }
+    if measures.vae_ceiling is not None:
+        row["reconstruction"]["vae_psnr"] = _f(psnr(measures.vae_ceiling[i : i + 1], src[i : i + 1])[0])
+    if measures.plain_reconstructions is not None:
+        row["reconstruction"]["plain_ddim_psnr"] = _f(
+            psnr(measures.plain_reconstructions[i : i + 1], src[i : i + 1])[0]
+        )
+    if samples is not None:
+        smp = samples[i]
+        ref = src[i : i + 1].expand_as(smp)
+        row["fidelity"]["samples"] = {
+            "psnr": _mean([_f(v) for v in psnr(smp, ref)]),
+            "ssim": _mean([_f(v) for v in ssim(smp, ref)]),
+            "distance": _mean([_f(v) for v in distance(smp, ref)]),
+        }
+        row["diversity"] = _f(mean_pairwise(distance, smp))
     if lpips is not None:
-        summary["lpips"] = getattr(lpips, "name", "LPIPS")
-    return {"images": rows, "summary": summary}
+        row["lpips"] = {"edit": _f(lpips(det[i : i + 1], src[i : i + 1])[0])}
+        if samples is not None:
+            row["lpips"]["diversity"] = _f(mean_pairwise(lpips, samples[i]))
+    if s.c_src is not None:
+        row["concept_shift"] = {c: float(s.c_det[i, k] - s.c_src[i, k]) for k, c in enumerate(s.concepts)}
+        if samples is not None:
+            row["concept_shift_samples"] = {
+                c: float((s.c_smp[i, :, k] - s.c_src[i, k]).mean()) for k, c in enumerate(s.concepts)
+            }
+    return row
+
+
+def _with_clip(rows: list[dict[str, Any]], result: EditResult, clip: Any) -> list[dict[str, Any]]:
+    """``rows`` with each image's CLIP-T (edit vs the edit prompt's words) and CLIP-I (edit vs source)."""
+    from .metrics import clip_scores
+
+    model, tokenizer, preprocess = clip
+    words = [
+        " ".join(w for w in p.split() if not (w.startswith("<") and w.endswith(">")))
+        for p in result.edit_prompts
+    ]
+    cs = clip_scores(model, tokenizer, preprocess, result.edits, result.sources, words)
+    return [
+        {**row, "clip": {"clip_t": float(cs["clip_t"][i]), "clip_i": float(cs["clip_i"][i])}}
+        for i, row in enumerate(rows)
+    ]
 
 
 def summarize_edits(

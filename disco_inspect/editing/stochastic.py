@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -227,6 +228,47 @@ def _derangement(n: int, gen: torch.Generator) -> torch.Tensor:
             return perm
 
 
+@dataclass
+class _CondData:
+    """What Method 2 trains on: the edit prompts' embeddings and the deterministic edit's latents, per step."""
+
+    pipe: Any
+    inversion: Inversion
+    sched: Any
+    cond: torch.Tensor
+    edit_prompts: Sequence[str]
+    edit_latents: torch.Tensor
+    first_step: int
+    n_steps: int
+    train_samples: int
+    images_per_step: int
+
+
+@dataclass
+class _CondLoss:
+    """Method 2's loss (eq. 4): what reads the images (scorer, classifier, features) and the terms' weights."""
+
+    scorer: Any
+    features: Callable[[torch.Tensor], torch.Tensor]
+    classifier: Any
+    target: int | None
+    delta: float
+    alpha: float
+    lam: float
+    beta: float
+    gamma: float
+
+    def match(self, imgs: torch.Tensor, names: list[str]) -> torch.Tensor:
+        """D(image, prompt): the scorer against the prompt's words, plus (with a classifier) what the token
+        means, the class as the audited classifier sees it."""
+        d = self.scorer.prompt_distance(imgs, names).mean()
+        if self.classifier is not None:
+            d = d + self.delta * F.cross_entropy(
+                self.classifier(imgs), torch.full((len(imgs),), int(self.target))
+            )
+        return d
+
+
 def train_cond_vae(
     pipe: Any,
     inversion: Inversion,
@@ -269,9 +311,35 @@ def train_cond_vae(
     """
     from tqdm.auto import tqdm
 
-    from ..engine.sampling import decode, encode
-
+    # 1. check the inputs
     _check_training(steps, lr, beta)
+    _check_cond_loss(scorer, lam, gamma)
+    # 2. what the VAE trains on, and its loss
+    data = _cond_data(
+        pipe, inversion, edit_prompts, edit_latents, late_fraction, train_samples, images_per_step
+    )
+    loss_fn = _CondLoss(scorer, features, classifier, target, delta, alpha, lam, beta, gamma)
+    # 3. the VAE, starting near the edit prompts' embeddings
+    cond = data.cond
+    vae = CondVAE(cond.shape[1], cond.shape[2], scale=float(cond.std()), latent=latent, hidden=hidden).to(
+        pipe.device
+    )
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    # 4. train: one random late step of a few images per update
+    history = []
+    for it in tqdm(range(steps), desc="edit-prompt VAE", disable=not progress, leave=False):
+        loss, terms = _cond_loss(data, loss_fn, vae, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append({"step": it, **terms})
+    vae.eval()
+    return vae, history
+
+
+def _check_cond_loss(scorer: Any, lam: float, gamma: float) -> None:
+    """Refuse a scorer without ``prompt_distance`` and weights outside eq. 2/eq. 4's ranges."""
     if not hasattr(scorer, "prompt_distance"):
         raise DiscoInspectError(
             f"The concept scorer {type(scorer).__name__} has no `prompt_distance`; Method 2 "
@@ -283,64 +351,76 @@ def train_cond_vae(
         raise DiscoInspectError(
             f"`gamma` = {gamma!r} must be <= 0 (a negative weight rewards diverse samples)."
         )
+
+
+def _cond_data(
+    pipe: Any,
+    inversion: Inversion,
+    edit_prompts: Sequence[str],
+    edit_latents: torch.Tensor,
+    late_fraction: float | None,
+    train_samples: int,
+    images_per_step: int,
+) -> _CondData:
+    """The scheduler, the first step trained on and the edit prompts' embeddings of :func:`train_cond_vae`."""
+    from ..engine.sampling import encode
+
     sched = ddim_scheduler(pipe, inversion.num_inference_steps, inversion.timestep_spacing)
-    n_steps, n_img, n = len(sched.timesteps), len(inversion), train_samples
+    n_steps = len(sched.timesteps)
     first_step = min(int(late_fraction * n_steps), n_steps - 1) if late_fraction is not None else 0
     with torch.no_grad():
         cond = encode(pipe, list(edit_prompts)).float()
-    vae = CondVAE(cond.shape[1], cond.shape[2], scale=float(cond.std()), latent=latent, hidden=hidden).to(
-        pipe.device
+    return _CondData(
+        pipe,
+        inversion,
+        sched,
+        cond,
+        edit_prompts,
+        edit_latents,
+        first_step,
+        n_steps,
+        train_samples,
+        images_per_step,
     )
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    for it in tqdm(range(steps), desc="edit-prompt VAE", disable=not progress, leave=False):
-        k = int(torch.randint(first_step, n_steps, (1,), generator=gen))
-        t = sched.timesteps[k]
-        sel = torch.randperm(n_img, generator=gen)[:images_per_step]
-        c = cond[sel].repeat_interleave(n, 0)
-        noise = torch.randn(len(c), vae.latent, generator=gen).to(pipe.device)
-        c2, mu, logvar = vae(c, t.reshape(1), noise)
-        x_t = edit_latents[k][sel].repeat_interleave(n, 0).to(pipe.device)
-        null = inversion.null_embeddings[k][sel].repeat_interleave(n, 0).to(pipe.device)
-        eps = guided_eps(pipe, x_t, t, c2, null, inversion.guidance_scale)
-        images = decode(pipe, predict_x0(sched, eps, t, x_t))
-        prompts = [edit_prompts[i] for i in sel.tolist() for _ in range(n)]
 
-        def match(imgs: torch.Tensor, names: list[str]) -> torch.Tensor:
-            """D(image, prompt): the scorer against the prompt's words, plus (with a classifier) what the token
-            means, the class as the audited classifier sees it."""
-            d = scorer.prompt_distance(imgs, names).mean()
-            if classifier is not None:
-                d = d + delta * F.cross_entropy(classifier(imgs), torch.full((len(imgs),), int(target)))
-            return d
 
-        l_clip = match(images, prompts)  # D(I'', C')
-        l_cross = torch.zeros((), device=l_clip.device)
-        if lam < 1:  # D(I', C''): the deterministic edit's estimate, read against what C'' says
-            with torch.no_grad():
-                det = decode(
-                    pipe,
-                    predict_x0(sched, guided_eps(pipe, x_t, t, c, null, inversion.guidance_scale), t, x_t),
-                )
-                l_cross = match(det, prompts)
-        l_clip = lam * l_clip + (1 - lam) * l_cross
-        feats = features(images).view(len(sel), n, -1)
-        perm = _derangement(n, gen)
-        l_div = (feats - feats[:, perm]).abs().mean()
-        kl = EmbeddingVAE.kl(mu, logvar)
-        loss = alpha * l_clip + beta * kl + gamma * l_div
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history.append(
-            {
-                "step": it,
-                "match": float(l_clip.detach()),
-                "cross": float(l_cross),
-                "kl": float(kl.detach()),
-                "diversity": float(l_div.detach()),
-            }
-        )
-    vae.eval()
-    return vae, history
+def _cond_loss(
+    data: _CondData, loss_fn: _CondLoss, vae: CondVAE, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One draw of eq. 4 (a random step, images and samples from ``gen``): (loss, its terms for the history)."""
+    from ..engine.sampling import decode
+
+    pipe, inversion, sched, n = data.pipe, data.inversion, data.sched, data.train_samples
+    k = int(torch.randint(data.first_step, data.n_steps, (1,), generator=gen))
+    t = sched.timesteps[k]
+    sel = torch.randperm(len(inversion), generator=gen)[: data.images_per_step]
+    c = data.cond[sel].repeat_interleave(n, 0)
+    noise = torch.randn(len(c), vae.latent, generator=gen).to(pipe.device)
+    c2, mu, logvar = vae(c, t.reshape(1), noise)
+    x_t = data.edit_latents[k][sel].repeat_interleave(n, 0).to(pipe.device)
+    null = inversion.null_embeddings[k][sel].repeat_interleave(n, 0).to(pipe.device)
+    eps = guided_eps(pipe, x_t, t, c2, null, inversion.guidance_scale)
+    images = decode(pipe, predict_x0(sched, eps, t, x_t))
+    prompts = [data.edit_prompts[i] for i in sel.tolist() for _ in range(n)]
+    l_clip = loss_fn.match(images, prompts)  # D(I'', C')
+    l_cross = torch.zeros((), device=l_clip.device)
+    if loss_fn.lam < 1:  # D(I', C''): the deterministic edit's estimate, read against what C'' says
+        with torch.no_grad():
+            det = decode(
+                pipe,
+                predict_x0(sched, guided_eps(pipe, x_t, t, c, null, inversion.guidance_scale), t, x_t),
+            )
+            l_cross = loss_fn.match(det, prompts)
+    l_clip = loss_fn.lam * l_clip + (1 - loss_fn.lam) * l_cross
+    feats = loss_fn.features(images).view(len(sel), n, -1)
+    perm = _derangement(n, gen)
+    l_div = (feats - feats[:, perm]).abs().mean()
+    kl = EmbeddingVAE.kl(mu, logvar)
+    loss = loss_fn.alpha * l_clip + loss_fn.beta * kl + loss_fn.gamma * l_div
+    terms = {
+        "match": float(l_clip.detach()),
+        "cross": float(l_cross),
+        "kl": float(kl.detach()),
+        "diversity": float(l_div.detach()),
+    }
+    return loss, terms
