@@ -86,7 +86,23 @@ class EditSettings(ConfigMixin):
         return out
 
 
+@dataclass
+class _Request:
+    """The checked inputs of one :func:`edit_images` call that every step reads."""
+
+    pipe: Any
+    classifier: Any
+    target: int
+    name: str
+    prompt: str
+    knobs: dict[str, Any]
+    token: str
+    out: Path
+    progress: bool
+
+
 def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or a folder holding other files and no earlier edit."""
     if out.exists() and not out.is_dir():
         raise DiscoInspectError(f"`--out` = `{out}` is a file; pass a folder for the edits.")
     if out.is_dir() and any(out.iterdir()) and not (out / EDIT_JSON).is_file():
@@ -132,16 +148,46 @@ def edit_images(
     Returns:
         An :class:`EditJob` (``.doc`` is the content of ``edit.json``).
     """
-    from .editing.edit import METHODS, edit, resolve_token
+    from .editing.edit import resolve_token
     from .editing.images import load_images
-    from .editing.inversion import invert, reconstruct, vae_roundtrip
-    from .editing.measure import measure_edits
     from .editing.metrics import classifier_features
-    from .engine.run_folder import save_png
     from .engine.sampling import image_size
-    from .report.edit_page import render_edit_page
 
+    # 1. check the inputs (a token of another pipeline before any work) and load the images
     settings = settings or EditSettings()
+    prompt = _checked_prompt(pipe, prompt, settings)
+    out = Path(out)
+    _check_out(out)
+    target = classifier.resolve_class(class_name)
+    name = classifier.class_name(target)
+    knobs = settings.resolved(pipe)
+    token_str, _ = resolve_token(pipe, token)
+    loaded = load_images(images, image_size(pipe)[0], max_images=max_images)
+    scorer = scorer if scorer is not None else _default_scorer(pipe)
+    req = _Request(pipe, classifier, target, name, prompt, knobs, token_str, out, progress)
+    # 2. invert
+    t0 = time.perf_counter()
+    inv = _invert(req, loaded)
+    t_inv = time.perf_counter() - t0
+    # 3. edit
+    distance = classifier_features(classifier)
+    result = _edit(req, inv, scorer, distance)
+    t_edit = time.perf_counter() - t0 - t_inv
+    # 4. measure
+    measured = _measure(req, inv, result, scorer, distance, lpips, clip)
+    rows = _with_sources(measured["images"], loaded, inv)
+    # 5. write edit.json, the PNGs and the page
+    seconds = {"inversion": t_inv, "edit": t_edit}
+    doc = _document(req, rows, measured["summary"], loaded.failures, seconds, result.vae_history)
+    tensors = _write(out, doc, inv.names, result)
+    logger.info("Edited %d images into %s (%d unreadable).", len(inv), out, len(loaded.failures))
+    return EditJob(doc=doc, images=tensors, out=out)
+
+
+def _checked_prompt(pipe: Any, prompt: str | None, settings: EditSettings) -> str:
+    """The source prompt template (the pipeline's preset by default), after checking the method and the template."""
+    from .editing.edit import METHODS
+
     prompt = prompt or str(edit_defaults(pipe)["prompt"])
     if settings.method not in METHODS:
         raise DiscoInspectError(
@@ -151,39 +197,44 @@ def edit_images(
         raise DiscoInspectError(
             f"`prompt` = {prompt!r} needs '{{class_name}}' where the class goes, e.g. {EDIT_PROMPT!r}."
         )
-    out = Path(out)
-    _check_out(out)
-    target = classifier.resolve_class(class_name)
-    name = classifier.class_name(target)
-    knobs = settings.resolved(pipe)
-    token_str, _ = resolve_token(pipe, token)  # refuses another pipeline's token before any work
-    size = image_size(pipe)[0]
-    loaded = load_images(images, size, max_images=max_images)
-    if scorer is None:
-        from .defaults import default_scorer, is_world_pipeline
+    return prompt
 
-        scorer = default_scorer(pipe) if is_world_pipeline(pipe) else None
-    t0 = time.perf_counter()
-    source_prompt = prompt.format(class_name=name)
-    inv = invert(
-        pipe,
+
+def _default_scorer(pipe: Any) -> Any:
+    """The world's oracle scorer on the world; no scorer elsewhere."""
+    from .defaults import default_scorer, is_world_pipeline
+
+    return default_scorer(pipe) if is_world_pipeline(pipe) else None
+
+
+def _invert(req: _Request, loaded: Any) -> Any:
+    """Step 2: the null-text inversion of the loaded images with the source prompt (cached in ``out/cache``)."""
+    from .editing.inversion import invert
+
+    return invert(
+        req.pipe,
         loaded.images,
-        source_prompt,
+        req.prompt.format(class_name=req.name),
         names=loaded.names,
-        num_inference_steps=knobs["num_inference_steps"],
-        guidance_scale=knobs["guidance_scale"],
-        inner_steps=knobs["inner_steps"],
-        cache_dir=out / "cache",
-        progress=progress,
+        num_inference_steps=req.knobs["num_inference_steps"],
+        guidance_scale=req.knobs["guidance_scale"],
+        inner_steps=req.knobs["inner_steps"],
+        cache_dir=req.out / "cache",
+        progress=req.progress,
     )
-    t_inv = time.perf_counter() - t0
-    distance = classifier_features(classifier)
+
+
+def _edit(req: _Request, inv: Any, scorer: Any, distance: Any) -> Any:
+    """Step 3: the deterministic edit and the stochastic samples of every inverted image."""
+    from .editing.edit import edit
+
+    knobs = req.knobs
     vae_opts = {"steps": knobs["vae_steps"]} if knobs.get("vae_steps") else {}
-    result = edit(
-        pipe,
+    return edit(
+        req.pipe,
         inv,
-        token_str,  # installed above; edit() reads its row instead of installing it again
-        class_name=name,
+        req.token,  # installed in step 1; edit() reads its row instead of installing it again
+        class_name=req.name,
         method=knobs["method"],
         samples=knobs["samples"] if knobs["method"] != "none" else 0,
         sigma=knobs["sigma"],
@@ -193,49 +244,75 @@ def edit_images(
         vae_options=vae_opts,
         scorer=scorer,
         features=distance.features,
-        classifier=classifier,
-        target=target,
-        progress=progress,
+        classifier=req.classifier,
+        target=req.target,
+        progress=req.progress,
     )
-    t_edit = time.perf_counter() - t0 - t_inv
-    measured = measure_edits(
+
+
+def _measure(
+    req: _Request, inv: Any, result: Any, scorer: Any, distance: Any, lpips: Any, clip: Any
+) -> dict[str, Any]:
+    """Step 4: per-image and summary measurements, with the VAE's ceiling and plain DDIM as baselines."""
+    from .editing.inversion import reconstruct, vae_roundtrip
+    from .editing.measure import measure_edits
+
+    return measure_edits(
         result,
-        classifier,
-        target,
+        req.classifier,
+        req.target,
         scorer=scorer,
         distance=distance,
         lpips=lpips,
         clip=clip,
-        vae_ceiling=vae_roundtrip(pipe, inv.images),
-        plain_reconstructions=reconstruct(pipe, inv, use_null=False),
+        vae_ceiling=vae_roundtrip(req.pipe, inv.images),
+        plain_reconstructions=reconstruct(req.pipe, inv, use_null=False),
     )
-    for row, path, notes, cached in zip(
-        measured["images"], loaded.paths, loaded.notes, inv.cached, strict=True
-    ):
-        row["source_file"] = path.name
-        row["notes"] = list(notes)
-        row["inversion_cached"] = bool(cached)
-    summary = {
-        "class_name": name,
-        "target": target,
-        "token": token_str,
+
+
+def _with_sources(rows: list[dict[str, Any]], loaded: Any, inv: Any) -> list[dict[str, Any]]:
+    """``rows`` with each image's source file, conversion notes and whether its inversion came from the cache."""
+    return [
+        {**row, "source_file": path.name, "notes": list(notes), "inversion_cached": bool(cached)}
+        for row, path, notes, cached in zip(rows, loaded.paths, loaded.notes, inv.cached, strict=True)
+    ]
+
+
+def _document(
+    req: _Request,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    failures: list[Any],
+    seconds: dict[str, float],
+    vae_history: list[dict[str, float]],
+) -> dict[str, Any]:
+    """The content of ``edit.json``."""
+    knobs = req.knobs
+    doc = {
+        "class_name": req.name,
+        "target": req.target,
+        "token": req.token,
         "method": knobs["method"],
-        "classifier": shareable_source(getattr(classifier, "source", None)),
-        "pipeline": shareable_source(getattr(pipe, "_disco_source", None)),
-        "settings": {**{k: v for k, v in knobs.items() if k != "prompt"}, "prompt": prompt},
-        "images": measured["images"],
-        "summary": measured["summary"],
-        "failures": loaded.failures,
-        "seconds": {"inversion": t_inv, "edit": t_edit},
+        "classifier": shareable_source(getattr(req.classifier, "source", None)),
+        "pipeline": shareable_source(getattr(req.pipe, "_disco_source", None)),
+        "settings": {**{k: v for k, v in knobs.items() if k != "prompt"}, "prompt": req.prompt},
+        "images": rows,
+        "summary": summary,
+        "failures": failures,
+        "seconds": seconds,
     }
-    if result.vae_history:
-        summary["vae_training"] = {
-            "first": result.vae_history[0],
-            "last": result.vae_history[-1],
-            "steps": len(result.vae_history),
-        }
+    if vae_history:
+        doc["vae_training"] = {"first": vae_history[0], "last": vae_history[-1], "steps": len(vae_history)}
+    return doc
+
+
+def _write(out: Path, doc: dict[str, Any], names: list[str], result: Any) -> dict[str, dict[str, Any]]:
+    """Step 5: write every image's PNGs, ``edit.json`` and the page; return the tensors per image name."""
+    from .engine.run_folder import save_png
+    from .report.edit_page import render_edit_page
+
     tensors: dict[str, dict[str, Any]] = {}
-    for i, img_name in enumerate(inv.names):
+    for i, img_name in enumerate(names):
         folder = out / "images" / img_name
         save_png(folder / "source.png", result.sources[i])
         save_png(folder / "reconstruction.png", result.reconstructions[i])
@@ -249,7 +326,6 @@ def edit_images(
             "edit": result.edits[i],
             "samples": None if result.samples is None else result.samples[i],
         }
-    write_json(out / EDIT_JSON, summary)
-    render_edit_page(summary, tensors, out / EDIT_HTML)
-    logger.info("Edited %d images into %s (%d unreadable).", len(inv), out, len(loaded.failures))
-    return EditJob(doc=summary, images=tensors, out=out)
+    write_json(out / EDIT_JSON, doc)
+    render_edit_page(doc, tensors, out / EDIT_HTML)
+    return tensors
