@@ -1,7 +1,8 @@
 """`disco-inspect` command line: a thin layer over the public API.
 
-One module per group of subcommands (``audit``, ``edit``, ``world``), the shared flags in ``options`` and the parser
-in ``parser``; ``python -m disco_inspect.cli`` runs :func:`main`."""
+One module per group of subcommands (``audit``, ``edit``, ``world``), each with the parsers of its subcommands; the
+shared flags in ``options``; ``parser.build_parser`` adds the global flags and calls each module's parsers;
+``python -m disco_inspect.cli`` runs :func:`main`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`report`, `benchmark`, `train`, `generate` and `evaluate`: the audit subcommands."""
+"""`report`, `benchmark`, `train`, `generate` and `evaluate`: the audit subcommands and their parsers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiscoInspectError
-from .options import class_folder, classifier_from, config_from, logger, parse_seeds, setup
+from .options import (
+    Formatter,
+    add_config_args,
+    add_model_args,
+    add_pipeline_args,
+    add_scale_args,
+    add_scan_args,
+    class_folder,
+    classifier_from,
+    config_from,
+    logger,
+    parse_seeds,
+    setup,
+)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -320,3 +333,187 @@ def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
             + "; ".join(f"{o.task.label}: {o.error}" for o in failed)
         )
     return [o.result for o in outcomes]
+
+
+# The parsers of these subcommands (``parser.build_parser`` calls them in the order ``--help`` lists them).
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect train``: its flags."""
+    p = sub.add_parser("train", help="learn a class token for a classifier", formatter_class=Formatter)
+    add_model_args(p)
+    add_pipeline_args(p)
+    add_config_args(p)
+    p.add_argument("--out", help="run folder (default: runs/<class>)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="restart a run folder that holds another or finished run"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect generate``: its flags."""
+    p = sub.add_parser("generate", help="generate images with a learned token", formatter_class=Formatter)
+    p.add_argument("--token", required=True, help="token file (.safetensors) or a run folder")
+    p.add_argument(
+        "--prompt", required=True, help='prompt containing the token, e.g. "a photo of a <S> lobster"'
+    )
+    add_pipeline_args(p)
+    p.add_argument("--seeds", default="0-3", help="noise seeds: a range '0-7' or a list '1,5,9'")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: the paper's 30; world: the world preset's 10)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the paper's 7.0; world: 4.0)",
+    )
+    p.add_argument("--height", type=int, default=None, help="image height (default: the pipeline's)")
+    p.add_argument("--width", type=int, default=None, help="image width (default: the pipeline's)")
+    p.add_argument("--out", default="generated", help="output folder")
+    p.set_defaults(func=cmd_generate)
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect evaluate``: its flags."""
+    from ..engine.evaluate import DEFAULT_TEMPLATE, N_SEEDS
+
+    p = sub.add_parser(
+        "evaluate", help="top-1/top-5 with vs without the token (paired seeds)", formatter_class=Formatter
+    )
+    add_model_args(p, required=False)
+    p.add_argument("--token", default=None, help="run folder or token file (one class, with --class)")
+    add_scale_args(p, "evaluate")
+    p.add_argument(
+        "--runs",
+        default="reports",
+        help="with --classes: the folder `report --out` wrote; each class's token is OUT/<model>/<class>/run",
+    )
+    add_pipeline_args(p)
+    p.add_argument("--n-seeds", type=int, default=N_SEEDS, help="number of seeds")
+    p.add_argument(
+        "--seed", type=int, default=None, help="first seed (default: 1000, or past the run's training seeds)"
+    )
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the run's, else 30)")
+    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the run's, else 7.0)")
+    p.add_argument("--eval-model", default=None, help="another classifier to score with (default: MODEL)")
+    p.add_argument(
+        "--label-map",
+        default=None,
+        help="JSON {class name: --eval-model class name} when the two label sets differ",
+    )
+    p.add_argument(
+        "--fid-real",
+        default=None,
+        help="also FID without/with the token against your real images: a folder with one subfolder per class "
+        "(named as the class)",
+    )
+    p.add_argument(
+        "--fid-features",
+        default="classifier",
+        help="features for --fid-real: 'classifier' (penultimate layer of the scoring classifier), 'oracle' (the "
+        "world's oracle), or a model file whose penultimate layer to use",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the task progress bar")
+    p.add_argument("--json", default=None, help="also write the result as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect report``: its flags (the analysis group in :func:`_add_analysis_args`)."""
+    p = sub.add_parser(
+        "report",
+        help="audit a class: token, factors, interventions, attributions, HTML report",
+        formatter_class=Formatter,
+    )
+    add_model_args(p, required=False)
+    add_scale_args(p, "audit")
+    add_pipeline_args(p)
+    add_config_args(p)
+    _add_analysis_args(p)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="retrain the token even if the class's run folder holds a finished run",
+    )
+    p.add_argument(
+        "--report-unfinished",
+        action="store_true",
+        help="on Ctrl-C during training, report the best token so far instead of stopping",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_report)
+
+
+def _add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """``report``'s "analysis" group (and ``--images``, listed among the plain options), defaults from
+    :class:`~disco_inspect.auditor.AuditSettings`."""
+    from ..analysis.concepts import DEFAULT_CLIP_ARCH
+    from ..auditor import AuditSettings
+
+    a = AuditSettings()
+    g = p.add_argument_group("analysis")
+    g.add_argument(
+        "--out", default="reports", help="reports go to OUT/<model>/<class>/ (index.html, report.json)"
+    )
+    g.add_argument(
+        "--eval-seeds",
+        type=int,
+        default=None,
+        help=f"paired evaluation images with/without the token (default: {a.eval_seeds})",
+    )
+    g.add_argument(
+        "--intervention-seeds",
+        type=int,
+        default=None,
+        help=f"paired seeds per intervention (default: {a.intervention_seeds})",
+    )
+    g.add_argument(
+        "--alpha", type=float, default=None, help=f"false-discovery rate across concepts (default: {a.alpha})"
+    )
+    g.add_argument(
+        "--min-effect",
+        type=float,
+        default=None,
+        help=f"smallest concept-presence shift that counts (default: {a.min_effect})",
+    )
+    g.add_argument(
+        "--concepts", default=None, help="concept file (one per line; 'concept | prompt | contrasts')"
+    )
+    p.add_argument(
+        "--images",
+        default=None,
+        help="also edit your own images with the learned token (a folder or glob): adds an edit section "
+        "(and OUT/.../edits/) to the report; see `disco-inspect edit`",
+    )
+    g.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
+    g.add_argument(
+        "--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)"
+    )
+    g.add_argument("--no-attributions", action="store_true", help="skip Captum attributions")
+    g.add_argument(
+        "--reference",
+        default=None,
+        help="a reference classifier (e.g. a clean model of the same task), or several comma-separated: rank "
+        "factors by how much more the audited model relies on them (differential audit)",
+    )
+    add_scan_args(g)
+    g.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="confirm only the top factors the token nominated, instead of scanning every concept by "
+        "intervention",
+    )
+    g.add_argument(
+        "--control-draws",
+        type=int,
+        default=None,
+        help=f"random-direction control tokens besides the untrained one (default: {a.control_draws}); -1 "
+        "disables the null control",
+    )

@@ -1,11 +1,19 @@
-"""`edit`: counterfactual edits of the user's images with a learned token."""
+"""`edit`: counterfactual edits of the user's images with a learned token, and its parser."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .options import class_folder, classifier_from, scorer_from, setup
+from .options import (
+    Formatter,
+    add_model_args,
+    add_pipeline_args,
+    class_folder,
+    classifier_from,
+    scorer_from,
+    setup,
+)
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
@@ -83,3 +91,97 @@ def cmd_edit(args: argparse.Namespace) -> int:
             + ", ".join(f["file"] for f in result["failures"])
         )
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect edit``: its flags (the edit's own in :func:`_add_edit_args`, the metrics' in
+    :func:`_add_metric_args`)."""
+    p = sub.add_parser(
+        "edit",
+        help="edit your own images with a learned token (inversion + prompt-to-prompt)",
+        formatter_class=Formatter,
+    )
+    add_model_args(p)
+    _add_edit_args(p)
+    _add_metric_args(p)
+    add_pipeline_args(p)
+    p.add_argument("--out", default=None, help="output folder (default: edits/<class>)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_edit)
+
+
+def _add_edit_args(p: argparse.ArgumentParser) -> None:
+    """The images, the token and the edit's settings (defaults: the paper's; world: the world preset's)."""
+    from ..editing.edit import CROSS_REPLACE, METHODS, NOISE_SIGMA, SELF_REPLACE
+    from ..editor import EDIT_GUIDANCE, EDIT_PROMPT, EDIT_STEPS, EditSettings
+    from ..world.presets import WORLD_EDIT as W
+
+    p.add_argument("--images", required=True, help="a folder, a glob ('val/*.jpg') or a file of your images")
+    p.add_argument("--token", required=True, help="run folder or token file (learned_embeds.safetensors)")
+    p.add_argument(
+        "--prompt",
+        default=None,
+        help=f"source prompt; the token goes before {{class_name}} (default: {EDIT_PROMPT!r}; world: "
+        f"{W['prompt']!r})",
+    )
+    e = EditSettings()
+    p.add_argument(
+        "--method",
+        default=e.method,
+        choices=METHODS,
+        help="stochastic edits: none, noise on the token, null-text VAE, edit-prompt VAE",
+    )
+    p.add_argument("--samples", type=int, default=e.samples, help="stochastic edits per image")
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help=f"noise method: scale x the token's RMS (default: {NOISE_SIGMA})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"DDIM steps (default: {EDIT_STEPS}; world: {W['num_inference_steps']})",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help=f"CFG scale (default: {EDIT_GUIDANCE}; world: {W['guidance_scale']})",
+    )
+    p.add_argument(
+        "--cross-replace",
+        type=float,
+        default=None,
+        help=f"fraction of steps with the source's cross-attention (default: {CROSS_REPLACE}; world: "
+        f"{W['cross_replace']})",
+    )
+    p.add_argument(
+        "--self-replace",
+        type=float,
+        default=None,
+        help=f"fraction of steps with the source's self-attention (default: {SELF_REPLACE}; world: "
+        f"{W['self_replace']})",
+    )
+    p.add_argument("--vae-steps", type=int, default=None, help="training steps of the null-vae/cond-vae VAE")
+    p.add_argument("--seed", type=int, default=e.seed, help="seed of the stochastic edits")
+    p.add_argument("--max-images", type=int, default=None, help="edit at most this many images")
+
+
+def _add_metric_args(p: argparse.ArgumentParser) -> None:
+    """LPIPS and the open_clip scorer of CLIP-T/CLIP-I and the concept shifts."""
+    from ..analysis.concepts import DEFAULT_CLIP_ARCH
+    from ..editing.metrics import LPIPS_NETS
+
+    p.add_argument(
+        "--lpips-weights", default=None, help="torchvision backbone state dict for LPIPS (optional)"
+    )
+    p.add_argument("--lpips-net", default=LPIPS_NETS[0], choices=LPIPS_NETS, help="LPIPS backbone")
+    p.add_argument(
+        "--concepts", default=None, help="concept file for the concept shifts (with --clip-weights)"
+    )
+    p.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
+    p.add_argument(
+        "--clip-weights", default=None, help="local open_clip weights: CLIP-T/CLIP-I and concept shifts"
+    )

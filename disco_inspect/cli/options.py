@@ -203,6 +203,33 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scale_args(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--classes``, ``--models``, ``--workers`` and ``--ray-address``: many (model, class) tasks from one command."""
+    g = p.add_argument_group("many classes and models (each pair is one task; Ray runs them in parallel)")
+    g.add_argument(
+        "--classes",
+        default=None,
+        help=f"{verb} several classes into one index page: 'a,b,c' (names or indices) or 'all'",
+    )
+    g.add_argument(
+        "--models",
+        default=None,
+        help="more classifiers to treat the same way, 'm1.pt,m2.pt' (MODEL is the first)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="tasks at once (default: one per GPU, else CPUs / --threads); 1 runs them in this process",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        help="join a running Ray cluster ('auto' or host:port); default: a local Ray started in-process when "
+        "Ray is installed (the [scale] extra), else one task after another",
+    )
+
+
 def config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> DiscoConfig:
     cfg = DiscoConfig.load(args.config) if getattr(args, "config", None) else (base or DiscoConfig())
     changes = {

@@ -21,7 +21,19 @@ def cmd_world(args: argparse.Namespace) -> int:
     return make_run(args.world_command.removeprefix("make-"), args)
 
 
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``disco-inspect world``: its subcommands (:func:`add_world_parsers`)."""
+    p = sub.add_parser(
+        "world",
+        help="the bundled world: train its model, make classifiers, run the benchmark",
+        formatter_class=Formatter,
+    )
+    add_world_parsers(p)
+    p.set_defaults(func=cmd_world)
+
+
 def add_world_parsers(p: argparse.ArgumentParser) -> None:
+    """``world train``, ``world make-*`` (flags from the world's own modules) and ``world benchmark``."""
     from ..world import make, train
 
     sub = p.add_subparsers(
@@ -44,6 +56,11 @@ def add_world_parsers(p: argparse.ArgumentParser) -> None:
             formatter_class=Formatter,
         )
         make.add_arguments(q, what)
+    _add_benchmark_parser(sub)
+
+
+def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
+    """``world benchmark``: the shipped examples, or the randomised benchmark (``--random``/``--saturated``)."""
     q = sub.add_parser(
         "benchmark",
         help="the planted-bias benchmark of the audit",

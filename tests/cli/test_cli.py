@@ -149,7 +149,7 @@ def test_report_rejects_bad_class_lists(capsys):
     assert "world:biased_circle_green" in capsys.readouterr().err
 
 
-def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
+def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys, report_flags):
     """`--classes` audits each class into its own report and links them from one index page; a second call
     reuses the finished runs."""
     args = [
@@ -159,18 +159,7 @@ def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys):
         "circle,square",
         "--out",
         str(tmp_path),
-        "--max-iters",
-        "2",
-        "--n-images",
-        "4",
-        "--eval-seeds",
-        "8",
-        "--intervention-seeds",
-        "4",
-        "--no-attributions",
-        "--no-progress",
-        "--threads",
-        "1",
+        *report_flags(max_iters=2, n_images=4, eval_seeds=8, intervention_seeds=4),
     ]
     assert main(args) == 0
     out = capsys.readouterr().out

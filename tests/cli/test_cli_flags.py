@@ -15,7 +15,7 @@ import disco_inspect.cli.options
 from disco_inspect import cli
 from disco_inspect.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sub(name, parser=None):
@@ -122,7 +122,7 @@ def test_world_subcommands_are_real_subparsers(world_cmd, capsys):
         assert "--work" in out and "--unet-steps" in out
 
 
-def test_report_overwrite_and_class_folders_carry_the_index(tmp_path, capsys):
+def test_report_overwrite_and_class_folders_carry_the_index(tmp_path, capsys, report_flags):
     args = [
         "report",
         "world:clean",
@@ -130,18 +130,7 @@ def test_report_overwrite_and_class_folders_carry_the_index(tmp_path, capsys):
         "circle",
         "--out",
         str(tmp_path),
-        "--max-iters",
-        "2",
-        "--n-images",
-        "2",
-        "--eval-seeds",
-        "4",
-        "--intervention-seeds",
-        "4",
-        "--no-attributions",
-        "--no-progress",
-        "--threads",
-        "1",
+        *report_flags(max_iters=2, n_images=2, eval_seeds=4, intervention_seeds=4),
     ]
     assert main(args) == 0
     folder = tmp_path / "clean" / "0-circle"
@@ -194,7 +183,7 @@ def test_missing_extra_hints_name_extras_that_hold_the_package():
                     )
 
 
-def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
+def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys, report_flags):
     args = [
         "report",
         "world:biased_circle_green",
@@ -204,18 +193,7 @@ def test_report_with_a_reference_ranks_by_bias(tmp_path, capsys):
         "world:clean",
         "--out",
         str(tmp_path),
-        "--max-iters",
-        "2",
-        "--n-images",
-        "4",
-        "--eval-seeds",
-        "8",
-        "--intervention-seeds",
-        "12",
-        "--no-attributions",
-        "--no-progress",
-        "--threads",
-        "1",
+        *report_flags(max_iters=2, n_images=4, eval_seeds=8, intervention_seeds=12),
     ]
     assert main(args) == 0
     out = capsys.readouterr().out

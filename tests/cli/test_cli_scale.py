@@ -7,18 +7,16 @@ import pytest
 
 from disco_inspect.cli import main
 
-TINY = [
-    "--max-iters",
-    "1",
-    "--n-images",
-    "2",
-    "--eval-seeds",
-    "4",
-    "--intervention-seeds",
-    "4",
-    "--no-attributions",
-]
-TINY += ["--no-progress", "--threads", "1", "--no-scan", "--control-draws", "-1"]
+
+@pytest.fixture
+def tiny(report_flags):
+    """The fastest audit: one iteration, two images, four seeds, no scan and no null control."""
+    return [
+        *report_flags(max_iters=1, n_images=2, eval_seeds=4, intervention_seeds=4),
+        "--no-scan",
+        "--control-draws",
+        "-1",
+    ]
 
 
 def test_unknown_classes_of_every_model_are_listed_at_once_before_any_work(tmp_path, capsys):
@@ -54,7 +52,7 @@ def test_a_bad_analysis_flag_fails_before_any_task(tmp_path, capsys):
     assert code == 2 and "`intervention_seeds` = 2" in capsys.readouterr().err
 
 
-def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, capsys, monkeypatch):
+def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, capsys, monkeypatch, tiny):
     import disco_inspect.auditor as auditor
 
     real = auditor.audit
@@ -75,7 +73,7 @@ def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, 
             str(tmp_path),
             "--workers",
             "1",
-            *TINY,
+            *tiny,
         ]
     )
     out = capsys.readouterr().out
@@ -89,7 +87,7 @@ def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, 
     assert (tmp_path / "clean" / "0-circle" / "report.json").is_file()
 
 
-def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_path, capsys):
+def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_path, capsys, tiny):
     code = main(
         [
             "report",
@@ -102,7 +100,7 @@ def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_p
             str(tmp_path),
             "--workers",
             "1",
-            *TINY,
+            *tiny,
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -114,7 +112,7 @@ def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_p
     assert 'href="biased-circle-green/0-circle/index.html"' in index
 
 
-def test_in_process_tasks_load_each_model_once(tmp_path, monkeypatch):
+def test_in_process_tasks_load_each_model_once(tmp_path, monkeypatch, tiny):
     """The driver's class-name check and the in-process tasks share one loaded classifier per model."""
     from disco_inspect.cli import tasks
 
@@ -127,7 +125,7 @@ def test_in_process_tasks_load_each_model_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tasks, "classifier_from", counting)
     argv = ["report", "world:clean", "--classes", "circle,square", "--out", str(tmp_path), "--workers", "1"]
-    assert main([*argv, *TINY]) == 0
+    assert main([*argv, *tiny]) == 0
     assert loads == ["world:clean"]
 
 
@@ -180,7 +178,9 @@ def _report_docs(root):
 
 
 @pytest.mark.slow
-def test_killing_a_ray_worker_mid_audit_gives_the_same_reports_as_an_uninterrupted_run(tmp_path):
+def test_killing_a_ray_worker_mid_audit_gives_the_same_reports_as_an_uninterrupted_run(
+    tmp_path, report_flags
+):
     """Issue 12 item 2: SIGKILL the worker that trains circle's token; Ray retries the task, which resumes its run
     folder; every report.json equals the one of a run nobody interrupted."""
     import os
@@ -205,18 +205,7 @@ def test_killing_a_ray_worker_mid_audit_gives_the_same_reports_as_an_uninterrupt
             str(out),
             "--workers",
             "2",
-            "--max-iters",
-            "8",
-            "--n-images",
-            "2",
-            "--eval-seeds",
-            "4",
-            "--intervention-seeds",
-            "4",
-            "--no-attributions",
-            "--no-progress",
-            "--threads",
-            "1",
+            *report_flags(max_iters=8, n_images=2, eval_seeds=4, intervention_seeds=4),
         ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
