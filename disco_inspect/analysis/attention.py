@@ -3,7 +3,9 @@
 :class:`CrossAttentionRecorder` wraps every cross-attention processor of a diffusers UNet (``attn2``):
 it recomputes the attention probabilities from the layer's own ``to_q``/``to_k`` and
 ``get_attention_scores``, stores the mass on the class-name token positions, and then calls the
-original processor unchanged, so the generated images are bit-identical to an unrecorded run.
+original processor unchanged, so the generated images are bit-identical to an unrecorded run. The wrappers are
+installed (and a UNet without cross-attention refused) by
+:class:`~disco_inspect.editing.controller.AttentionProcessorSwap`, shared with prompt-to-prompt injection.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..editing.controller import AttentionProcessorSwap, attention_context, attention_probs
 from ..errors import DiscoInspectError
 
 
@@ -60,19 +63,13 @@ class _Recording:
             and attn.spatial_norm is None
         ):
             with torch.no_grad():
-                enc = (
-                    attn.norm_encoder_hidden_states(encoder_hidden_states)
-                    if attn.norm_cross
-                    else encoder_hidden_states
-                )
-                q = attn.head_to_batch_dim(attn.to_q(hidden_states))
-                k = attn.head_to_batch_dim(attn.to_k(enc))
-                probs = attn.get_attention_scores(q, k, None)  # [B*heads, Q, L]
+                enc = attention_context(attn, hidden_states, encoder_hidden_states)
+                probs = attention_probs(attn, hidden_states, enc)  # [B*heads, Q, L]
                 self.recorder.add(probs.view(hidden_states.shape[0], attn.heads, *probs.shape[1:]))
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
 
-class CrossAttentionRecorder:
+class CrossAttentionRecorder(AttentionProcessorSwap):
     """Context manager: accumulate cross-attention to given token positions over layers and steps.
 
     Args:
@@ -83,29 +80,21 @@ class CrossAttentionRecorder:
     With classifier-free guidance the UNet sees ``[uncond, cond]``; only the conditional half is kept.
     """
 
+    purpose = "object masks"
+
     def __init__(self, unet: Any, positions: Sequence[Sequence[int]], latent_hw: tuple[int, int]) -> None:
-        self.unet, self.positions, self.latent_hw = unet, [list(p) for p in positions], latent_hw
+        super().__init__(unet)
+        self.positions, self.latent_hw = [list(p) for p in positions], latent_hw
         self.sum: torch.Tensor | None = None
         self.count = 0
-        self._saved: dict[str, Any] | None = None
+
+    def processor(self, name: str, proc: Any) -> Any:
+        """Every cross-attention processor (``attn2``) wrapped in a recording one; the others unchanged."""
+        return _Recording(proc, self) if name.endswith("attn2.processor") else proc
 
     def __enter__(self) -> CrossAttentionRecorder:
-        self._saved = dict(self.unet.attn_processors)
-        wrapped = {
-            name: (_Recording(p, self) if name.endswith("attn2.processor") else p)
-            for name, p in self._saved.items()
-        }
-        if not any(isinstance(p, _Recording) for p in wrapped.values()):
-            raise DiscoInspectError(
-                "This UNet has no cross-attention layers (attn2); object masks need a "
-                "text-conditioned UNet2DConditionModel."
-            )
-        self.unet.set_attn_processor(wrapped)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._saved is not None:
-            self.unet.set_attn_processor(self._saved)
+        """Install the recording processors; the recorder itself is the context's value."""
+        return super().__enter__()
 
     def add(self, probs: torch.Tensor) -> None:
         """Add one layer call's probabilities [B, heads, Q, L]."""

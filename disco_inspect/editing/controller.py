@@ -6,6 +6,9 @@ nothing), for the first ``cross_replace`` fraction of the steps; new words keep 
 maps are copied for the first ``self_replace`` fraction. Only the conditional half of a classifier-free-guided
 batch is touched. The processor computes attention explicitly (``get_attention_scores``), as diffusers'
 ``AttnProcessor`` does, so it works with any ``Attention`` layer of a ``UNet2DConditionModel``.
+
+:class:`AttentionProcessorSwap` (install processors, refuse a UNet without cross-attention, restore on exit) and
+:func:`attention_probs` are shared with :mod:`disco_inspect.analysis.attention`'s recorder.
 """
 
 from __future__ import annotations
@@ -38,6 +41,60 @@ def token_alignment(tokenizer: Any, source: str, target: str) -> tuple[torch.Ten
             index[block.b + k] = block.a + k
             alpha[block.b + k] = 1.0
     return index, alpha
+
+
+def attention_context(
+    attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None
+) -> torch.Tensor:
+    """What an ``Attention`` layer's keys and values read: the text (normalised if the layer does) or, for
+    self-attention, ``hidden_states``."""
+    if encoder_hidden_states is None:
+        return hidden_states
+    return (
+        attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+    )
+
+
+def attention_probs(
+    attn: Any, hidden_states: torch.Tensor, context: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The layer's attention probabilities ``[batch * heads, Q, K]``, computed as diffusers' ``AttnProcessor`` does."""
+    q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+    k = attn.head_to_batch_dim(attn.to_k(context))
+    return attn.get_attention_scores(q, k, attention_mask)
+
+
+class AttentionProcessorSwap:
+    """Context manager: give a UNet's attention layers other processors (:meth:`processor`), restore them on exit.
+
+    The guard shared by prompt-to-prompt injection and cross-attention recording: a UNet without cross-attention
+    layers (``attn2``) is refused, naming what needed them (``purpose``).
+    """
+
+    purpose = "attention processors"
+
+    def __init__(self, unet: Any) -> None:
+        self.unet = unet
+        self._saved: dict[str, Any] | None = None
+
+    def processor(self, name: str, proc: Any) -> Any:
+        """The processor layer ``name`` gets in place of ``proc`` (by default ``proc`` itself)."""
+        return proc
+
+    def __enter__(self) -> Any:
+        self._saved = dict(self.unet.attn_processors)
+        procs = {name: self.processor(name, proc) for name, proc in self._saved.items()}
+        if not any(name.endswith("attn2.processor") for name in procs):
+            raise DiscoInspectError(
+                f"This UNet has no cross-attention layers (attn2); {self.purpose} need a "
+                "text-conditioned UNet2DConditionModel."
+            )
+        self.unet.set_attn_processor(procs)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None:
+            self.unet.set_attn_processor(self._saved)
 
 
 class AttentionInjection:
@@ -120,13 +177,9 @@ class InjectingProcessor:
         attention_mask = attn.prepare_attention_mask(attention_mask, seq, batch)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        if encoder_hidden_states is not None and attn.norm_cross:
-            context = attn.norm_encoder_hidden_states(context)
-        key, value = attn.to_k(context), attn.to_v(context)
-        q, k, v = (attn.head_to_batch_dim(x) for x in (query, key, value))
-        probs = attn.get_attention_scores(q, k, attention_mask)
+        context = attention_context(attn, hidden_states, encoder_hidden_states)
+        probs = attention_probs(attn, hidden_states, context, attention_mask)
+        v = attn.head_to_batch_dim(attn.to_v(context))
         probs = self.state.modify(probs, hidden_states.shape[0], attn.heads, self.is_cross)
         out = attn.batch_to_head_dim(torch.bmm(probs, v))
         out = attn.to_out[1](attn.to_out[0](out))
@@ -137,31 +190,23 @@ class InjectingProcessor:
         return out / attn.rescale_output_factor
 
 
-class inject_attention:  # noqa: N801 - used as a context manager
+class inject_attention(AttentionProcessorSwap):  # noqa: N801 - used as a context manager
     """Context manager: install injecting processors on every ``attn1``/``attn2`` of ``unet``, restore on exit."""
 
+    purpose = "prompt-to-prompt edits"
+
     def __init__(self, unet: Any, state: AttentionInjection) -> None:
-        self.unet, self.state = unet, state
-        self._saved: dict[str, Any] | None = None
+        super().__init__(unet)
+        self.state = state
+
+    def processor(self, name: str, proc: Any) -> Any:
+        """An injecting processor on every self- (``attn1``) and cross-attention (``attn2``) layer."""
+        if name.endswith("attn2.processor"):
+            return InjectingProcessor(self.state, True)
+        if name.endswith("attn1.processor"):
+            return InjectingProcessor(self.state, False)
+        return proc
 
     def __enter__(self) -> AttentionInjection:
-        self._saved = dict(self.unet.attn_processors)
-        procs = {}
-        for name, proc in self._saved.items():
-            if name.endswith("attn2.processor"):
-                procs[name] = InjectingProcessor(self.state, True)
-            elif name.endswith("attn1.processor"):
-                procs[name] = InjectingProcessor(self.state, False)
-            else:
-                procs[name] = proc
-        if not any(isinstance(p, InjectingProcessor) and p.is_cross for p in procs.values()):
-            raise DiscoInspectError(
-                "This UNet has no cross-attention layers (attn2); prompt-to-prompt edits need a "
-                "text-conditioned UNet2DConditionModel."
-            )
-        self.unet.set_attn_processor(procs)
+        super().__enter__()
         return self.state
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._saved is not None:
-            self.unet.set_attn_processor(self._saved)
