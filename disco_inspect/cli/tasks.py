@@ -150,8 +150,10 @@ def audit_settings(args: argparse.Namespace) -> Any:
         raise DiscoInspectError(
             "`--confirm-differential` needs `--reference REF_MODEL` (e.g. a clean classifier)."
         )
-    if args.control_draws is not None:
-        given.update(null_control=args.control_draws >= 0, control_draws=max(args.control_draws, 0))
+    if args.control_draws == -1:
+        given["null_control"] = False
+    elif args.control_draws is not None:
+        given["control_draws"] = args.control_draws
     return AuditSettings(**{k: v for k, v in given.items() if v is not None})
 
 
