@@ -355,7 +355,9 @@ def audit(
         parts["factors"], examples = _interventions(ctx, run, factors)
     # 7. Captum attributions against the object masks
     with _timed(timings, "attributions"):
-        parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images)
+        parts["attribution"], maps = _attributions(
+            ctx.classifier, run.target, settings, ev.images, ctx.progress
+        )
     # 8. the user's images, edited with the token
     if user_images is not None:
         with _timed(timings, "edits"):
@@ -400,7 +402,15 @@ def _control(ctx: _Context, run: Any, ev: _Evaluation) -> tuple[torch.Tensor | N
     if not (ctx.settings.null_control and run.trajectory):
         return None, None
     return _null_control(
-        ctx.pipe, ctx.classifier, run, ctx.scorer, ev.prompts["token"], ev.seeds, ctx.gen, ctx.settings
+        ctx.pipe,
+        ctx.classifier,
+        run,
+        ctx.scorer,
+        ev.prompts["token"],
+        ev.seeds,
+        ctx.gen,
+        ctx.settings,
+        ctx.progress,
     )
 
 
@@ -492,7 +502,13 @@ def _evaluate(ctx: _Context, run: Any) -> _Evaluation:
     images: dict[str, torch.Tensor] = {}
     for side in ("baseline", "token"):
         images[side], images[f"{side}_attention"], images[f"{side}_masks"] = object_masks(
-            ctx.pipe, prompts[side], seeds, run.class_name, threshold=ctx.settings.mask_threshold, **ctx.gen
+            ctx.pipe,
+            prompts[side],
+            seeds,
+            run.class_name,
+            threshold=ctx.settings.mask_threshold,
+            progress=f"evaluation images ({side})" if ctx.progress else None,
+            **ctx.gen,
         )
     probs = {k: target_probabilities(ctx.classifier, images[k], run.target) for k in ("baseline", "token")}
     scores = {k: ctx.scorer.score(images[k]) for k in ("baseline", "token")}
@@ -650,10 +666,13 @@ def _null_control(
     seeds: list[int],
     gen: dict[str, Any],
     settings: AuditSettings,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Concept scores under control tokens, averaged per seed: the untrained token (its initial embedding) and
     ``control_draws`` tokens as far from it as the learned one, in random directions (seeded). Same prompts and
     seeds as the token images; the learned embedding is put back afterwards."""
+    from tqdm.auto import tqdm
+
     from .engine.records import target_probabilities
     from .engine.sampling import generate
     from .engine.token import put_token
@@ -668,7 +687,7 @@ def _null_control(
         vectors[f"random_{i}"] = init + distance * u / u.norm()
     scores, per_control = [], {}
     try:
-        for name, vec in vectors.items():
+        for name, vec in tqdm(vectors.items(), desc="null control", unit="token", disable=not progress):
             put_token(pipe, run.token, vec, source=f"The {name} control")
             imgs = generate(pipe, prompts, seeds, **gen)
             scores.append(scorer.score(imgs))
@@ -703,10 +722,12 @@ def scan_scale(settings: AuditSettings, regime: str) -> str:
 
 
 def _attributions(
-    clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor]
+    clf: Any, target: int, settings: AuditSettings, images: dict[str, torch.Tensor], progress: bool = False
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Captum maps on the first evaluation images and their context reliance against the object masks; returns
     the report's record and the maps (``attr_<side>_<method>``)."""
+    from tqdm.auto import tqdm
+
     from .analysis.attribution import attribute, context_reliance
 
     n = min(settings.attribution_images, len(images["baseline"]))
@@ -714,7 +735,7 @@ def _attributions(
         return {}, {}
     out: dict[str, Any] = {"n_images": n, "methods": {}, "skipped": {}, "mask_area": {}}
     maps_by_name: dict[str, torch.Tensor] = {}
-    for side in ("baseline", "token"):
+    for side in tqdm(("baseline", "token"), desc="attributions", unit="side", disable=not progress):
         imgs, masks = images[side][:n], images[f"{side}_masks"][:n]
         attrs = attribute(clf, imgs, target, methods=settings.attribution_methods)
         out["skipped"].update(attrs.skipped)

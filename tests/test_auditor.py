@@ -143,3 +143,16 @@ def test_settings_refuse_what_would_be_ignored():
     AuditSettings(
         scan_scale="auto", confirm_min_logodds=2.0, null_control=False
     )  # used, or at their defaults
+
+
+def test_every_long_stage_shows_progress_and_none_without_it(tiny, tmp_path, capsys):
+    """The paired evaluation, the null control and the attributions each show a bar (the token's and the scan's
+    already do); ``progress=False`` shows none."""
+    pipe, clf, cfg = tiny
+    settings = _settings(attribution_images=1, attribution_methods=("occlusion",), control_draws=1)
+    audit(pipe, clf, 0, scorer=RedGreen(), config=cfg, settings=settings, out=tmp_path / "a", progress=True)
+    err = capsys.readouterr().err
+    for stage in ("evaluation images", "null control", "attributions", "intervention scan"):
+        assert stage in err, stage
+    audit(pipe, clf, 0, scorer=RedGreen(), config=cfg, settings=settings, out=tmp_path / "a", progress=False)
+    assert "evaluation images" not in capsys.readouterr().err

@@ -136,6 +136,7 @@ def object_masks(
     width: int | None = None,
     threshold: float = 0.5,
     batch_size: int = 8,
+    progress: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Generate images (exactly as :func:`~disco_inspect.engine.sampling.generate` does, same batches) and, from the
     cross-attention to ``class_name``, their object masks.
@@ -143,13 +144,18 @@ def object_masks(
     Returns:
         images [N, 3, H, W] in [0, 1], soft attention maps [N, H, W] in [0, 1] and binary masks
         [N, H, W] (map >= ``threshold``).
+
+    ``progress``: the description of a progress bar over the images (``None``: no bar).
     """
+    from tqdm.auto import tqdm
+
     from ..engine.sampling import generate, image_size
 
     h, w = image_size(pipe, height, width)
     positions = [token_positions(pipe.tokenizer, p, class_name) for p in prompts]
     latent_hw = (h // pipe.vae_scale_factor, w // pipe.vae_scale_factor)
     images, maps = [], []
+    bar = tqdm(total=len(prompts), desc=progress, unit="image", disable=progress is None)
     for s in range(0, len(prompts), batch_size):
         with CrossAttentionRecorder(pipe.unet, positions[s : s + batch_size], latent_hw) as rec:
             images.append(
@@ -165,6 +171,8 @@ def object_masks(
                 )
             )
         maps.append(rec.maps())
+        bar.update(len(images[-1]))
+    bar.close()
     soft = normalise_maps(torch.cat(maps))
     soft = F.interpolate(soft[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
     return torch.cat(images), soft, (soft >= threshold).float()

@@ -158,11 +158,15 @@ def generate(
     height: int | None = None,
     width: int | None = None,
     batch_size: int = 8,
+    progress: str | None = None,
 ) -> torch.Tensor:
     """Images [N, 3, H, W] in [0, 1] for paired ``prompts``/``seeds`` (no gradients, batched).
 
     Image ``i`` depends only on ``prompts[i]`` and ``seeds[i]`` (its own generator), not on ``batch_size``.
+    ``progress``: the description of a progress bar over the images (``None``: no bar).
     """
+    from tqdm.auto import tqdm
+
     if len(prompts) != len(seeds):
         from ..errors import DiscoInspectError
 
@@ -172,6 +176,7 @@ def generate(
     h, w = image_size(pipe, height, width)
     uncond = encode(pipe, [""]) if uses_cfg(pipe, guidance_scale) else None
     out = []
+    bar = tqdm(total=len(prompts), desc=progress, unit="image", disable=progress is None)
     for s in range(0, len(prompts), batch_size):
         p, sd = list(prompts[s : s + batch_size]), list(seeds[s : s + batch_size])
         gens = seed_generators(sd)
@@ -185,4 +190,6 @@ def generate(
             generators=gens,
         )
         out.append(decode(pipe, lat).float().cpu())
+        bar.update(len(p))
+    bar.close()
     return torch.cat(out)
