@@ -33,40 +33,6 @@ def load_seconds(source: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def audit(pipe, n_images: int = 10, iters: int = 50, lr: float = 0.005) -> dict:
-    """DisCo for 'circle' under the shipped biased classifier; oracle green rate before/after."""
-    from disco_inspect import DiscoConfig, load_classifier, train_token
-    from disco_inspect.world.make import ASSETS
-    from disco_inspect.world.oracle import load_oracle
-    from disco_inspect.world.scenes import BACKGROUNDS
-
-    clf = load_classifier(ASSETS / "classifiers" / "biased_circle_green.pt")
-    cfg = DiscoConfig(
-        n_images=n_images,
-        num_inference_steps=10,
-        guidance_scale=4.0,
-        max_iters=iters,
-        lr=lr,
-        grad_steps=-1,
-        accuracy_threshold=1.0,
-        patience=iters,
-        templates=("a photo of a {token} {class_name}", "a {token} {class_name}"),
-    )
-    t = time.perf_counter()
-    run = train_token(pipe, clf, "circle", config=cfg, progress=False)
-    seconds = time.perf_counter() - t
-    oracle, green = load_oracle(), BACKGROUNDS.index("green")
-    base, last = oracle.read(run.baseline_images), oracle.read(run.last_images)
-    return {
-        "seconds": seconds,
-        "target_prob_first": run.target_probs()[0],
-        "target_prob_last": run.target_probs()[-1],
-        "green_rate_baseline": float((base["background"] == green).float().mean()),
-        "green_rate_final": float((last["background"] == green).float().mean()),
-        "n_images": n_images,
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pipeline", default="world")
@@ -101,7 +67,7 @@ def main() -> None:
         f"generate 8 images, 20 steps, CFG 4: {statistics.median(gen[1:]):.2f} s (median of {args.repeats})"
     )
     if args.quality:
-        from disco_inspect.world.quality import quality_report
+        from disco_inspect.world.benchmarks.quality import quality_report
 
         rep = quality_report(pipe)
         print(
@@ -115,7 +81,9 @@ def main() -> None:
             json.dumps({k: round(v, 2) for k, v in rep["shape_only_diversity"].items()}),
         )
     if args.audit:
-        a = audit(load_pipeline(args.pipeline))
+        from disco_inspect.world.benchmarks.quality import planted_bias_audit
+
+        a = planted_bias_audit(load_pipeline(args.pipeline))
         print(
             f"audit biased circle classifier ({a['n_images']} images, 10 steps, K=all, 50 iterations, {a['seconds']:.0f} s): "
             f"p(circle) {a['target_prob_first']:.3f} -> {a['target_prob_last']:.3f}; oracle green-background rate "

@@ -27,7 +27,7 @@ def main() -> None:
     from disco_inspect.editing.inversion import invert
     from disco_inspect.engine.sampling import generate
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.edit_benchmark import circle_scenes
+    from disco_inspect.world.benchmarks.edits import circle_scenes
     from disco_inspect.world.presets import WORLD_EDIT
 
     pipe = load_pipeline("world")

@@ -29,7 +29,7 @@ def main() -> None:
     from disco_inspect.engine.optimize import train_token
     from disco_inspect.models.classifiers import load_classifier
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.edit_benchmark import CLASS_NAME, CLASSIFIER, format_table, run_edit_benchmark
+    from disco_inspect.world.benchmarks.edits import CLASS_NAME, CLASSIFIER, format_table, run_edit_benchmark
     from disco_inspect.world.make import resolve_model
 
     out = Path(args.out)

@@ -64,7 +64,7 @@ def main() -> None:
     from disco_inspect.engine.token_run import TokenRun
     from disco_inspect.io import atomic_write_text
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.fewshot import fewshot_table, format_fewshot_table
+    from disco_inspect.world.benchmarks.fewshot import fewshot_table, format_fewshot_table
 
     t0 = time.perf_counter()
     runs = {name: TokenRun.load(folder) for name, folder in find_runs(Path(args.runs)).items()}

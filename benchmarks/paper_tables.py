@@ -39,7 +39,7 @@ def table3(clean_runs: Path, out: Path, n: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     from disco_inspect.engine.token_run import TokenRun
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.oracle_fid import world_fid_table
+    from disco_inspect.world.benchmarks.oracle_fid import world_fid_table
     from disco_inspect.world.vocabulary import SHAPES
 
     pipe = load_pipeline("world")

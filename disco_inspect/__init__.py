@@ -74,7 +74,7 @@ _MOVED = {
     "validate_report": "disco_inspect.report.schema",
     "REPORT_SCHEMA": "disco_inspect.report.schema",
     "world_config": "disco_inspect.world.presets",
-    "run_benchmark": "disco_inspect.world.benchmark",
+    "run_benchmark": "disco_inspect.world.benchmarks.handpicked",
     "generate_scenes": "disco_inspect.world.scenes",
     "BiasSpec": "disco_inspect.world.bias",
     "load_oracle": "disco_inspect.world.oracle",

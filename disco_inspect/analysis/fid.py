@@ -3,7 +3,7 @@
 The source paper reports FID of images generated with vs without the learned token against real images of the
 class. Inception weights are not installable here (DESIGN.md §4 and §6), so every function takes the feature
 network as an argument: the audited classifier's penultimate layer (:func:`features_from_classifier`), the
-world oracle's trunk (``disco_inspect.world.oracle_fid.OracleFeatures``) or the user's own Inception module. Results
+world oracle's trunk (``disco_inspect.world.benchmarks.oracle_fid.OracleFeatures``) or the user's own Inception module. Results
 are named for the features they use ("FID (oracle features)"), never plain "FID".
 
 The distance itself is torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` on the custom-
@@ -206,7 +206,7 @@ def frechet_distance(
         real: reference images, float ``[N, C, H, W]`` in ``[0, 1]``, N >= 2.
         generated: images to compare, float ``[M, C, H', W']`` in ``[0, 1]``, M >= 2, same C as ``real``.
         features: a ``torch.nn.Module`` mapping a batch of images in ``[0, 1]`` to features ``[B, d]`` (e.g.
-            :func:`features_from_classifier`, ``disco_inspect.world.oracle_fid.OracleFeatures``, or an Inception network
+            :func:`features_from_classifier`, ``disco_inspect.world.benchmarks.oracle_fid.OracleFeatures``, or an Inception network
             with weights the user loaded). It runs in eval mode without gradients; its train/eval mode is restored
             afterwards.
         batch_size: images per forward pass of ``features``.

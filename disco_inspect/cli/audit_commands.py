@@ -92,7 +92,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """``disco-inspect world benchmark``: the planted-bias benchmark on the bundled world."""
     import torch
 
-    from ..world.benchmark import HEADER, run_benchmark
+    from ..world.benchmarks.handpicked import HEADER, run_benchmark
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,7 +123,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     refs = reference_list(args.reference)
     references = refs[0] if len(refs) == 1 else refs or None
     if args.saturated is not None:
-        from ..world.random_benchmark import run_saturated_benchmark
+        from ..world.benchmarks.randomised import run_saturated_benchmark
 
         out = args.out if args.out != "reports/world-benchmark" else "reports/world-saturated-benchmark"
         doc = run_saturated_benchmark(
@@ -138,7 +138,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         )
         return 0 if doc["cases"] else 1
     if args.random is not None:
-        from ..world.random_benchmark import run_random_benchmark
+        from ..world.benchmarks.randomised import run_random_benchmark
 
         out = args.out if args.out != "reports/world-benchmark" else "reports/world-random-benchmark"
         run_random_benchmark(

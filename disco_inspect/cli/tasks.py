@@ -391,7 +391,7 @@ def fid_features(args: argparse.Namespace, scoring: Any) -> Any:
     if choice == "classifier":
         return features_from_classifier(scoring)
     if choice == "oracle":
-        from ..world.oracle_fid import OracleFeatures
+        from ..world.benchmarks.oracle_fid import OracleFeatures
 
         return OracleFeatures()
     return features_from_classifier(_classifier(args, choice))

@@ -1,5 +1,6 @@
 """The bundled world: scenes with known factors, its text-to-image model, the oracle and its scorer, classifiers
-with planted biases, presets and the ground-truth benchmarks. A user of the layers below; none of them imports it."""
+with planted biases and presets; :mod:`.benchmarks` holds the ground-truth benchmarks of the audit. A user of the
+layers below; none of them imports it."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ __all__, __getattr__, __dir__ = attach(
         "train_world_classifier": ".scene_classifiers",
         "train_on_images": ".scene_classifiers",
         "bias_accuracy": ".scene_classifiers",
-        "run_benchmark": ".benchmark",
-        "run_random_benchmark": ".random_benchmark",
-        "run_saturated_benchmark": ".random_benchmark",
-        "run_edit_benchmark": ".edit_benchmark",
-        "fewshot_table": ".fewshot",
-        "format_fewshot_table": ".fewshot",
-        "world_fid_table": ".oracle_fid",
+        "run_benchmark": ".benchmarks.handpicked",
+        "run_random_benchmark": ".benchmarks.randomised",
+        "run_saturated_benchmark": ".benchmarks.randomised",
+        "run_edit_benchmark": ".benchmarks.edits",
+        "fewshot_table": ".benchmarks.fewshot",
+        "format_fewshot_table": ".benchmarks.fewshot",
+        "world_fid_table": ".benchmarks.oracle_fid",
     },
 )

@@ -147,7 +147,7 @@ def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch
 
 def test_save_circle_scenes_writes_images_the_edit_command_reads(tmp_path):
     from disco_inspect.editing.images import load_images
-    from disco_inspect.world.edit_benchmark import save_circle_scenes
+    from disco_inspect.world.benchmarks.edits import save_circle_scenes
 
     paths = save_circle_scenes(tmp_path / "my_circles", 3)
     loaded = load_images(str(tmp_path / "my_circles" / "*.png"), 32)

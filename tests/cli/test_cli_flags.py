@@ -225,7 +225,7 @@ def test_scan_flags_are_checked_before_any_work(tmp_path, capsys):
 def test_world_benchmark_passes_intervention_seeds_to_every_audit(monkeypatch, capsys):
     """`world benchmark --saturated N --intervention-seeds K` audits with K paired seeds per intervention (the
     saturated stratum's own-effect test needs more seeds than the default); a bad K fails before any work."""
-    from disco_inspect.world import random_benchmark as rb
+    from disco_inspect.world.benchmarks import randomised as rb
 
     seen = {}
 
@@ -250,7 +250,7 @@ def test_saturated_intervention_seeds_reach_the_audit_settings(monkeypatch, caps
     seeds per intervention only in the saturated regime; the default seeds are left as they are; a bad K fails first."""
     from disco_inspect.cli.parser import build_parser
     from disco_inspect.cli.tasks import audit_settings
-    from disco_inspect.world import random_benchmark as rb
+    from disco_inspect.world.benchmarks import randomised as rb
 
     args = build_parser().parse_args(
         ["report", "model.pt", "--class", "0", "--saturated-intervention-seeds", "64"]

@@ -56,7 +56,7 @@ def test_world_training_reproduces_first_checkpoints(tmp_path):
 
 
 def test_quality_report_smoke(tiny_pipe):
-    from disco_inspect.world.quality import quality_report
+    from disco_inspect.world.benchmarks.quality import quality_report
 
     rep = quality_report(tiny_pipe, n=4, steps=2, batch_size=4)
     assert set(rep["accuracy"]) == {

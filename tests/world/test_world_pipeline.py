@@ -35,7 +35,7 @@ def test_conditioning_is_real(world):
 
 @pytest.mark.slow
 def test_generator_quality_read_by_the_oracle(world):
-    from disco_inspect.world.quality import quality_report
+    from disco_inspect.world.benchmarks.quality import quality_report
 
     rep = quality_report(world, n=200)
     acc = rep["accuracy"]
@@ -65,12 +65,8 @@ def test_train_token_runs_on_the_world(world):
 @pytest.mark.slow
 def test_disco_moves_images_toward_the_planted_factor(world):
     """Issue 'Bundled world' acceptance 5: the oracle's green-background rate rises from baseline to final."""
-    import sys
-    from pathlib import Path
+    from disco_inspect.world.benchmarks.quality import planted_bias_audit
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from bench_world import audit
-
-    a = audit(load_pipeline("world"))
+    a = planted_bias_audit(load_pipeline("world"))
     assert a["target_prob_last"] > a["target_prob_first"], a
     assert a["green_rate_final"] > a["green_rate_baseline"], a

@@ -3,8 +3,10 @@
 For held-out scenes, the full caption ("a large red circle on a green striped background with a sun") is
 fed to the pipeline; the oracle reads each factor of the generated image and is compared with the
 caption. Shape-only prompts ("a circle") must give varied factors (a prior, not a constant).
+:func:`planted_bias_audit` checks the other end: DisCo on the shipped biased classifier moves the oracle's
+green-background rate up.
 
-    python -m disco_inspect.world.quality --pipeline path/to/world  [--from-work world-work]
+    python -m disco_inspect.world.benchmarks.quality --pipeline path/to/world  [--from-work world-work]
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import argparse
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..engine.sampling import generate
-from .oracle import WorldOracle, load_oracle
-from .scenes import FACTOR_VALUES, FACTORS, generate_scenes
+from ...engine.sampling import generate
+from ..oracle import WorldOracle, load_oracle
+from ..scenes import FACTOR_VALUES, FACTORS, generate_scenes
 
 
 @torch.no_grad()
@@ -79,11 +82,46 @@ def quality_report(
     }
 
 
+def planted_bias_audit(pipe: Any, n_images: int = 10, iters: int = 50, lr: float = 0.005) -> dict[str, Any]:
+    """DisCo for 'circle' under the shipped biased classifier; oracle green rate before/after."""
+    from ...config import DiscoConfig
+    from ...engine.optimize import train_token
+    from ...models.classifiers import load_classifier
+    from ..make import ASSETS
+    from ..scenes import BACKGROUNDS
+
+    clf = load_classifier(ASSETS / "classifiers" / "biased_circle_green.pt")
+    cfg = DiscoConfig(
+        n_images=n_images,
+        num_inference_steps=10,
+        guidance_scale=4.0,
+        max_iters=iters,
+        lr=lr,
+        grad_steps=-1,
+        accuracy_threshold=1.0,
+        patience=iters,
+        templates=("a photo of a {token} {class_name}", "a {token} {class_name}"),
+    )
+    t = time.perf_counter()
+    run = train_token(pipe, clf, "circle", config=cfg, progress=False)
+    seconds = time.perf_counter() - t
+    oracle, green = load_oracle(), BACKGROUNDS.index("green")
+    base, last = oracle.read(run.baseline_images), oracle.read(run.last_images)
+    return {
+        "seconds": seconds,
+        "target_prob_first": run.target_probs()[0],
+        "target_prob_last": run.target_probs()[-1],
+        "green_rate_baseline": float((base["background"] == green).float().mean()),
+        "green_rate_final": float((last["background"] == green).float().mean()),
+        "n_images": n_images,
+    }
+
+
 def pipeline_from_work(work: Path, dest: Path | None = None) -> Any:
     """Export the EMA UNet + VAE of a (running) training folder to a pipeline and load it."""
-    from ..models.pipelines import load_pipeline
-    from .model import build_unet, build_vae
-    from .train import WorldTrainConfig, export_pipeline, set_scaling_factor
+    from ...models.pipelines import load_pipeline
+    from ..model import build_unet, build_vae
+    from ..train import WorldTrainConfig, export_pipeline, set_scaling_factor
 
     vae_state = torch.load(work / "vae_ckpt.pt", map_location="cpu", weights_only=True)
     unet_state = torch.load(work / "unet_ckpt.pt", map_location="cpu", weights_only=True)
@@ -113,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_work:
         pipe, step = pipeline_from_work(Path(args.from_work))
     else:
-        from ..models.pipelines import load_pipeline
+        from ...models.pipelines import load_pipeline
 
         pipe = load_pipeline(args.pipeline)
     report = quality_report(pipe, n=args.n, steps=args.steps, guidance=args.guidance)

@@ -15,7 +15,7 @@ def bench(tmp_path_factory):
     from disco_inspect.engine.optimize import train_token
     from disco_inspect.models.classifiers import load_classifier
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.edit_benchmark import run_edit_benchmark
+    from disco_inspect.world.benchmarks.edits import run_edit_benchmark
 
     pipe = load_pipeline("world")
     clf = load_classifier("world:biased_circle_green")

@@ -17,17 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analysis.fid import fid_table
-from ..config import DiscoConfig
-from ..engine.evaluate import EVAL_SEED
-from ..engine.sampling import generate
-from ..engine.token import install_token
-from ..engine.token_run import TokenRun
-from ..errors import DiscoInspectError
-from ..models.pipelines import recorded_scheduler
-from .oracle import WorldOracle, load_oracle
-from .presets import world_config
-from .scenes import FACTOR_VALUES, generate_scenes
+from ...analysis.fid import fid_table
+from ...config import DiscoConfig
+from ...engine.evaluate import EVAL_SEED
+from ...engine.sampling import generate
+from ...engine.token import install_token
+from ...engine.token_run import TokenRun
+from ...errors import DiscoInspectError
+from ...models.pipelines import recorded_scheduler
+from ..oracle import WorldOracle, load_oracle
+from ..presets import world_config
+from ..scenes import FACTOR_VALUES, generate_scenes
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from disco_inspect.errors import DiscoInspectError
-from disco_inspect.world import fewshot
+from disco_inspect.world.benchmarks import fewshot
 from disco_inspect.world.scenes import SHAPES, generate_scenes
 
 TINY = {

@@ -42,8 +42,8 @@ OUT = Path("reports/token-study")
 
 def run_case(pipe, case, variant, clf, path, truth):
     from disco_inspect.auditor import AuditSettings, audit
+    from disco_inspect.world.benchmarks.randomised import REAL_GAP
     from disco_inspect.world.presets import world_config
-    from disco_inspect.world.random_benchmark import REAL_GAP
 
     overrides = {
         k: (v.format(class_name=case["class_name"]) if isinstance(v, str) else v)
@@ -135,7 +135,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     from disco_inspect.io import write_json
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.random_benchmark import _classifier, draw_cases, scene_reliance
+    from disco_inspect.world.benchmarks.randomised import _classifier, draw_cases, scene_reliance
 
     pipe = load_pipeline("world")
     drawn = {c["name"]: c for c in draw_cases(20, 0)}

@@ -81,7 +81,7 @@ def main() -> None:
     from disco_inspect.io import write_json
     from disco_inspect.models.classifiers import load_classifier
     from disco_inspect.models.pipelines import load_pipeline
-    from disco_inspect.world.random_benchmark import _classifier, draw_cases
+    from disco_inspect.world.benchmarks.randomised import _classifier, draw_cases
 
     pipe = load_pipeline("world")
     scorer = default_scorer(pipe)

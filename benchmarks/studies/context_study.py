@@ -31,7 +31,7 @@ SOURCES = {
 
 
 def case_spec(name: str) -> dict:
-    from disco_inspect.world.random_benchmark import draw_cases
+    from disco_inspect.world.benchmarks.randomised import draw_cases
 
     if name.startswith("sat"):
         folder, doc = SOURCES["sat"]

@@ -34,7 +34,7 @@ RULES = {"p@0.05": ("p", 0.05), "lo@0.5": ("lo", 0.5), "lo@1": ("lo", 1.0), "lo@
 
 
 def classifiers() -> list[dict]:
-    from disco_inspect.world.random_benchmark import draw_cases
+    from disco_inspect.world.benchmarks.randomised import draw_cases
 
     sat = json.loads((SAT / "saturated_benchmark.json").read_text())
     rows = [

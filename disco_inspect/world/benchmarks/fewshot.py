@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
-from ..engine.sampling import generate
-from ..errors import DiscoInspectError
-from .scenes import SHAPES, generate_scenes
+from ...engine.sampling import generate
+from ...errors import DiscoInspectError
+from ..scenes import SHAPES, generate_scenes
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def fewshot_table(
     guides = [_resolve(name, token_runs[name]) for name in SHAPES]
     n_per_class = n_test // len(SHAPES)
     if gen_seed is None:
-        from ..engine.evaluate import EVAL_SEED
+        from ...engine.evaluate import EVAL_SEED
 
         trained = set().union(*(g.trained_seeds for g in guides))
         gen_seed = max(EVAL_SEED, max(trained, default=-1) + 1)
@@ -171,7 +171,7 @@ def fewshot_table(
 
     from tqdm.auto import tqdm
 
-    from .scene_classifiers import train_on_images
+    from ..scene_classifiers import train_on_images
 
     jobs = [
         (k, arm, t) for k in ks_list for arm in ARMS if not (k == 0 and arm == "real") for t in seeds_list
@@ -244,7 +244,7 @@ def fewshot_table(
         },
     }
     if out_dir is not None:
-        from ..io import write_json
+        from ...io import write_json
 
         write_json(out_dir / RESULT_FILE, result)
     return result
@@ -343,7 +343,7 @@ def _check_settings(
         raise DiscoInspectError(
             f"`train_seeds` = {train_seeds!r} is invalid; give one or more distinct integers such as (0, 1, 2)."
         )
-    from .scene_classifiers import MIN_STEPS
+    from ..scene_classifiers import MIN_STEPS
 
     if not is_int(steps) or steps < MIN_STEPS:
         raise DiscoInspectError(f"`steps` = {steps!r} is invalid; use an integer >= {MIN_STEPS}.")
@@ -354,9 +354,9 @@ def _check_settings(
 
 def _resolve(name: str, value: Any) -> _Guide:
     """The class's token, vector and generation settings from a TokenRun, a run folder or a token file."""
-    from ..engine.token import load_token
-    from ..engine.token_run import TokenRun
-    from .presets import world_config
+    from ...engine.token import load_token
+    from ...engine.token_run import TokenRun
+    from ..presets import world_config
 
     if isinstance(value, (str, Path)) and Path(value).is_dir():
         value = TokenRun.load(value)
@@ -400,9 +400,9 @@ def _generate_all(
     """Generate (or load from the cache) the text and token images of every class; read their shapes."""
     from tqdm.auto import tqdm
 
-    from ..engine.token import put_token
-    from ..models.pipelines import describe_pipeline, recorded_scheduler
-    from .oracle import load_oracle
+    from ...engine.token import put_token
+    from ...models.pipelines import describe_pipeline, recorded_scheduler
+    from ..oracle import load_oracle
 
     oracle = load_oracle()
     images: dict[str, dict[str, torch.Tensor]] = {}
@@ -488,7 +488,7 @@ def _save_cache(path: Path, images: torch.Tensor, key: dict[str, Any]) -> None:
     """Write the images and their key atomically."""
     from safetensors.torch import save_file
 
-    from ..io import atomic_write
+    from ...io import atomic_write
 
     tensor = images.detach().float().cpu().contiguous()
     atomic_write(

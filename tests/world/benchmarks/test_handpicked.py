@@ -3,7 +3,7 @@
 import pytest
 
 from disco_inspect.errors import DiscoInspectError
-from disco_inspect.world.benchmark import HEADER, benchmark_cases, format_row
+from disco_inspect.world.benchmarks.handpicked import HEADER, benchmark_cases, format_row
 
 
 def test_cases_cover_four_kinds_of_bias_and_a_clean_model():
@@ -40,7 +40,7 @@ def test_benchmark_finds_planted_biases_and_nothing_in_the_clean_model(tmp_path)
     """Issue 'Audit' acceptance 2 (subset): two planted biases ranked first and confirmed; clean: no factor."""
     import torch
 
-    from disco_inspect.world.benchmark import run_benchmark
+    from disco_inspect.world.benchmarks.handpicked import run_benchmark
 
     torch.set_num_threads(2)  # the longest test; the autouse fixture restores the thread count
     rows = run_benchmark(

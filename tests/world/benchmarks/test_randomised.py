@@ -6,8 +6,8 @@ import pytest
 
 from disco_inspect import load_classifier
 from disco_inspect.errors import DiscoInspectError
+from disco_inspect.world.benchmarks.randomised import draw_cases, scene_reliance, summarize
 from disco_inspect.world.bias import BIAS_FACTORS
-from disco_inspect.world.random_benchmark import draw_cases, scene_reliance, summarize
 
 
 def test_cases_are_drawn_by_seed():
@@ -110,7 +110,7 @@ def test_random_benchmark_end_to_end(tmp_path, capsys):
 
 
 def test_causal_rank_orders_every_scanned_concept_by_its_effect():
-    from disco_inspect.world.random_benchmark import causal_rank
+    from disco_inspect.world.benchmarks.randomised import causal_rank
 
     def f(concept, effect, confirmed=False):
         return {"concept": concept, "intervention": {"effect": effect, "confirmed": confirmed}}
@@ -132,7 +132,7 @@ def world_pipe():
 
 def test_saturated_draws_follow_the_benchmarks_distribution():
     """Rejection sampling: the saturable draws are exactly the benchmark's own draws whose pair is saturable."""
-    from disco_inspect.world.random_benchmark import draw_saturable
+    from disco_inspect.world.benchmarks.randomised import draw_saturable
 
     saturable = {("square", "object=none"), ("circle", "size=large")}
     it = draw_saturable(0, saturable)
@@ -148,8 +148,8 @@ def test_saturated_draws_follow_the_benchmarks_distribution():
 def test_screen_reads_the_same_baseline_as_the_audit(world_pipe):
     """The screen's baseline p(target) is the one the audit's token run measures (so it predicts the regime)."""
     from disco_inspect import train_token
+    from disco_inspect.world.benchmarks.randomised import baseline_target_prob
     from disco_inspect.world.presets import world_config
-    from disco_inspect.world.random_benchmark import baseline_target_prob
 
     clf = load_classifier("world:biased_circle_green")
     cfg = world_config(max_iters=1)
@@ -160,7 +160,7 @@ def test_screen_reads_the_same_baseline_as_the_audit(world_pipe):
 
 
 def test_default_shares_find_what_the_generator_draws_by_default(world_pipe):
-    from disco_inspect.world.random_benchmark import SATURABLE_SHARE, default_shares
+    from disco_inspect.world.benchmarks.randomised import SATURABLE_SHARE, default_shares
 
     shares = default_shares(world_pipe, n_seeds=16)
     assert set(shares) == {"circle", "square", "triangle", "cross"}
@@ -171,7 +171,7 @@ def test_default_shares_find_what_the_generator_draws_by_default(world_pipe):
 
 def test_saturated_benchmark_audits_only_saturated_draws(tmp_path, monkeypatch):
     """Draws below the saturation threshold are screened out (listed, not audited); it stops after n audited."""
-    from disco_inspect.world import random_benchmark as rb
+    from disco_inspect.world.benchmarks import randomised as rb
 
     p0 = iter([0.5, 0.95, 0.3, 0.99, 0.97])
     audited = []
@@ -217,7 +217,7 @@ def test_cli_rejects_both_benchmarks_at_once(capsys):
 def test_benchmark_audits_against_the_reference_and_records_how(tmp_path, monkeypatch):
     """`--reference`, `--scan-scale` and `--confirm-differential` reach every case's audit and the JSON says so."""
     from disco_inspect.auditor import AuditSettings
-    from disco_inspect.world import random_benchmark as rb
+    from disco_inspect.world.benchmarks import randomised as rb
 
     seen = []
     monkeypatch.setattr(rb, "_classifier", lambda case, folder, steps, progress: (None, tmp_path / "c.pt"))

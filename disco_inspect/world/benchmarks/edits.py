@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DiscoInspectError
+from ...errors import DiscoInspectError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ CLASS_NAME = "circle"
 
 def circle_scenes(n: int, seed: int = 0) -> Any:
     """``n`` rendered circle scenes whose background is not green, captioned by their shape ("a circle")."""
-    from .scenes import FACTOR_VALUES, SceneBatch, generate_scenes
+    from ..scenes import FACTOR_VALUES, SceneBatch, generate_scenes
 
     green = FACTOR_VALUES["background"].index("green")
     batch = generate_scenes(4 * n, seed=seed, fixed={"shape": CLASS_NAME}, detail="shape")
@@ -46,7 +46,7 @@ def circle_scenes(n: int, seed: int = 0) -> Any:
 def save_circle_scenes(folder: str | Path, n: int = 8, seed: int = 0) -> list[Path]:
     """Write ``n`` rendered non-green circle scenes as PNGs (``circle_00.png``, ...): images to try
     ``disco-inspect edit`` on."""
-    from ..engine.run_folder import save_png
+    from ...engine.run_folder import save_png
 
     folder = Path(folder)
     scenes = circle_scenes(n, seed)
@@ -58,7 +58,7 @@ def save_circle_scenes(folder: str | Path, n: int = 8, seed: int = 0) -> list[Pa
 
 def oracle_rates(oracle: Any, images: torch.Tensor) -> dict[str, float]:
     """The oracle's background=green rate and circle (shape) rate on ``images``."""
-    from .scenes import FACTOR_VALUES
+    from ..scenes import FACTOR_VALUES
 
     read = oracle.read(images)
     return {
@@ -95,16 +95,16 @@ def run_edit_benchmark(
         ``{"settings", "reconstruction", "methods": {method: row}, "seconds"}``; each row holds green rate, shape
         accuracy, p(circle) and its paired CI, fidelity and diversity.
     """
-    from ..editing.edit import edit
-    from ..editing.inversion import invert, reconstruct, vae_roundtrip
-    from ..editing.measure import measure_edits
-    from ..editing.metrics import classifier_features, psnr, ssim
-    from ..models.classifiers import load_classifier
-    from ..models.pipelines import load_pipeline
-    from .make import resolve_model
-    from .oracle import load_oracle
-    from .presets import WORLD_EDIT
-    from .scorer import OracleScorer
+    from ...editing.edit import edit
+    from ...editing.inversion import invert, reconstruct, vae_roundtrip
+    from ...editing.measure import measure_edits
+    from ...editing.metrics import classifier_features, psnr, ssim
+    from ...models.classifiers import load_classifier
+    from ...models.pipelines import load_pipeline
+    from ..make import resolve_model
+    from ..oracle import load_oracle
+    from ..presets import WORLD_EDIT
+    from ..scorer import OracleScorer
 
     pipe = pipe or load_pipeline("world")
     clf = classifier or load_classifier(resolve_model(f"world:{CLASSIFIER}"))

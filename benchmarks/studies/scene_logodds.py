@@ -35,7 +35,12 @@ def logodds_effect(classifier, scenes: dict[str, torch.Tensor], shape: str, conc
 def main() -> None:
     from disco_inspect.analysis.stats import between_models
     from disco_inspect.models.classifiers import load_classifier
-    from disco_inspect.world.random_benchmark import REAL_GAP, SCENES_PER_VALUE, factor_scenes, scene_reliance
+    from disco_inspect.world.benchmarks.randomised import (
+        REAL_GAP,
+        SCENES_PER_VALUE,
+        factor_scenes,
+        scene_reliance,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", type=Path)

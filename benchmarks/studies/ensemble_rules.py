@@ -19,7 +19,7 @@ from pathlib import Path
 
 def main() -> None:
     from disco_inspect.models.classifiers import load_classifier
-    from disco_inspect.world.random_benchmark import REAL_GAP, scene_reliance
+    from disco_inspect.world.benchmarks.randomised import REAL_GAP, scene_reliance
 
     for folder in map(Path, sys.argv[1:]):
         name = next(folder.glob("*_benchmark.json"))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from disco_inspect.io import write_json
-from disco_inspect.world.random_benchmark import causal_rank, format_row, format_summary, summarize
+from disco_inspect.world.benchmarks.randomised import causal_rank, format_row, format_summary, summarize
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def test_oracle_penultimate_is_the_trunk_output():
 
 def test_oracle_fid_separates_circles_from_squares():
     from disco_inspect.analysis.fid import frechet_distance
-    from disco_inspect.world.oracle_fid import OracleFeatures
+    from disco_inspect.world.benchmarks.oracle_fid import OracleFeatures
     from disco_inspect.world.scenes import generate_scenes
 
     feats = OracleFeatures()

@@ -4,7 +4,7 @@ For every shipped world classifier (:data:`disco_inspect.world.make.EXAMPLES`) t
 pipeline; a biased classifier passes when its planted ``factor=value`` is ranked first and confirmed by
 intervention, the clean one when the audit reports no factor (no reliance confirmed by intervention; token-only
 candidates are listed in each row but are not claims of reliance). These six hand-picked cases are examples; the measure of the audit is the randomised benchmark
-(:mod:`disco_inspect.world.random_benchmark`).
+(:mod:`disco_inspect.world.benchmarks.randomised`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiscoInspectError
+from ...errors import DiscoInspectError
 
 
 def benchmark_cases(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The benchmark's cases: classifier file, bias spec (None = clean), audited class, expected concept."""
-    from .bias import BiasSpec
-    from .make import ASSETS, EXAMPLES
+    from ..bias import BiasSpec
+    from ..make import ASSETS, EXAMPLES
 
     chosen = list(names) if names else list(EXAMPLES)
     unknown = [n for n in chosen if n not in EXAMPLES]
@@ -54,11 +54,11 @@ def run_benchmark(
     echo: Any = print,
 ) -> list[dict[str, Any]]:
     """Audit each case and return one row per case with ``passed`` (also written to ``out/benchmark.json``)."""
-    from ..auditor import audit
-    from ..io import write_json
-    from ..models.pipelines import load_pipeline
-    from ..report.html import write_index
-    from .presets import world_config
+    from ...auditor import audit
+    from ...io import write_json
+    from ...models.pipelines import load_pipeline
+    from ...report.html import write_index
+    from ..presets import world_config
 
     pipe = pipe if pipe is not None else load_pipeline("world")
     out = Path(out)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DiscoInspectError
+from ...errors import DiscoInspectError
 
 #: Planted value's accuracy gap (with - without, on rendered scenes) from which a case counts as relied upon.
 RELIED_GAP = 0.10
@@ -40,8 +40,8 @@ CLASSIFIER_STEPS = 500
 
 def _draw_bias(rng: random.Random, name: str) -> dict[str, Any]:
     """One biased case of the benchmark's distribution (the one draw both benchmarks share)."""
-    from .bias import BIAS_FACTORS
-    from .scenes import FACTOR_VALUES, SHAPES
+    from ..bias import BIAS_FACTORS
+    from ..scenes import FACTOR_VALUES, SHAPES
 
     shape, factor = rng.choice(SHAPES), rng.choice(BIAS_FACTORS)
     value, rate = rng.choice(FACTOR_VALUES[factor]), round(rng.uniform(0.95, 1.0), 3)
@@ -56,7 +56,7 @@ def _draw_bias(rng: random.Random, name: str) -> dict[str, Any]:
 
 def draw_cases(n: int, seed: int, clean: int = 5) -> list[dict[str, Any]]:
     """``n`` biased cases and ``clean`` clean ones, drawn by ``seed`` (same seed, same cases)."""
-    from .scenes import SHAPES
+    from ..scenes import SHAPES
 
     if n < 0 or clean < 0:
         raise DiscoInspectError(f"`--random` ({n}) and `--clean` ({clean}) must be >= 0.")
@@ -80,8 +80,8 @@ def factor_scenes(
 ) -> dict[str, torch.Tensor]:
     """Rendered scenes of ``shape`` per value of ``factor`` (``n`` each, all other factors random): the ground-truth
     scenes of :func:`scene_reliance`, the same for every classifier."""
-    from .bias import BIAS_FACTORS
-    from .scenes import FACTOR_VALUES, generate_scenes
+    from ..bias import BIAS_FACTORS
+    from ..scenes import FACTOR_VALUES, generate_scenes
 
     fi = list(BIAS_FACTORS).index(factor)
     return {
@@ -100,8 +100,8 @@ def scene_reliance(
 ) -> dict[str, dict[str, float]]:
     """Per ``factor=value`` (default: every bias factor): accuracy on rendered scenes of ``shape`` with the value,
     mean accuracy over the other values, and their gap (all other factors random)."""
-    from .bias import BIAS_FACTORS
-    from .scenes import SHAPES
+    from ..bias import BIAS_FACTORS
+    from ..scenes import SHAPES
 
     target = SHAPES.index(shape)
     out: dict[str, dict[str, float]] = {}
@@ -116,8 +116,8 @@ def scene_reliance(
 
 
 def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool) -> Any:
-    from ..models.classifiers import load_classifier
-    from .scene_classifiers import save_world_classifier, train_world_classifier
+    from ...models.classifiers import load_classifier
+    from ..scene_classifiers import save_world_classifier, train_world_classifier
 
     path = folder / f"{case['name']}.pt"
     if not path.is_file():  # resumable: a trained classifier is kept
@@ -139,8 +139,8 @@ def _audit_case(
 ) -> dict[str, Any]:
     """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given), and judge the
     audit against the scenes (the caller adds ``seconds``)."""
-    from ..auditor import audit
-    from .presets import world_config
+    from ...auditor import audit
+    from ..presets import world_config
 
     truth = scene_reliance(clf, case["class_name"])
     res = audit(
@@ -228,8 +228,8 @@ def run_random_benchmark(
     """Draw, train, measure on scenes, audit; returns (and writes to ``OUT/random_benchmark.json``) every case's
     numbers and the summary (recall@1/@3 among relied-on cases, precision of confirmed factors, false confirmations
     on clean classifiers, the saturated subset, excluded cases, wall time)."""
-    from ..io import write_json
-    from ..models.pipelines import load_pipeline
+    from ...io import write_json
+    from ...models.pipelines import load_pipeline
 
     pipe = pipe if pipe is not None else load_pipeline("world")
     out = Path(out)
@@ -263,11 +263,11 @@ def run_random_benchmark(
 def default_shares(pipe: Any, config: Any = None, n_seeds: int | None = None) -> dict[str, dict[str, float]]:
     """Per class, the share of its *baseline* images (no token: the audit's baseline prompts on the training
     seed pool) on which the world oracle reads each ``factor=value``: what the generator draws by default."""
-    from ..engine.sampling import generate
-    from .bias import BIAS_FACTORS
-    from .oracle import load_oracle
-    from .presets import world_config
-    from .scenes import FACTOR_VALUES, SHAPES
+    from ...engine.sampling import generate
+    from ..bias import BIAS_FACTORS
+    from ..oracle import load_oracle
+    from ..presets import world_config
+    from ..scenes import FACTOR_VALUES, SHAPES
 
     cfg = config or world_config()
     n = n_seeds or max(cfg.seed_pool, cfg.n_images)
@@ -313,8 +313,8 @@ def draw_saturable(seed: int, saturable: set[tuple[str, str]]) -> Iterator[dict[
 def baseline_target_prob(pipe: Any, clf: Any, class_name: str, config: Any = None) -> float:
     """Mean p(``class_name``) of ``clf`` on the audit's baseline images (the same prompts and seeds as
     :func:`~disco_inspect.engine.optimize.train_token`'s baseline): the regime the audit will find."""
-    from ..engine.sampling import generate
-    from .presets import world_config
+    from ...engine.sampling import generate
+    from ..presets import world_config
 
     cfg = config or world_config()
     images = generate(
@@ -353,10 +353,10 @@ def run_saturated_benchmark(
     saturated ones are audited; the others are listed as screened out. Stops after ``n`` saturated cases or
     ``max_draws`` draws (default ``6 n``). Writes ``OUT/saturated_benchmark.json``.
     """
-    from ..engine.objectives import SATURATION_THRESHOLD
-    from ..io import write_json
-    from ..models.pipelines import load_pipeline
-    from .presets import world_config
+    from ...engine.objectives import SATURATION_THRESHOLD
+    from ...io import write_json
+    from ...models.pipelines import load_pipeline
+    from ..presets import world_config
 
     if n < 1:
         raise DiscoInspectError(f"`--saturated` = {n} is invalid; use a number of cases >= 1, e.g. 10.")
