@@ -8,7 +8,7 @@ saturated give cross-entropy a gradient. The paired evaluation and the null cont
 prompts. Only the token side is measured (``scan=False``); the planted factor counts as nominated when its shift
 is significant against the null control.
 
-    python benchmarks/context_study.py --threads 1 --cases sat00,case04
+    python benchmarks/studies/context_study.py --threads 1 --cases sat00,case04
 
 Cases: ``satNN`` from ``reports/world-saturated-benchmark`` and ``caseNN`` from ``reports/token-study`` (their
 classifiers must exist). Results: ``reports/context-study/context_study.json``.

@@ -7,7 +7,7 @@
 
 Each confirmation is judged on rendered scenes as the benchmark does (real when its scene gap >= REAL_GAP).
 
-    python benchmarks/ensemble_rules.py reports/world-saturated-ensemble [reports/world-clean-ensemble ...]
+    python benchmarks/studies/ensemble_rules.py reports/world-saturated-ensemble [reports/world-clean-ensemble ...]
 """
 
 from __future__ import annotations

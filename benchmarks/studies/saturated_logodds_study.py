@@ -9,9 +9,9 @@ class's concepts) in p (H0 effect <= 0.05, the audit's rule) and in log-odds (H0
 Classifiers: the 10 audited cases of ``reports/world-saturated-benchmark`` (5 relied-on, 5 not by the scene gap) and
 the randomised benchmark's 5 clean classifiers (``reports/token-study/classifiers``).
 
-    python benchmarks/saturated_logodds_study.py --class square --threads 1   # one class per process
-    python benchmarks/saturated_logodds_study.py --table
-    python benchmarks/saturated_logodds_study.py --differential reports/world-reference-clean.pt
+    python benchmarks/studies/saturated_logodds_study.py --class square --threads 1   # one class per process
+    python benchmarks/studies/saturated_logodds_study.py --table
+    python benchmarks/studies/saturated_logodds_study.py --differential reports/world-reference-clean.pt
 
 ``--differential REF``: the same concepts tested on the *differential* log-odds effect (audited minus the reference
 classifier, per seed; H0 <= 1 and <= 2), as ``AuditSettings(scan_scale="logodds", confirm_differential=True)``

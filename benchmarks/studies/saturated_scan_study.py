@@ -13,7 +13,7 @@ several rules, with Benjamini-Hochberg across concepts, exactly as the audit's s
 
 It also ranks every concept by its point effect (``rank``, 64 seeds), whether or not it is confirmed.
 
-    python benchmarks/saturated_scan_study.py --threads 1
+    python benchmarks/studies/saturated_scan_study.py --threads 1
 
 Classifiers: the relied-on saturated cases of ``reports/world-saturated-benchmark`` and the randomised benchmark's
 five clean classifiers (seed 0; trained here if missing, under ``reports/token-study/classifiers``). Output:

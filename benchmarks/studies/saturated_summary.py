@@ -2,7 +2,7 @@
 planted factor among all scanned concepts by the scan's effect; runs that predate the field get it from the case's
 ``report.json``), and rewrite ``saturated_benchmark.json`` with it.
 
-    python benchmarks/saturated_summary.py [reports/world-saturated-benchmark]
+    python benchmarks/studies/saturated_summary.py [reports/world-saturated-benchmark]
 """
 
 from __future__ import annotations

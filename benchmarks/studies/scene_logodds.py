@@ -6,7 +6,7 @@ audited classifier and for the clean references, with the between-models t of th
 Accuracy saturates: a classifier at p ~ 1 that becomes much less confident (but still right) on scenes without the
 factor has gap ~ 0. This script is a diagnostic; the benchmark's precision stays judged on the stated accuracy gap.
 
-    python benchmarks/scene_logodds.py reports/world-saturated-ensemble-64 [more folders] \
+    python benchmarks/studies/scene_logodds.py reports/world-saturated-ensemble-64 [more folders] \
         --reference reports/world-references/clean-4242.pt,...
 """
 

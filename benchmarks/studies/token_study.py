@@ -11,11 +11,11 @@ steps, training seeds 35..74); the class name as initialiser; gradients through 
 100 iterations; another seed pool (200..239). "Two restarts pooled" is read off as the union of the default's and
 the other pool's nominations (each restart is one full token optimisation).
 
-    python benchmarks/token_study.py --threads 1 [--cases case04,case10] [--variants default,init_class]
+    python benchmarks/studies/token_study.py --threads 1 [--cases case04,case10] [--variants default,init_class]
 
 Resumable: classifiers under ``reports/token-study/classifiers``, each (case, setting) audit under
 ``reports/token-study/<case>/<setting>``; results in ``reports/token-study/token_study.json``; the table is
-printed and written to ``benchmarks/token_study.last.txt``.
+printed and written to ``benchmarks/results/token_study.last.txt``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main() -> None:
         + f"\n\nthis invocation: {(time.perf_counter() - t0) / 60:.1f} min, {a.threads} torch thread(s)"
     )
     print(text)
-    Path("benchmarks/token_study.last.txt").write_text(text + "\n")
+    Path("benchmarks/results/token_study.last.txt").write_text(text + "\n")
 
 
 if __name__ == "__main__":
