@@ -480,97 +480,22 @@ def render_scenes(
     All random draws (placement, texture phase, noise) have factor-independent shapes, so two calls
     with equal generator states and factors that differ in one factor differ only where it is drawn.
     """
+    # 1. check inputs
     n = _check_factors(factors)
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise DiscoInspectError(f"`size` = {size!r} is invalid; use an integer of at least 16 (e.g. 32).")
     f = {k: factors[k].long() for k in FACTORS}
-    px = 2.0 / size
-    coords = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
-    gx = coords.view(1, 1, size)  # x: columns
-    gy = coords.view(1, size, 1)  # y: rows, pointing down
-
-    # All draws up front, with factor-independent shapes.
-    cx, cy, angle = _place_shapes(f, generator)
-    tex = torch.rand(n, 4, generator=generator)
-    grid_cells = math.ceil(2.0 / _DOT_PERIOD) + 2
-    dot_jitter = (torch.rand(n, grid_cells, grid_cells, 2, generator=generator) * 2 - 1) * _DOT_JITTER
-    noise = torch.randn(n, 3, size, size, generator=generator) * _NOISE_STD
-
-    # Background with texture.
-    bg = f["background"]
-    base = _rgb(BACKGROUND_RGB, BACKGROUNDS)[bg]
-    alt = _rgb(BACKGROUND_ALT_RGB, BACKGROUNDS)[bg]
-    img = base.view(n, 3, 1, 1).expand(n, 3, size, size).clone()
-    t_amount = torch.zeros(n, size, size)
-    stripes = (f["texture"] == TEXTURES.index("stripes")).nonzero().flatten()
-    if stripes.numel():
-        angles = torch.tensor(_STRIPE_ANGLES)[(tex[stripes, 0] * len(_STRIPE_ANGLES)).long().clamp_max(3)]
-        theta = torch.deg2rad(angles).view(-1, 1, 1)
-        phase = tex[stripes, 1].view(-1, 1, 1) * _STRIPE_PERIOD
-        # Distance along the stripe normal, folded into a square wave of period _STRIPE_PERIOD.
-        s = gx * torch.cos(theta) + gy * torch.sin(theta) + phase
-        frac = torch.remainder(s, _STRIPE_PERIOD) / _STRIPE_PERIOD  # [0, 1)
-        dist = (torch.abs(frac - 0.5) - 0.25) * _STRIPE_PERIOD  # <0 inside the stripe
-        t_amount[stripes] = _alpha(dist, px)
-    dots = (f["texture"] == TEXTURES.index("dots")).nonzero().flatten()
-    if dots.numel():
-        ox = tex[dots, 2].view(-1, 1, 1) * _DOT_PERIOD
-        oy = tex[dots, 3].view(-1, 1, 1) * _DOT_PERIOD
-        ux = gx + 1 + ox
-        uy = gy + 1 + oy
-        ix = torch.div(ux, _DOT_PERIOD, rounding_mode="floor").long()
-        iy = torch.div(uy, _DOT_PERIOD, rounding_mode="floor").long()
-        lx = ux - (ix + 0.5) * _DOT_PERIOD
-        ly = uy - (iy + 0.5) * _DOT_PERIOD
-        rows = torch.arange(dots.numel()).view(-1, 1, 1)
-        jit = dot_jitter[dots][rows, iy.expand(-1, -1, size), ix.expand(-1, size, -1)]  # [n, H, W, 2]
-        d = torch.sqrt((lx - jit[..., 0]) ** 2 + (ly - jit[..., 1]) ** 2) - _DOT_RADIUS
-        t_amount[dots] = _alpha(d, px)
-    img = torch.lerp(img, alt.view(n, 3, 1, 1).expand_as(img), t_amount.unsqueeze(1))
-
-    # Corner object (fixed positions; computed once and broadcast).
-    outline = torch.tensor(OUTLINE_RGB)
-    obj_cover = torch.zeros(n, size, size)
-    sun_sel = (f["object"] == OBJECTS.index("sun")).nonzero().flatten()
-    if sun_sel.numel():
-        d_sun = torch.sqrt((gx - _SUN[0]) ** 2 + (gy - _SUN[1]) ** 2) - _SUN[2]
-        a_out = _alpha(d_sun - _OUTLINE, px).expand(sun_sel.numel(), -1, -1)
-        a_fill = _alpha(d_sun, px).expand(sun_sel.numel(), -1, -1)
-        sub = _over(img[sun_sel], a_out, outline)
-        img[sun_sel] = _over(sub, a_fill, torch.tensor(SUN_RGB))
-        obj_cover[sun_sel] = a_out
-    tree_sel = (f["object"] == OBJECTS.index("tree")).nonzero().flatten()
-    if tree_sel.numel():
-        d_crown = torch.sqrt((gx - _CROWN[0]) ** 2 + (gy - _CROWN[1]) ** 2) - _CROWN[2]
-        d_trunk = _sd_box(gx - _TRUNK[0], gy - _TRUNK[1], _TRUNK[2], _TRUNK[3])
-        m = tree_sel.numel()
-        a_out = _alpha(torch.minimum(d_crown, d_trunk) - _OUTLINE, px).expand(m, -1, -1)
-        sub = _over(img[tree_sel], a_out, outline)
-        sub = _over(sub, _alpha(d_trunk, px).expand(m, -1, -1), torch.tensor(TRUNK_RGB))
-        img[tree_sel] = _over(sub, _alpha(d_crown, px).expand(m, -1, -1), torch.tensor(CROWN_RGB))
-        obj_cover[tree_sel] = a_out
-
-    # The shape.
-    h = torch.tensor([SIZE_HALF_WIDTH[s] for s in SIZES])[f["size"]].view(n, 1, 1)
-    lx, ly = _local(
-        gx,
-        gy,
-        cx.view(n, 1, 1),
-        cy.view(n, 1, 1),
-        torch.cos(angle).view(n, 1, 1),
-        torch.sin(angle).view(n, 1, 1),
-    )
-    d_shape = torch.empty(n, size, size)
-    for kind in range(len(SHAPES)):
-        sel = (f["shape"] == kind).nonzero().flatten()
-        if sel.numel():
-            d_shape[sel] = _shape_sdf(kind, lx[sel], ly[sel], h[sel])
-    shape_out = _alpha(d_shape - _OUTLINE, px)
-    shape_fill = _alpha(d_shape, px)
-    img = _over(img, shape_out, outline)
-    img = _over(img, shape_fill, _rgb(COLOR_RGB, COLORS)[f["color"]])
-
-    img = (img + noise).clamp_(0.0, 1.0)
+    grid = _pixel_grid(size)
+    # 2. all random draws up front, with factor-independent shapes
+    draws = _draw(f, n, size, generator)
+    # 3. background with texture
+    img = _background(f, grid, draws)
+    # 4. corner object (fixed positions)
+    img, obj_cover = _corner_object(img, f, grid)
+    # 5. the shape
+    img, shape_fill, shape_out = _shape(img, f, grid, draws)
+    # 6. sensor noise, masks
+    img = (img + draws.noise).clamp_(0.0, 1.0)
     if not return_masks:
         return img
     masks = {
@@ -580,6 +505,146 @@ def render_scenes(
         "background": (1 - shape_out) * (1 - obj_cover),
     }
     return img, masks
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Pixel-centre coordinates of a square image in ``[-1, 1]`` and the width of one pixel."""
+
+    size: int
+    px: float
+    gx: Tensor  # [1, 1, size]: x, columns
+    gy: Tensor  # [1, size, 1]: y, rows, pointing down
+
+
+def _pixel_grid(size: int) -> _Grid:
+    """The :class:`_Grid` of a ``size`` x ``size`` image."""
+    coords = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    return _Grid(size=size, px=2.0 / size, gx=coords.view(1, 1, size), gy=coords.view(1, size, 1))
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """Every random draw of one batch: placement, texture phases, dot jitter and noise."""
+
+    cx: Tensor
+    cy: Tensor
+    angle: Tensor
+    tex: Tensor  # [N, 4]: stripe angle, stripe phase, dot offsets x and y
+    dot_jitter: Tensor  # [N, cells, cells, 2]
+    noise: Tensor  # [N, 3, size, size]
+
+
+def _draw(f: Mapping[str, Tensor], n: int, size: int, generator: torch.Generator) -> _Draws:
+    """Draw placement, texture phases, dot jitter and noise, in this order, from ``generator``."""
+    cx, cy, angle = _place_shapes(f, generator)
+    tex = torch.rand(n, 4, generator=generator)
+    grid_cells = math.ceil(2.0 / _DOT_PERIOD) + 2
+    dot_jitter = (torch.rand(n, grid_cells, grid_cells, 2, generator=generator) * 2 - 1) * _DOT_JITTER
+    noise = torch.randn(n, 3, size, size, generator=generator) * _NOISE_STD
+    return _Draws(cx=cx, cy=cy, angle=angle, tex=tex, dot_jitter=dot_jitter, noise=noise)
+
+
+def _stripe_cover(grid: _Grid, tex: Tensor) -> Tensor:
+    """Coverage ``[M, H, W]`` of the stripes for the ``tex`` rows of striped scenes."""
+    angles = torch.tensor(_STRIPE_ANGLES)[(tex[:, 0] * len(_STRIPE_ANGLES)).long().clamp_max(3)]
+    theta = torch.deg2rad(angles).view(-1, 1, 1)
+    phase = tex[:, 1].view(-1, 1, 1) * _STRIPE_PERIOD
+    # Distance along the stripe normal, folded into a square wave of period _STRIPE_PERIOD.
+    s = grid.gx * torch.cos(theta) + grid.gy * torch.sin(theta) + phase
+    frac = torch.remainder(s, _STRIPE_PERIOD) / _STRIPE_PERIOD  # [0, 1)
+    dist = (torch.abs(frac - 0.5) - 0.25) * _STRIPE_PERIOD  # <0 inside the stripe
+    return _alpha(dist, grid.px)
+
+
+def _dot_cover(grid: _Grid, tex: Tensor, dot_jitter: Tensor) -> Tensor:
+    """Coverage ``[M, H, W]`` of the jittered dots for the ``tex``/``dot_jitter`` rows of dotted scenes."""
+    size = grid.size
+    ox = tex[:, 2].view(-1, 1, 1) * _DOT_PERIOD
+    oy = tex[:, 3].view(-1, 1, 1) * _DOT_PERIOD
+    ux = grid.gx + 1 + ox
+    uy = grid.gy + 1 + oy
+    ix = torch.div(ux, _DOT_PERIOD, rounding_mode="floor").long()
+    iy = torch.div(uy, _DOT_PERIOD, rounding_mode="floor").long()
+    lx = ux - (ix + 0.5) * _DOT_PERIOD
+    ly = uy - (iy + 0.5) * _DOT_PERIOD
+    rows = torch.arange(tex.shape[0]).view(-1, 1, 1)
+    jit = dot_jitter[rows, iy.expand(-1, -1, size), ix.expand(-1, size, -1)]  # [n, H, W, 2]
+    d = torch.sqrt((lx - jit[..., 0]) ** 2 + (ly - jit[..., 1]) ** 2) - _DOT_RADIUS
+    return _alpha(d, grid.px)
+
+
+def _background(f: Mapping[str, Tensor], grid: _Grid, draws: _Draws) -> Tensor:
+    """The background colour of every scene with its texture (stripes or dots) in the alternate colour."""
+    n, size = f["background"].shape[0], grid.size
+    bg = f["background"]
+    base = _rgb(BACKGROUND_RGB, BACKGROUNDS)[bg]
+    alt = _rgb(BACKGROUND_ALT_RGB, BACKGROUNDS)[bg]
+    img = base.view(n, 3, 1, 1).expand(n, 3, size, size).clone()
+    t_amount = torch.zeros(n, size, size)
+    stripes = (f["texture"] == TEXTURES.index("stripes")).nonzero().flatten()
+    if stripes.numel():
+        t_amount[stripes] = _stripe_cover(grid, draws.tex[stripes])
+    dots = (f["texture"] == TEXTURES.index("dots")).nonzero().flatten()
+    if dots.numel():
+        t_amount[dots] = _dot_cover(grid, draws.tex[dots], draws.dot_jitter[dots])
+    return torch.lerp(img, alt.view(n, 3, 1, 1).expand_as(img), t_amount.unsqueeze(1))
+
+
+def _paint_sun(img: Tensor, grid: _Grid) -> tuple[Tensor, Tensor]:
+    """The sun (with its outline) over ``img`` [M, 3, H, W]; returns (images, coverage [M, H, W])."""
+    gx, gy, px, m = grid.gx, grid.gy, grid.px, img.shape[0]
+    d_sun = torch.sqrt((gx - _SUN[0]) ** 2 + (gy - _SUN[1]) ** 2) - _SUN[2]
+    a_out = _alpha(d_sun - _OUTLINE, px).expand(m, -1, -1)
+    a_fill = _alpha(d_sun, px).expand(m, -1, -1)
+    sub = _over(img, a_out, torch.tensor(OUTLINE_RGB))
+    return _over(sub, a_fill, torch.tensor(SUN_RGB)), a_out
+
+
+def _paint_tree(img: Tensor, grid: _Grid) -> tuple[Tensor, Tensor]:
+    """The tree (crown, trunk and outline) over ``img`` [M, 3, H, W]; returns (images, coverage [M, H, W])."""
+    gx, gy, px, m = grid.gx, grid.gy, grid.px, img.shape[0]
+    d_crown = torch.sqrt((gx - _CROWN[0]) ** 2 + (gy - _CROWN[1]) ** 2) - _CROWN[2]
+    d_trunk = _sd_box(gx - _TRUNK[0], gy - _TRUNK[1], _TRUNK[2], _TRUNK[3])
+    a_out = _alpha(torch.minimum(d_crown, d_trunk) - _OUTLINE, px).expand(m, -1, -1)
+    sub = _over(img, a_out, torch.tensor(OUTLINE_RGB))
+    sub = _over(sub, _alpha(d_trunk, px).expand(m, -1, -1), torch.tensor(TRUNK_RGB))
+    return _over(sub, _alpha(d_crown, px).expand(m, -1, -1), torch.tensor(CROWN_RGB)), a_out
+
+
+def _corner_object(img: Tensor, f: Mapping[str, Tensor], grid: _Grid) -> tuple[Tensor, Tensor]:
+    """Paint each scene's corner object; returns (new images, object coverage [N, H, W], zero without one)."""
+    img = img.clone()
+    obj_cover = torch.zeros(img.shape[0], grid.size, grid.size)
+    for name, paint in (("sun", _paint_sun), ("tree", _paint_tree)):
+        sel = (f["object"] == OBJECTS.index(name)).nonzero().flatten()
+        if sel.numel():
+            img[sel], obj_cover[sel] = paint(img[sel], grid)
+    return img, obj_cover
+
+
+def _shape(img: Tensor, f: Mapping[str, Tensor], grid: _Grid, draws: _Draws) -> tuple[Tensor, Tensor, Tensor]:
+    """Paint each scene's shape with its outline; returns (images, fill coverage, fill-plus-outline coverage)."""
+    n, size = img.shape[0], grid.size
+    h = torch.tensor([SIZE_HALF_WIDTH[s] for s in SIZES])[f["size"]].view(n, 1, 1)
+    lx, ly = _local(
+        grid.gx,
+        grid.gy,
+        draws.cx.view(n, 1, 1),
+        draws.cy.view(n, 1, 1),
+        torch.cos(draws.angle).view(n, 1, 1),
+        torch.sin(draws.angle).view(n, 1, 1),
+    )
+    d_shape = torch.empty(n, size, size)
+    for kind in range(len(SHAPES)):
+        sel = (f["shape"] == kind).nonzero().flatten()
+        if sel.numel():
+            d_shape[sel] = _shape_sdf(kind, lx[sel], ly[sel], h[sel])
+    shape_out = _alpha(d_shape - _OUTLINE, grid.px)
+    shape_fill = _alpha(d_shape, grid.px)
+    img = _over(img, shape_out, torch.tensor(OUTLINE_RGB))
+    img = _over(img, shape_fill, _rgb(COLOR_RGB, COLORS)[f["color"]])
+    return img, shape_fill, shape_out
 
 
 # ---------------------------------------------------------------------------------------------- captions
