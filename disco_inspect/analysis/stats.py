@@ -156,6 +156,27 @@ def student_t_sf(t: float, df: float) -> float:
     return tail if t >= 0 else 1.0 - tail
 
 
+def student_t_ppf(q: float, df: float) -> float:
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (bisection on :func:`student_t_sf`)."""
+    if not 0.0 < q < 1.0:
+        raise DiscoInspectError(f"`q` = {q!r} is invalid; a quantile needs 0 < q < 1.")
+    if q <= 0.5:
+        return 0.0 if q == 0.5 else -student_t_ppf(1.0 - q, df)
+    tail = 1.0 - q
+    lo, hi = 0.0, 1.0
+    while student_t_sf(hi, df) > tail:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_sf(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
 @dataclass
 class BetweenModels:
     """How far one model's effects lie outside those of ``K`` reference models (per column)."""

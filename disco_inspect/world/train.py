@@ -207,10 +207,48 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
     """Train (or resume) the UNet stage; returns (unet, ema_unet)."""
     from tqdm.auto import tqdm
 
+    # 1. the frozen text encoder and VAE, the training noise schedule
     tok, te = load_text_encoder()
     vae.eval().requires_grad_(False)
-    sf = vae.config.scaling_factor
-    sched = build_training_scheduler()
+    frozen = _Frozen(vae=vae, tokenizer=tok, text_encoder=te, scheduler=build_training_scheduler())
+    # 2. the UNet, its EMA copy and the optimiser: fresh, or resumed from a checkpoint
+    run, step = _start_unet(work, cfg)
+    run.unet.train()
+    bar = tqdm(total=cfg.unet_steps, initial=step, disable=not progress, desc="world UNet")
+    # 3. train: a loss, an update, then logs, checkpoints and evaluations
+    while step < cfg.unet_steps:
+        t0 = time.perf_counter()
+        loss, per = _unet_loss(run.unet, frozen, cfg, step)
+        _unet_update(run, cfg, step, loss)
+        step += 1
+        bar.update(1)
+        _unet_bookkeeping(work, cfg, run, frozen, step, (loss, per, t0), bar)
+    bar.close()
+    return run.unet, run.ema
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """What the UNet stage uses without training it: the VAE, the text encoder and the noise schedule."""
+
+    vae: Any
+    tokenizer: Any
+    text_encoder: Any
+    scheduler: Any
+
+
+@dataclass(frozen=True)
+class _UNetRun:
+    """The UNet stage's trained parts: the model, its EMA copy, the optimiser, and the step its warm-up restarted."""
+
+    unet: Any
+    ema: Any
+    opt: Any
+    warm_from: int
+
+
+def _start_unet(work: Path, cfg: WorldTrainConfig) -> tuple[_UNetRun, int]:
+    """A seeded fresh UNet, or one resumed from ``unet_ckpt.pt`` or the compact checkpoint; returns it and its step."""
     ckpt = work / "unet_ckpt.pt"
     torch.manual_seed(cfg.seed + 1)
     unet = build_unet()
@@ -236,65 +274,84 @@ def train_unet(work: Path, cfg: WorldTrainConfig, vae: Any, progress: bool = Tru
         logger.info(
             "Resuming the UNet from the compact checkpoint at step %d (fresh optimizer, EMA restarts).", step
         )
-    unet.train()
-    bar = tqdm(total=cfg.unet_steps, initial=step, disable=not progress, desc="world UNet")
-    while step < cfg.unet_steps:
-        t0 = time.perf_counter()
-        seed = batch_seed(cfg, "unet", step)
-        scenes = generate_scenes(cfg.unet_batch, seed=seed)
-        gen = torch.Generator().manual_seed(seed)
-        drop = torch.rand(cfg.unet_batch, generator=gen) < cfg.cond_dropout
-        captions = ["" if d else c for c, d in zip(scenes.captions, drop.tolist(), strict=False)]
-        with torch.no_grad():
-            post = vae.encode(scenes.images * 2 - 1).latent_dist
-            lat = (post.mean + post.std * torch.randn(post.mean.shape, generator=gen)) * sf
-        ehs = encode_captions(tok, te, captions)
-        noise = torch.randn(lat.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
-        noisy = sched.add_noise(lat, noise, t)
-        pred = unet(noisy, t, encoder_hidden_states=ehs).sample
-        per = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-        loss = (per * _min_snr_weights(sched, t, cfg.min_snr_gamma)).mean()
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, cfg.unet_lr, step - warm_from)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(cfg.ema_decay, (1 + step - warm_from) / (10 + step - warm_from))
-            for pe, p in zip(ema.parameters(), unet.parameters(), strict=False):
-                pe.lerp_(p, 1 - d)
-        step += 1
-        bar.update(1)
-        if step % 50 == 0:
-            _log(
-                work / "unet_log.jsonl",
-                {
-                    "step": step,
-                    "loss": loss.item(),
-                    "mse": per.mean().item(),
-                    "seconds": time.perf_counter() - t0,
-                },
-            )
-            bar.set_postfix(mse=f"{per.mean().item():.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
-            _save_ckpt(
-                ckpt,
-                {
-                    "model": unet.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                    "warm_from": warm_from,
-                },
-            )
-        if step % cfg.eval_every == 0:
-            gap = conditioning_gap(ema, vae, tok, te, cfg)
-            _log(work / "unet_eval.jsonl", {"step": step, **gap})
-            logger.info("step %d conditioning gap %s", step, gap)
-    bar.close()
-    return unet, ema
+    return _UNetRun(unet=unet, ema=ema, opt=opt, warm_from=warm_from), step
+
+
+def _unet_loss(
+    unet: Any, frozen: _Frozen, cfg: WorldTrainConfig, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min-SNR-weighted noise-prediction loss on batch ``step``; returns (loss, per-image MSE)."""
+    sched = frozen.scheduler
+    seed = batch_seed(cfg, "unet", step)
+    scenes = generate_scenes(cfg.unet_batch, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    drop = torch.rand(cfg.unet_batch, generator=gen) < cfg.cond_dropout
+    captions = ["" if d else c for c, d in zip(scenes.captions, drop.tolist(), strict=False)]
+    with torch.no_grad():
+        post = frozen.vae.encode(scenes.images * 2 - 1).latent_dist
+        lat = (
+            post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        ) * frozen.vae.config.scaling_factor
+    ehs = encode_captions(frozen.tokenizer, frozen.text_encoder, captions)
+    noise = torch.randn(lat.shape, generator=gen)
+    t = torch.randint(0, sched.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
+    noisy = sched.add_noise(lat, noise, t)
+    pred = unet(noisy, t, encoder_hidden_states=ehs).sample
+    per = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    return (per * _min_snr_weights(sched, t, cfg.min_snr_gamma)).mean(), per
+
+
+def _unet_update(run: _UNetRun, cfg: WorldTrainConfig, step: int, loss: torch.Tensor) -> None:
+    """One AdamW step at the scheduled learning rate (gradients clipped to norm 1), then the EMA update."""
+    for g in run.opt.param_groups:
+        g["lr"] = _lr(cfg, cfg.unet_lr, step - run.warm_from)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.unet.parameters(), 1.0)
+    run.opt.step()
+    with torch.no_grad():
+        d = min(cfg.ema_decay, (1 + step - run.warm_from) / (10 + step - run.warm_from))
+        for pe, p in zip(run.ema.parameters(), run.unet.parameters(), strict=False):
+            pe.lerp_(p, 1 - d)
+
+
+def _unet_bookkeeping(
+    work: Path,
+    cfg: WorldTrainConfig,
+    run: _UNetRun,
+    frozen: _Frozen,
+    step: int,
+    measured: tuple[torch.Tensor, torch.Tensor, float],
+    bar: Any,
+) -> None:
+    """After step ``step``: the loss log every 50 steps, the checkpoint and the conditioning-gap evaluation when due."""
+    loss, per, t0 = measured
+    if step % 50 == 0:
+        _log(
+            work / "unet_log.jsonl",
+            {
+                "step": step,
+                "loss": loss.item(),
+                "mse": per.mean().item(),
+                "seconds": time.perf_counter() - t0,
+            },
+        )
+        bar.set_postfix(mse=f"{per.mean().item():.4f}")
+    if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
+        _save_ckpt(
+            work / "unet_ckpt.pt",
+            {
+                "model": run.unet.state_dict(),
+                "ema": run.ema.state_dict(),
+                "optimizer": run.opt.state_dict(),
+                "step": step,
+                "warm_from": run.warm_from,
+            },
+        )
+    if step % cfg.eval_every == 0:
+        gap = conditioning_gap(run.ema, frozen.vae, frozen.tokenizer, frozen.text_encoder, cfg)
+        _log(work / "unet_eval.jsonl", {"step": step, **gap})
+        logger.info("step %d conditioning gap %s", step, gap)
 
 
 def compact_checkpoint(work: Path, dest: Path) -> list[Path]:

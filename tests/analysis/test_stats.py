@@ -75,6 +75,18 @@ def test_student_t_tail_matches_the_tables():
     )
 
 
+def test_student_t_quantile_matches_the_tables():
+    from disco_inspect.analysis.stats import student_t_ppf, student_t_sf
+
+    for df, t in ((1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045), (30, 2.042), (120, 1.980)):
+        assert student_t_ppf(0.975, df) == pytest.approx(t, abs=5e-4)  # t_{0.975, df}
+    assert student_t_ppf(0.025, 4) == pytest.approx(-2.776, abs=5e-4) and student_t_ppf(0.5, 7) == 0.0
+    assert student_t_ppf(0.95, 10) == pytest.approx(1.812, abs=5e-4)
+    assert student_t_sf(student_t_ppf(0.99, 3.5), 3.5) == pytest.approx(0.01, abs=1e-10)
+    with pytest.raises(DiscoInspectError, match="`q`"):
+        student_t_ppf(1.0, 4)
+
+
 def test_between_models_flags_only_what_lies_beyond_the_references_spread():
     from disco_inspect.analysis.stats import between_models
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,82 @@ def run_edit_benchmark(
         ``{"settings", "reconstruction", "methods": {method: row}, "seconds"}``; each row holds green rate, shape
         accuracy, p(circle) and its paired CI, fidelity and diversity.
     """
-    from ...editing.edit import edit
     from ...editing.inversion import invert, reconstruct, vae_roundtrip
-    from ...editing.measure import measure_edits
-    from ...editing.metrics import classifier_features, psnr, ssim
+    from ...editing.metrics import classifier_features
+
+    # 1. load the models; render the source scenes and their prompts
+    bench = _load_bench(pipe, classifier, samples, progress, edit_kwargs)
+    scenes = circle_scenes(n, seed)
+    prompts = [template.format(caption=c) for c in scenes.captions]
+    # 2. invert the scenes once; the VAE's own ceiling and plain DDIM inversion to compare the reconstruction with
+    t0 = time.perf_counter()
+    inv = invert(
+        bench.pipe,
+        scenes.images,
+        prompts,
+        num_inference_steps=bench.steps,
+        guidance_scale=bench.guidance,
+        progress=progress,
+        cache_dir=cache_dir,
+    )
+    seconds: dict[str, float] = {"inversion": time.perf_counter() - t0}
+    ceiling, plain = vae_roundtrip(bench.pipe, inv.images), reconstruct(bench.pipe, inv, use_null=False)
+    distance = classifier_features(bench.clf)
+    source = oracle_rates(bench.oracle, scenes.images)
+    # 3. edit with every method and measure (the reconstruction and deterministic edit from the first method)
+    rows: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for method in methods:
+        t1 = time.perf_counter()
+        res, m = _edit_and_measure(bench, inv, token, method, distance)
+        seconds[method] = time.perf_counter() - t1
+        if not first:
+            first = {
+                "reconstruction": _reconstruction(bench.oracle, res, inv.images, ceiling, plain),
+                "deterministic": _deterministic(bench.oracle, res, m),
+            }
+        rows[method] = _method_row(bench.oracle, res, m, seconds[method], first["deterministic"])
+        logger.info("edit benchmark %s: %s", method, rows[method])
+    # 4. the result
+    settings = {
+        "n": n,
+        "seed": seed,
+        "samples": samples,
+        "template": template,
+        "num_inference_steps": bench.steps,
+        "guidance_scale": bench.guidance,
+        **bench.knobs,
+    }
+    return {
+        "settings": settings,
+        "source": source,
+        "methods": rows,
+        "seconds": seconds,
+        **first,
+        "distance": distance.name,
+    }
+
+
+@dataclass(frozen=True)
+class _Bench:
+    """What every edit method of one run shares: the models, the class, the sampler and the edit knobs."""
+
+    pipe: Any
+    clf: Any
+    target: int
+    oracle: Any
+    scorer: Any
+    steps: int
+    guidance: float
+    knobs: dict[str, Any]
+    samples: int
+    progress: bool
+
+
+def _load_bench(
+    pipe: Any, classifier: Any, samples: int, progress: bool, edit_kwargs: dict[str, Any]
+) -> _Bench:
+    """Load the world pipeline, the biased classifier and the oracle (unless given); merge the edit knobs."""
     from ...models.classifiers import load_classifier
     from ...models.pipelines import load_pipeline
     from ..make import resolve_model
@@ -110,105 +183,91 @@ def run_edit_benchmark(
     clf = classifier or load_classifier(resolve_model(f"world:{CLASSIFIER}"))
     target = clf.resolve_class(CLASS_NAME)
     oracle = load_oracle()
-    scorer = OracleScorer(oracle)
-    scenes = circle_scenes(n, seed)
-    prompts = [template.format(caption=c) for c in scenes.captions]
-    steps, guidance = WORLD_EDIT["num_inference_steps"], WORLD_EDIT["guidance_scale"]
     knobs = {
         "cross_replace": WORLD_EDIT["cross_replace"],
         "self_replace": WORLD_EDIT["self_replace"],
         **edit_kwargs,
     }
-    t0 = time.perf_counter()
-    inv = invert(
-        pipe,
-        scenes.images,
-        prompts,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        progress=progress,
-        cache_dir=cache_dir,
+    steps, guidance = WORLD_EDIT["num_inference_steps"], WORLD_EDIT["guidance_scale"]
+    return _Bench(pipe, clf, target, oracle, OracleScorer(oracle), steps, guidance, knobs, samples, progress)
+
+
+def _edit_and_measure(
+    bench: _Bench, inv: Any, token: Any, method: str, distance: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Edit the inverted scenes with ``token`` by ``method``; returns the edit result and its measured summary."""
+    from ...editing.edit import edit
+    from ...editing.measure import measure_edits
+
+    res = edit(
+        bench.pipe,
+        inv,
+        token,
+        class_name=CLASS_NAME,
+        method=method,
+        samples=bench.samples if method != "none" else 0,
+        scorer=bench.scorer,
+        features=distance.features,
+        classifier=bench.clf,
+        target=bench.target,
+        progress=bench.progress,
+        **bench.knobs,
     )
-    seconds: dict[str, float] = {"inversion": time.perf_counter() - t0}
-    ceiling, plain = vae_roundtrip(pipe, inv.images), reconstruct(pipe, inv, use_null=False)
-    distance = classifier_features(clf)
-    out: dict[str, Any] = {
-        "settings": {
-            "n": n,
-            "seed": seed,
-            "samples": samples,
-            "template": template,
-            "num_inference_steps": steps,
-            "guidance_scale": guidance,
-            **knobs,
-        },
-        "source": oracle_rates(oracle, scenes.images),
-        "methods": {},
-        "seconds": seconds,
+    m = measure_edits(res, bench.clf, bench.target, scorer=bench.scorer, distance=distance)["summary"]
+    return res, m
+
+
+def _reconstruction(
+    oracle: Any, res: Any, source: torch.Tensor, ceiling: torch.Tensor, plain: torch.Tensor
+) -> dict[str, Any]:
+    """Null-text reconstruction PSNR/SSIM beside the VAE ceiling and plain DDIM inversion; the oracle's rates."""
+    from ...editing.metrics import psnr, ssim
+
+    return {
+        "null_text_psnr": float(psnr(res.reconstructions, source).mean()),
+        "null_text_ssim": float(ssim(res.reconstructions, source).mean()),
+        "vae_psnr": float(psnr(ceiling, source).mean()),
+        "vae_ssim": float(ssim(ceiling, source).mean()),
+        "plain_ddim_psnr": float(psnr(plain, source).mean()),
+        "plain_ddim_ssim": float(ssim(plain, source).mean()),
+        **{f"reconstruction_{k}": v for k, v in oracle_rates(oracle, res.reconstructions).items()},
     }
-    recon = None
-    for method in methods:
-        t1 = time.perf_counter()
-        res = edit(
-            pipe,
-            inv,
-            token,
-            class_name=CLASS_NAME,
-            method=method,
-            samples=samples if method != "none" else 0,
-            scorer=scorer,
-            features=distance.features,
-            classifier=clf,
-            target=target,
-            progress=progress,
-            **knobs,
-        )
-        seconds[method] = time.perf_counter() - t1
-        m = measure_edits(res, clf, target, scorer=scorer, distance=distance)["summary"]
-        if recon is None:
-            recon = {
-                "null_text_psnr": float(psnr(res.reconstructions, inv.images).mean()),
-                "null_text_ssim": float(ssim(res.reconstructions, inv.images).mean()),
-                "vae_psnr": float(psnr(ceiling, inv.images).mean()),
-                "vae_ssim": float(ssim(ceiling, inv.images).mean()),
-                "plain_ddim_psnr": float(psnr(plain, inv.images).mean()),
-                "plain_ddim_ssim": float(ssim(plain, inv.images).mean()),
-                **{f"reconstruction_{k}": v for k, v in oracle_rates(oracle, res.reconstructions).items()},
-            }
-            out["reconstruction"] = recon
-            out["deterministic"] = {
-                **oracle_rates(oracle, res.edits),
-                "p_source": m["p_target_source"],
-                "p_edit": m["p_target_edit"],
-                "delta_p": m["delta_p_edit"],
-                "delta_p_ci95": m["delta_p_edit_ci95"],
-                "psnr": m["edit_psnr"],
-                "ssim": m["edit_ssim"],
-                "distance": m["edit_distance"],
-                "upper_bound": m["upper_bound"],
-            }
-        row: dict[str, Any] = {"seconds": seconds[method]}
-        if res.samples is not None:
-            flat = res.samples.flatten(0, 1)
-            row.update(
-                {
-                    **oracle_rates(oracle, flat),
-                    "p_samples": m["p_target_samples"],
-                    "delta_p": m["delta_p_samples"],
-                    "delta_p_ci95": m["delta_p_samples_ci95"],
-                    "psnr": m["samples_psnr"],
-                    "ssim": m["samples_ssim"],
-                    "distance": m["samples_distance"],
-                    "diversity": m["diversity"],
-                    "upper_bound": m["upper_bound"],
-                }
-            )
-        else:
-            row.update(out["deterministic"])
-        out["methods"][method] = row
-        logger.info("edit benchmark %s: %s", method, row)
-    out["distance"] = distance.name
-    return out
+
+
+def _deterministic(oracle: Any, res: Any, m: dict[str, Any]) -> dict[str, Any]:
+    """The deterministic edit's row: the oracle's rates, p(circle) before and after, fidelity."""
+    return {
+        **oracle_rates(oracle, res.edits),
+        "p_source": m["p_target_source"],
+        "p_edit": m["p_target_edit"],
+        "delta_p": m["delta_p_edit"],
+        "delta_p_ci95": m["delta_p_edit_ci95"],
+        "psnr": m["edit_psnr"],
+        "ssim": m["edit_ssim"],
+        "distance": m["edit_distance"],
+        "upper_bound": m["upper_bound"],
+    }
+
+
+def _method_row(
+    oracle: Any, res: Any, m: dict[str, Any], seconds: float, deterministic: dict[str, Any]
+) -> dict[str, Any]:
+    """One method's row: its samples' rates, p(circle), fidelity and diversity (the deterministic row without)."""
+    row: dict[str, Any] = {"seconds": seconds}
+    if res.samples is None:
+        return {**row, **deterministic}
+    return {
+        **row,
+        **oracle_rates(oracle, res.samples.flatten(0, 1)),
+        "p_samples": m["p_target_samples"],
+        "delta_p": m["delta_p_samples"],
+        "delta_p_ci95": m["delta_p_samples_ci95"],
+        "psnr": m["samples_psnr"],
+        "ssim": m["samples_ssim"],
+        "distance": m["samples_distance"],
+        "diversity": m["diversity"],
+        "upper_bound": m["upper_bound"],
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:

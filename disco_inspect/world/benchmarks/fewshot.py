@@ -32,8 +32,10 @@ from typing import Any
 
 import torch
 
+from ...analysis.stats import student_t_ppf
 from ...engine.sampling import generate
 from ...errors import DiscoInspectError
+from ...io import write_json
 from ..scenes import SHAPES, generate_scenes
 
 logger = logging.getLogger(__name__)
@@ -50,13 +52,6 @@ RESULT_FILE = "table2.json"
 """Name of the result JSON that :func:`fewshot_table` writes into ``out``."""
 CACHE_FOLDER = "generated"
 """Sub-folder of ``out`` holding the generated images, one safetensors file per class and arm."""
-
-# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 
 @dataclass
@@ -131,10 +126,65 @@ def fewshot_table(
             ``n_test`` below the number of classes, no or repeated training seeds, ``steps`` < 11, ``batch`` < 1, or an
             unreadable token.
     """
+    # 1. check inputs, resolve every class's token and the generation seeds
     t_start = time.perf_counter()
     ks_list, seeds_list = _check_settings(token_runs, ks, n_generated, n_test, train_seeds, steps, batch)
+    protocol = _Protocol(ks_list, seeds_list, n_generated, steps, batch, lr, seed)
     guides = [_resolve(name, token_runs[name]) for name in SHAPES]
-    n_per_class = n_test // len(SHAPES)
+    gen_seeds = _generation_seeds(guides, gen_seed, n_generated)
+    out_dir = Path(out) if out is not None else None
+    # 2. generate every class's images without and with its token (or read them from the cache)
+    generated, generation = _generate_all(pipe, guides, gen_seeds, out_dir, progress)
+    t_generated = time.perf_counter()
+    # 3. real scenes: the held-out test set and one nested k-shot pool per training seed
+    real = _real_sets(seed, seeds_list, max(ks_list), n_test // len(SHAPES))
+    # 4. train and score one classifier per (k, arm, training seed)
+    scores = _train_all(protocol, real, generated, progress)
+    # 5. the table: arms and paired gains per k, with the settings, seeds and timings
+    rows = [_row(k, seeds_list, scores) for k in ks_list]
+    result = _result(protocol, real, generation, gen_seeds, rows, (t_start, t_generated, time.perf_counter()))
+    # 6. write the result next to the image cache
+    if out_dir is not None:
+        write_json(out_dir / RESULT_FILE, result)
+    return result
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """The checked settings of one run (sorted ks, training seeds, generation and classifier settings)."""
+
+    ks: list[int]
+    train_seeds: list[int]
+    n_generated: int
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class _RealSets:
+    """The real scenes of one run: their seeds, the held-out test set and one training pool per training seed."""
+
+    test_seeds: dict[str, int]
+    train_scene_seeds: dict[int, dict[str, int]]
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    pools: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    n_per_class: int
+    max_k: int
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Test accuracy per (k, arm, training seed) and training-set size per (k, arm)."""
+
+    acc: dict[tuple[int, str, int], float]
+    n_train: dict[tuple[int, str], int]
+
+
+def _generation_seeds(guides: list[_Guide], gen_seed: int | None, n_generated: int) -> list[int]:
+    """``n_generated`` noise seeds from ``gen_seed`` (default: past every TokenRun's training seeds)."""
     if gen_seed is None:
         from ...engine.evaluate import EVAL_SEED
 
@@ -151,15 +201,14 @@ def fewshot_table(
                 len(overlap),
                 g.name,
             )
-    out_dir = Path(out) if out is not None else None
+    return gen_seeds
 
-    generated, generation = _generate_all(pipe, guides, gen_seeds, out_dir, progress)
-    t_generated = time.perf_counter()
 
+def _real_sets(seed: int, train_seeds: list[int], max_k: int, n_per_class: int) -> _RealSets:
+    """Render the held-out test scenes and each training seed's pool of ``max_k`` scenes per class."""
     test_seeds = {name: _scene_seed("test", seed, 0, name) for name in SHAPES}
-    max_k = max(ks_list)
     train_scene_seeds = {
-        t: {name: _scene_seed("train", seed, t, name) for name in SHAPES} for t in seeds_list
+        t: {name: _scene_seed("train", seed, t, name) for name in SHAPES} for t in train_seeds
     }
     used = set(test_seeds.values())
     for per_class in train_scene_seeds.values():
@@ -167,63 +216,87 @@ def fewshot_table(
             raise DiscoInspectError(f"Real scene seeds collide for `seed` = {seed}; use another `seed`.")
         used.update(per_class.values())
     test_images, test_labels = _real_scenes(test_seeds, n_per_class)
-    pools = {t: _real_scenes(train_scene_seeds[t], max_k) for t in seeds_list} if max_k else {}
+    pools = {t: _real_scenes(train_scene_seeds[t], max_k) for t in train_seeds} if max_k else {}
+    return _RealSets(test_seeds, train_scene_seeds, test_images, test_labels, pools, n_per_class, max_k)
 
+
+def _train_all(
+    protocol: _Protocol, real: _RealSets, generated: dict[str, dict[str, torch.Tensor]], progress: bool
+) -> _Scores:
+    """Train a fresh SceneCNN per (k, arm, training seed) and score it on the test scenes."""
     from tqdm.auto import tqdm
 
     from ..scene_classifiers import train_on_images
 
     jobs = [
-        (k, arm, t) for k in ks_list for arm in ARMS if not (k == 0 and arm == "real") for t in seeds_list
+        (k, arm, t)
+        for k in protocol.ks
+        for arm in ARMS
+        if not (k == 0 and arm == "real")
+        for t in protocol.train_seeds
     ]
     acc: dict[tuple[int, str, int], float] = {}
     n_train: dict[tuple[int, str], int] = {}
     for k, arm, t in tqdm(jobs, disable=not progress, desc="few-shot classifiers"):
-        images, labels = _training_set(k, arm, pools.get(t), max_k, generated)
+        images, labels = _training_set(k, arm, real.pools.get(t), real.max_k, generated)
         n_train[(k, arm)] = len(images)
-        clf = train_on_images(images, labels, steps=steps, batch=batch, seed=t, lr=lr, progress=False)
-        acc[(k, arm, t)] = _accuracy(clf, test_images, test_labels)
-    t_trained = time.perf_counter()
+        clf = train_on_images(
+            images, labels, steps=protocol.steps, batch=protocol.batch, seed=t, lr=protocol.lr, progress=False
+        )
+        acc[(k, arm, t)] = _accuracy(clf, real.test_images, real.test_labels)
+    return _Scores(acc, n_train)
 
-    rows = []
-    for k in ks_list:
-        arms: dict[str, Any] = {}
-        for arm in ARMS:
-            if k == 0 and arm == "real":
-                arms[arm] = {
-                    "undefined": True,
-                    "mean": None,
-                    "ci95": None,
-                    "per_seed": None,
-                    "n_train": 0,
-                    "note": f"no training images at k = 0; chance accuracy is {1 / len(SHAPES):.2f}",
-                }
-            else:
-                arms[arm] = {
-                    "undefined": False,
-                    **_summary([acc[(k, arm, t)] for t in seeds_list]),
-                    "n_train": n_train[(k, arm)],
-                }
-        gains = {"token_over_text": _gain(acc, k, "token", "text", seeds_list)}
-        gains["text_over_real"] = None if k == 0 else _gain(acc, k, "text", "real", seeds_list)
-        rows.append({"k": k, "arms": arms, "gains": gains})
 
-    result = {
+def _row(k: int, seeds: list[int], scores: _Scores) -> dict[str, Any]:
+    """One row of the table: every arm's accuracy over the training seeds and the paired gains."""
+    arms: dict[str, Any] = {}
+    for arm in ARMS:
+        if k == 0 and arm == "real":
+            arms[arm] = {
+                "undefined": True,
+                "mean": None,
+                "ci95": None,
+                "per_seed": None,
+                "n_train": 0,
+                "note": f"no training images at k = 0; chance accuracy is {1 / len(SHAPES):.2f}",
+            }
+        else:
+            arms[arm] = {
+                "undefined": False,
+                **_summary([scores.acc[(k, arm, t)] for t in seeds]),
+                "n_train": scores.n_train[(k, arm)],
+            }
+    gains = {"token_over_text": _gain(scores.acc, k, "token", "text", seeds)}
+    gains["text_over_real"] = None if k == 0 else _gain(scores.acc, k, "text", "real", seeds)
+    return {"k": k, "arms": arms, "gains": gains}
+
+
+def _result(
+    protocol: _Protocol,
+    real: _RealSets,
+    generation: dict[str, Any],
+    gen_seeds: list[int],
+    rows: list[dict[str, Any]],
+    times: tuple[float, float, float],
+) -> dict[str, Any]:
+    """The JSON-friendly result of :func:`fewshot_table`; ``times``: perf-counter at start, generated, trained."""
+    t_start, t_generated, t_trained = times
+    return {
         "protocol": "Schwartz et al. (ICCV 2023), Table 2, on the bundled world: SceneCNN trained on k rendered "
         "scenes per class (+ generated images), tested on held-out rendered scenes",
         "classes": list(SHAPES),
         "chance": 1 / len(SHAPES),
         "arms": dict(ARM_LABELS),
         "settings": {
-            "ks": ks_list,
-            "n_generated": n_generated,
-            "n_test": n_per_class * len(SHAPES),
-            "n_test_per_class": n_per_class,
-            "train_seeds": seeds_list,
-            "steps": steps,
-            "batch": batch,
-            "lr": lr,
-            "seed": seed,
+            "ks": protocol.ks,
+            "n_generated": protocol.n_generated,
+            "n_test": real.n_per_class * len(SHAPES),
+            "n_test_per_class": real.n_per_class,
+            "train_seeds": protocol.train_seeds,
+            "steps": protocol.steps,
+            "batch": protocol.batch,
+            "lr": protocol.lr,
+            "seed": protocol.seed,
             "interval": "95 % Student-t interval over training seeds, clipped to the possible range (None with one seed)",
         },
         "generation": generation,
@@ -233,8 +306,8 @@ def fewshot_table(
         },
         "seeds": {
             "generation": gen_seeds,
-            "real_test": test_seeds,
-            "real_train": {str(t): v for t, v in train_scene_seeds.items()},
+            "real_test": real.test_seeds,
+            "real_train": {str(t): v for t, v in real.train_scene_seeds.items()},
         },
         "rows": rows,
         "seconds": {
@@ -243,11 +316,6 @@ def fewshot_table(
             "total": time.perf_counter() - t_start,
         },
     }
-    if out_dir is not None:
-        from ...io import write_json
-
-        write_json(out_dir / RESULT_FILE, result)
-    return result
 
 
 def format_fewshot_table(result: Mapping[str, Any]) -> str:
@@ -553,14 +621,6 @@ def _accuracy(clf: Any, images: torch.Tensor, labels: torch.Tensor, batch_size: 
     return float((pred == labels).float().mean())
 
 
-def _t975(df: int) -> float:
-    """Two-sided 95 % quantile of Student's t (table to 30 degrees of freedom, Cornish-Fisher beyond)."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def _summary(values: list[float], low: float = 0.0, high: float = 1.0) -> dict[str, Any]:
     """Mean, 95 % t-interval over the values (clipped to [low, high]; None for a single value) and the values."""
     n = len(values)
@@ -568,7 +628,7 @@ def _summary(values: list[float], low: float = 0.0, high: float = 1.0) -> dict[s
     ci = None
     if n > 1:
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        half = _t975(n - 1) * sd / math.sqrt(n)
+        half = student_t_ppf(0.975, n - 1) * sd / math.sqrt(n)
         ci = [max(low, mean - half), min(high, mean + half)]
     return {"mean": mean, "ci95": ci, "per_seed": list(values), "n_seeds": n}
 

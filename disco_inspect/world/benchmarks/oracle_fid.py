@@ -105,50 +105,60 @@ def world_fid_table(
         DiscoInspectError: ``n`` < 2, a class that is not a world shape, a TokenRun learned for another class, a
             token string missing from the tokenizer, or an unreadable token file.
     """
+    # 1. check inputs
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise DiscoInspectError(
             f"`n` = {n!r} is invalid; FID needs at least 2 images per set (use 64 or more)."
         )
     if not token_runs:
         raise DiscoInspectError("`token_runs` is empty; pass {class_name: TokenRun or token file}.")
-    shapes = FACTOR_VALUES["shape"]
     real: dict[str, torch.Tensor] = {}
     generated: dict[str, dict[str, torch.Tensor]] = {}
     seeds_used: dict[str, list[int]] = {}
     for class_name, token in token_runs.items():
-        if class_name not in shapes:
-            raise DiscoInspectError(
-                f"Class {class_name!r} of `token_runs` is not a world class; use one of {', '.join(shapes)}."
-            )
-        if isinstance(token, TokenRun) and token.class_name != class_name:
-            raise DiscoInspectError(
-                f"`token_runs[{class_name!r}]` is a run for the class {token.class_name!r}; key it by "
-                f"{token.class_name!r} or pass the run of {class_name!r}."
-            )
-        cfg, token_str = _install(pipe, token, class_name)
-        first = _first_seed(token, seed, n)
-        seeds = list(range(first, first + n))
-        settings = cfg.replace(n_images=n, seed_pool=0, token=token_str)
-        recorded = token.pipeline if isinstance(token, TokenRun) else None
-        images: dict[str, torch.Tensor] = {}
-        with recorded_scheduler(pipe, recorded):
-            for kind, with_token in (("baseline", False), ("token", True)):
-                images[kind] = generate(
-                    pipe,
-                    settings.prompts(class_name, with_token=with_token),
-                    seeds,
-                    num_inference_steps=cfg.num_inference_steps,
-                    guidance_scale=cfg.guidance_scale,
-                    height=cfg.height,
-                    width=cfg.width,
-                    batch_size=batch_size,
-                )
-        generated[class_name] = images
+        # 2. per class: generated images without and with its token, and rendered real scenes
+        generated[class_name], seeds = _class_images(pipe, class_name, token, seed, n, batch_size)
         real[class_name] = generate_scenes(n, seed=real_seed, fixed={"shape": class_name}).images
         seeds_used[class_name] = seeds
         logger.info("FID images for %r: %d per set, seeds %d..%d", class_name, n, seeds[0], seeds[-1])
+    # 3. FID of every set against the real scenes, in the oracle's features
     table = fid_table(real, generated, OracleFeatures(oracle), batch_size=64, name=ORACLE_FID_NAME)
     return {**table, "seeds": seeds_used}
+
+
+def _class_images(
+    pipe: Any, class_name: str, token: TokenRun | str | Path, seed: int | None, n: int, batch_size: int
+) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """Install the class's token and generate ``n`` baseline and ``n`` token images; returns them and the seeds."""
+    shapes = FACTOR_VALUES["shape"]
+    if class_name not in shapes:
+        raise DiscoInspectError(
+            f"Class {class_name!r} of `token_runs` is not a world class; use one of {', '.join(shapes)}."
+        )
+    if isinstance(token, TokenRun) and token.class_name != class_name:
+        raise DiscoInspectError(
+            f"`token_runs[{class_name!r}]` is a run for the class {token.class_name!r}; key it by "
+            f"{token.class_name!r} or pass the run of {class_name!r}."
+        )
+    cfg, token_str = _install(pipe, token, class_name)
+    first = _first_seed(token, seed, n)
+    seeds = list(range(first, first + n))
+    settings = cfg.replace(n_images=n, seed_pool=0, token=token_str)
+    recorded = token.pipeline if isinstance(token, TokenRun) else None
+    images: dict[str, torch.Tensor] = {}
+    with recorded_scheduler(pipe, recorded):
+        for kind, with_token in (("baseline", False), ("token", True)):
+            images[kind] = generate(
+                pipe,
+                settings.prompts(class_name, with_token=with_token),
+                seeds,
+                num_inference_steps=cfg.num_inference_steps,
+                guidance_scale=cfg.guidance_scale,
+                height=cfg.height,
+                width=cfg.width,
+                batch_size=batch_size,
+            )
+    return images, seeds
 
 
 def _install(pipe: Any, token: TokenRun | str | Path, class_name: str) -> tuple[DiscoConfig, str]:
