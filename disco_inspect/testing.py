@@ -29,51 +29,15 @@ def tiny_pipeline(
     guidance-scale embedding, as distilled (LCM) UNets have.
     """
     n_vae_blocks = {2: 2, 4: 3, 8: 4}[vae_factor]
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     from .models.pipelines import set_scheduler
     from .models.tokenizers import clip_tokenizer
 
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=sample_size,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=text_width,
-        attention_head_dim=8,
-        norm_num_groups=16,
-        time_cond_proj_dim=time_cond_proj_dim,
-    )
-    torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32, 32, 32)[:n_vae_blocks],
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        norm_num_groups=16,
-        down_block_types=("DownEncoderBlock2D",) * n_vae_blocks,
-        up_block_types=("UpDecoderBlock2D",) * n_vae_blocks,
-        sample_size=vae_factor * sample_size,
-    )
-    torch.manual_seed(seed + 2)
-    te_cfg = CLIPTextConfig(
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
-        hidden_size=text_width,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        vocab_size=49408,
-        max_position_embeddings=77,
-    )
-    text_encoder = CLIPTextModel(te_cfg)
+    # 1. the random components, each from its own seed
+    unet = _tiny_unet(seed, sample_size, text_width, time_cond_proj_dim)
+    vae = _tiny_vae(seed + 1, n_vae_blocks, vae_factor * sample_size)
+    text_encoder = _tiny_text_encoder(seed + 2, text_width)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -82,6 +46,7 @@ def tiny_pipeline(
         set_alpha_to_one=False,
         steps_offset=1,
     )
+    # 2. the pipeline, frozen, with the offline CLIP tokenizer
     pipe = StableDiffusionPipeline(
         unet=unet,
         vae=vae,
@@ -96,9 +61,67 @@ def tiny_pipeline(
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.requires_grad_(False).eval()
+    # 3. DDIM with trailing spacing, and the source recorded in run folders
     set_scheduler(pipe, "ddim", "trailing")
     pipe._disco_source = f"tiny-random(seed={seed})"
     return pipe
+
+
+def _tiny_unet(seed: int, sample_size: int, text_width: int, time_cond_proj_dim: int | None) -> Any:
+    """A random UNet with blocks (32, 64), one cross-attention level."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=text_width,
+        attention_head_dim=8,
+        norm_num_groups=16,
+        time_cond_proj_dim=time_cond_proj_dim,
+    )
+
+
+def _tiny_vae(seed: int, n_blocks: int, image_size: int) -> Any:
+    """A random VAE with ``n_blocks`` levels (a latent ``2 ** (n_blocks - 1)`` times smaller than the image)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        block_out_channels=(16, 32, 32, 32)[:n_blocks],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=16,
+        down_block_types=("DownEncoderBlock2D",) * n_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        sample_size=image_size,
+    )
+
+
+def _tiny_text_encoder(seed: int, text_width: int) -> Any:
+    """A random 2-layer CLIP text encoder over the CLIP vocabulary."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    te_cfg = CLIPTextConfig(
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        hidden_size=text_width,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=49408,
+        max_position_embeddings=77,
+    )
+    return CLIPTextModel(te_cfg)
 
 
 #: A 3-layer CNN classifier (random or trained), for tests: the world's scene classifier architecture.

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import DiscoInspectError
-from .stats import benjamini_hochberg, correlation, paired_shift
+from .stats import PairedShift, benjamini_hochberg, correlation, paired_shift
 
 
 @dataclass
@@ -221,6 +221,44 @@ def discover_factors(
 
     Significant factors come first, ordered by effect; the rest follow by effect.
     """
+    # 1. check inputs
+    _check_inputs(concepts, baseline_scores, token_scores, control_scores, alpha, min_effect)
+    # 2. the paired tests: token vs baseline, and token vs the null control when one ran
+    tests = {"margin": min_effect, "alternative": "greater", "n_boot": n_boot, "n_perm": n_perm, "seed": seed}
+    shift = paired_shift(baseline_scores, token_scores, **tests)
+    ctrl = None if control_scores is None else paired_shift(control_scores, token_scores, **tests)
+    evidence = _Evidence.of(shift, ctrl)
+    # 3. the correlation of each concept with the target probability along the trajectory
+    corr: list[float | None] = [None] * len(concepts)
+    if trajectory_scores is not None and trajectory_target is not None and len(trajectory_target) >= 3:
+        corr = [float(v) for v in correlation(torch.tensor(list(trajectory_target)), trajectory_scores)]
+    # 4. one factor per concept, significant ones first, each by effect
+    factors = [evidence.factor(i, c, corr[i], alpha) for i, c in enumerate(concepts)]
+    ranked = sorted(factors, key=lambda f: (not f.significant, -f.effect))
+    factors = [replace(f, rank=r) for r, f in enumerate(ranked, 1)]
+    # 5. the audit, with how it was computed
+    against = "the null control (token vs control tokens, same seeds)" if ctrl is not None else "the baseline"
+    method = {
+        "effect": "mean paired shift of concept presence (token - baseline)",
+        "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
+        "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} against {against} "
+        f"({n_perm} flips or exact)",
+        "fdr": "Benjamini-Hochberg across concepts",
+        "trajectory": "Pearson r of mean presence vs mean target "
+        "probability over recorded iterations (validation iterations: the baseline's seeds)",
+    }
+    return FactorAudit(factors=factors, alpha=alpha, min_effect=min_effect, n_pairs=shift.n, method=method)
+
+
+def _check_inputs(
+    concepts: Sequence[str],
+    baseline_scores: torch.Tensor,
+    token_scores: torch.Tensor,
+    control_scores: torch.Tensor | None,
+    alpha: float,
+    min_effect: float,
+) -> None:
+    """Raise on an invalid ``alpha`` or ``min_effect``, or scores of the wrong shape."""
     if not 0 < alpha < 1:
         raise DiscoInspectError(
             f"`alpha` = {alpha!r} is invalid; use a false-discovery rate in (0, 1), e.g. 0.05."
@@ -237,33 +275,31 @@ def discover_factors(
             f"`control_scores` must have the shape of the token scores {tuple(token_scores.shape)}; "
             f"got {tuple(control_scores.shape)}."
         )
-    shift = paired_shift(
-        baseline_scores,
-        token_scores,
-        margin=min_effect,
-        alternative="greater",
-        n_boot=n_boot,
-        n_perm=n_perm,
-        seed=seed,
-    )
-    q = benjamini_hochberg(shift.p_value)
-    test_p, test_q, ctrl = shift.p_value, q, None
-    if control_scores is not None:
-        ctrl = paired_shift(
-            control_scores,
-            token_scores,
-            margin=min_effect,
-            alternative="greater",
-            n_boot=n_boot,
-            n_perm=n_perm,
-            seed=seed,
-        )
-        test_p, test_q = ctrl.p_value, benjamini_hochberg(ctrl.p_value)
-    corr: list[float | None] = [None] * k
-    if trajectory_scores is not None and trajectory_target is not None and len(trajectory_target) >= 3:
-        corr = [float(v) for v in correlation(torch.tensor(list(trajectory_target)), trajectory_scores)]
-    factors = []
-    for i, c in enumerate(concepts):
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """The paired tests of all concepts: token vs baseline (``shift``, its q-values ``q``) and, when a null control
+    ran, token vs control (``ctrl``), which then decides significance."""
+
+    shift: PairedShift
+    q: torch.Tensor
+    ctrl: PairedShift | None
+    test_p: torch.Tensor
+    """The p-values that decide significance (against the control when one ran, else the baseline)."""
+    test_q: torch.Tensor
+
+    @classmethod
+    def of(cls, shift: PairedShift, ctrl: PairedShift | None) -> _Evidence:
+        """The evidence of the two tests, with Benjamini-Hochberg q-values across concepts."""
+        q = benjamini_hochberg(shift.p_value)
+        if ctrl is None:
+            return cls(shift=shift, q=q, ctrl=None, test_p=shift.p_value, test_q=q)
+        return cls(shift=shift, q=q, ctrl=ctrl, test_p=ctrl.p_value, test_q=benjamini_hochberg(ctrl.p_value))
+
+    def factor(self, i: int, concept: str, trajectory_corr: float | None, alpha: float) -> Factor:
+        """The (unranked) factor of concept ``i``."""
+        shift, ctrl, test_p, test_q = self.shift, self.ctrl, self.test_p, self.test_q
         control = None
         if ctrl is not None:
             control = {
@@ -272,34 +308,18 @@ def discover_factors(
                 "ci_low": float(ctrl.ci_low[i]),
                 "ci_high": float(ctrl.ci_high[i]),
                 "baseline_p_value": float(shift.p_value[i]),
-                "baseline_q_value": float(q[i]),
+                "baseline_q_value": float(self.q[i]),
             }
-        factors.append(
-            Factor(
-                concept=c,
-                baseline_rate=float(shift.mean_a[i]),
-                token_rate=float(shift.mean_b[i]),
-                effect=float(shift.effect[i]),
-                ci_low=float(shift.ci_low[i]),
-                ci_high=float(shift.ci_high[i]),
-                p_value=float(test_p[i]),
-                q_value=float(test_q[i]),
-                trajectory_corr=corr[i],
-                significant=bool(test_q[i] < alpha),
-                control=control,
-            )
+        return Factor(
+            concept=concept,
+            baseline_rate=float(shift.mean_a[i]),
+            token_rate=float(shift.mean_b[i]),
+            effect=float(shift.effect[i]),
+            ci_low=float(shift.ci_low[i]),
+            ci_high=float(shift.ci_high[i]),
+            p_value=float(test_p[i]),
+            q_value=float(test_q[i]),
+            trajectory_corr=trajectory_corr,
+            significant=bool(test_q[i] < alpha),
+            control=control,
         )
-    factors.sort(key=lambda f: (not f.significant, -f.effect))
-    for r, f in enumerate(factors, 1):
-        f.rank = r
-    against = "the null control (token vs control tokens, same seeds)" if ctrl is not None else "the baseline"
-    method = {
-        "effect": "mean paired shift of concept presence (token - baseline)",
-        "interval": f"percentile bootstrap, {n_boot} resamples, {int(shift.level * 100)}%",
-        "test": f"one-sided paired sign-flip test of H0: shift <= {min_effect} against {against} "
-        f"({n_perm} flips or exact)",
-        "fdr": "Benjamini-Hochberg across concepts",
-        "trajectory": "Pearson r of mean presence vs mean target "
-        "probability over recorded iterations (validation iterations: the baseline's seeds)",
-    }
-    return FactorAudit(factors=factors, alpha=alpha, min_effect=min_effect, n_pairs=shift.n, method=method)

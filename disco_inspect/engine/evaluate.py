@@ -91,6 +91,7 @@ def evaluate_accuracy(
     """
     from .optimize import as_classifier, check_pipeline
 
+    # 1. check inputs
     check_pipeline(pipe)
     if n_seeds < 1:
         raise DiscoInspectError(f"`n_seeds` = {n_seeds} is invalid; use an integer >= 1.")
@@ -99,60 +100,23 @@ def evaluate_accuracy(
     clf = as_classifier(classifier)
     target_idx = clf.resolve_class(target)
     class_name = clf.class_name(target_idx)
-    cfg = token.config if isinstance(token, TokenRun) else None
-    steps = num_inference_steps or (cfg.num_inference_steps if cfg else 30)
-    guidance = guidance_scale if guidance_scale is not None else (cfg.guidance_scale if cfg else 7.0)
-    height = height or (cfg.height if cfg else None)
-    width = width or (cfg.width if cfg else None)
-    if isinstance(token, TokenRun):
-        token_str = token.install(pipe)
-    elif isinstance(token, Path) or (
-        isinstance(token, str) and (token.endswith((".safetensors", ".bin", ".pt")))
-    ):
-        token_str = install_token(pipe, token)
-    else:
-        token_str = str(token)
-        if token_str not in pipe.tokenizer.get_vocab():
-            raise DiscoInspectError(
-                f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead."
-            )
-    scorer = clf if eval_classifier is None else as_classifier(eval_classifier)
-    if eval_class is not None and eval_classifier is None:
-        raise DiscoInspectError(
-            "`eval_class` names a class of `eval_classifier`; pass that classifier as well."
-        )
-    eval_target = (
-        target_idx
-        if eval_classifier is None
-        else scorer.resolve_class(class_name if eval_class is None else eval_class)
-    )
+    # 2. sampling settings (a TokenRun's by default) and the token in the pipeline
+    sampling = _Sampling.of(token, num_inference_steps, guidance_scale, height, width)
+    token_str = _install(pipe, token)
+    # 3. the scoring classifier and its class
+    scorer, eval_target = _scorer(clf, target_idx, class_name, eval_classifier, eval_class)
+    # 4. paired seeds and prompts
     seeds = _eval_seeds(token, n_seeds, seed)
-    base_t = template.replace("{token} ", "").replace("{token}", "")
-    prompts = {
-        "baseline": [base_t.format(class_name=class_name)] * n_seeds,
-        "token": [template.format(token=token_str, class_name=class_name)] * n_seeds,
-    }
-    out: dict[str, list[dict[str, Any]]] = {}
-    kept: dict[str, torch.Tensor] = {}
+    prompts = _paired_prompts(template, token_str, class_name, n_seeds)
+    # 5. generate and score, with the run's scheduler
     with recorded_scheduler(pipe, token.pipeline if isinstance(token, TokenRun) else None):
-        for kind, ps in prompts.items():
-            images = generate(
-                pipe,
-                ps,
-                seeds,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                height=height,
-                width=width,
-                batch_size=batch_size,
-            )
-            with torch.no_grad():
-                logits = torch.cat(
-                    [scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-                )
-            out[kind] = image_records(logits, eval_target, scorer.label_names, seeds, ps)
-            if keep_images:
-                kept[kind] = images.detach().float().cpu()
+        scored = {
+            kind: _generate_and_score(pipe, scorer, eval_target, ps, seeds, sampling, batch_size, keep_images)
+            for kind, ps in prompts.items()
+        }
+    # 6. the result
+    out = {kind: records for kind, (records, _) in scored.items()}
+    kept = {kind: images for kind, (_, images) in scored.items() if images is not None}
     return AccuracyResult(
         target=eval_target,
         class_name=class_name,
@@ -163,6 +127,105 @@ def evaluate_accuracy(
         token_items=out["token"],
         images=kept or None,
     )
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """How an evaluation samples: the caller's settings, else the training run's, else 30 steps / guidance 7."""
+
+    steps: int
+    guidance: float
+    height: int | None
+    width: int | None
+
+    @classmethod
+    def of(
+        cls,
+        token: Any,
+        num_inference_steps: int | None,
+        guidance_scale: float | None,
+        height: int | None,
+        width: int | None,
+    ) -> _Sampling:
+        """The settings for ``token`` (a TokenRun brings its config) and the caller's overrides."""
+        cfg = token.config if isinstance(token, TokenRun) else None
+        return cls(
+            steps=num_inference_steps or (cfg.num_inference_steps if cfg else 30),
+            guidance=guidance_scale if guidance_scale is not None else (cfg.guidance_scale if cfg else 7.0),
+            height=height or (cfg.height if cfg else None),
+            width=width or (cfg.width if cfg else None),
+        )
+
+
+def _install(pipe: Any, token: TokenRun | str | Path) -> str:
+    """Put ``token`` (a TokenRun, a token file, or a token already in the tokenizer) in ``pipe``; its string."""
+    if isinstance(token, TokenRun):
+        return token.install(pipe)
+    if isinstance(token, Path) or (
+        isinstance(token, str) and (token.endswith((".safetensors", ".bin", ".pt")))
+    ):
+        return install_token(pipe, token)
+    token_str = str(token)
+    if token_str not in pipe.tokenizer.get_vocab():
+        raise DiscoInspectError(
+            f"`token` = {token_str!r} is not in the pipeline's tokenizer; pass the token file instead."
+        )
+    return token_str
+
+
+def _scorer(
+    clf: Any, target_idx: int, class_name: str, eval_classifier: Any, eval_class: str | int | None
+) -> tuple[Any, int]:
+    """The classifier that scores the images (``eval_classifier`` or the guiding one) and its target index."""
+    from .optimize import as_classifier
+
+    scorer = clf if eval_classifier is None else as_classifier(eval_classifier)
+    if eval_class is not None and eval_classifier is None:
+        raise DiscoInspectError(
+            "`eval_class` names a class of `eval_classifier`; pass that classifier as well."
+        )
+    eval_target = (
+        target_idx
+        if eval_classifier is None
+        else scorer.resolve_class(class_name if eval_class is None else eval_class)
+    )
+    return scorer, eval_target
+
+
+def _paired_prompts(template: str, token_str: str, class_name: str, n: int) -> dict[str, list[str]]:
+    """``n`` prompts without (``baseline``) and with (``token``) the token."""
+    base_t = template.replace("{token} ", "").replace("{token}", "")
+    return {
+        "baseline": [base_t.format(class_name=class_name)] * n,
+        "token": [template.format(token=token_str, class_name=class_name)] * n,
+    }
+
+
+def _generate_and_score(
+    pipe: Any,
+    scorer: Any,
+    eval_target: int,
+    prompts: list[str],
+    seeds: list[int],
+    sampling: _Sampling,
+    batch_size: int,
+    keep_images: bool,
+) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
+    """Images of ``prompts`` on ``seeds``, scored in batches: their per-image records, and the images if kept."""
+    images = generate(
+        pipe,
+        prompts,
+        seeds,
+        num_inference_steps=sampling.steps,
+        guidance_scale=sampling.guidance,
+        height=sampling.height,
+        width=sampling.width,
+        batch_size=batch_size,
+    )
+    with torch.no_grad():
+        logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    records = image_records(logits, eval_target, scorer.label_names, seeds, prompts)
+    return records, images.detach().float().cpu() if keep_images else None
 
 
 def _eval_seeds(token: Any, n_seeds: int, seed: int | None) -> list[int]:

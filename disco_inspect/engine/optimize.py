@@ -142,6 +142,7 @@ def train_token(
 
 
 def _can_extend(state: dict[str, Any], cfg: DiscoConfig) -> bool:
+    """Whether a finished run stopped at its ``max_iters`` and ``cfg`` allows more iterations (training goes on)."""
     return state.get("stopped") == "max_iters" and int(state["next_step"]) < cfg.max_iters
 
 

@@ -32,6 +32,7 @@ def world_pipeline_path() -> Path:
 
 
 def _check_folder(path: Path) -> None:
+    """Raise unless ``path`` is a diffusers folder with the parts a text-to-image pipeline needs."""
     if not (path / "model_index.json").is_file():
         raise DiscoInspectError(
             f"`pipeline` folder `{path}` has no model_index.json; pass a folder saved with "
@@ -78,46 +79,16 @@ def load_pipeline(
     """
     from diffusers import StableDiffusionPipeline
 
-    src = str(source)
-    import diffusers
-    from packaging.version import Version
-
-    dtype_key = "dtype" if Version(diffusers.__version__) >= Version("0.36") else "torch_dtype"
+    # 1. where to load from: a checked local folder (the world's by default) or a hub id
+    src = _resolve_world(str(source))
+    load_from, where = _load_target(src, local_files_only)
+    # 2. load, with loading chatter silenced and diffusers' errors as one type
     kwargs: dict[str, Any] = {
-        dtype_key: torch_dtype,
+        _dtype_keyword(): torch_dtype,
         "safety_checker": None,
         "requires_safety_checker": False,
+        **where,
     }
-    if src == "world":
-        path = world_pipeline_path()
-        if not (path / "model_index.json").is_file():
-            raise DiscoInspectError(
-                "The bundled world's pipeline is not shipped in this version of disco-inspect "
-                f"(looked in `{path}`); pass `--pipeline PATH` with a local diffusers folder."
-            )
-        src = str(path)
-    path = Path(src).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise DiscoInspectError(f"`pipeline` = `{path}` is a file; pass a diffusers pipeline folder.")
-        _check_folder(path)
-        kwargs["local_files_only"] = True
-        if not (path / "tokenizer").is_dir():
-            kwargs["tokenizer"] = _fallback_tokenizer(path)
-        if not any((path / "text_encoder").glob("*.safetensors")) and not any(
-            (path / "text_encoder").glob("*.bin")
-        ):
-            kwargs["text_encoder"] = _packaged_text_encoder(path)
-        load_from = str(path)
-    elif src.count("/") == 1 and not src.startswith((".", "/", "~")):
-        if local_files_only is not None:
-            kwargs["local_files_only"] = local_files_only
-        load_from = src
-    else:
-        raise DiscoInspectError(
-            f"`pipeline` = `{src}` is neither an existing folder nor a hub id (owner/name); "
-            "pass 'world', a diffusers folder, or a hub id."
-        )
     try:
         with quiet_loading():
             pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
@@ -128,6 +99,7 @@ def load_pipeline(
             f"Could not load the pipeline `{src}`: {type(e).__name__}: {e}. For a hub id on an offline machine, "
             "download it elsewhere and pass the local folder."
         ) from e
+    # 3. device, frozen eval-mode parts, no progress bars, the scheduler
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
@@ -135,6 +107,50 @@ def load_pipeline(
     set_scheduler(pipe, scheduler, timestep_spacing)
     pipe._disco_source = str(source)  # recorded in run folders
     return pipe
+
+
+def _dtype_keyword() -> str:
+    """The name of ``from_pretrained``'s dtype argument in the installed diffusers."""
+    import diffusers
+    from packaging.version import Version
+
+    return "dtype" if Version(diffusers.__version__) >= Version("0.36") else "torch_dtype"
+
+
+def _resolve_world(src: str) -> str:
+    """``src``, with ``world`` replaced by the bundled pipeline's folder (an error if it is not shipped)."""
+    if src != "world":
+        return src
+    path = world_pipeline_path()
+    if not (path / "model_index.json").is_file():
+        raise DiscoInspectError(
+            "The bundled world's pipeline is not shipped in this version of disco-inspect "
+            f"(looked in `{path}`); pass `--pipeline PATH` with a local diffusers folder."
+        )
+    return str(path)
+
+
+def _load_target(src: str, local_files_only: bool | None) -> tuple[str, dict[str, Any]]:
+    """What ``from_pretrained`` loads (a checked folder or a hub id) and the loading arguments it needs."""
+    path = Path(src).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise DiscoInspectError(f"`pipeline` = `{path}` is a file; pass a diffusers pipeline folder.")
+        _check_folder(path)
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if not (path / "tokenizer").is_dir():
+            kwargs["tokenizer"] = _fallback_tokenizer(path)
+        if not any((path / "text_encoder").glob("*.safetensors")) and not any(
+            (path / "text_encoder").glob("*.bin")
+        ):
+            kwargs["text_encoder"] = _packaged_text_encoder(path)
+        return str(path), kwargs
+    if src.count("/") == 1 and not src.startswith((".", "/", "~")):
+        return src, {} if local_files_only is None else {"local_files_only": local_files_only}
+    raise DiscoInspectError(
+        f"`pipeline` = `{src}` is neither an existing folder nor a hub id (owner/name); "
+        "pass 'world', a diffusers folder, or a hub id."
+    )
 
 
 @contextmanager

@@ -62,87 +62,103 @@ def heat_overlay(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
 
 def _figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Plotly figure specs (data + layout) built from report.json alone."""
-    figs: dict[str, dict[str, Any]] = {}
-    traj = doc["trajectory"]
-    if traj:
-        steps = [r["step"] for r in traj]
-        figs["curves"] = {
-            "data": [
-                {
-                    "x": steps,
-                    "y": [r[k] for r in traj],
-                    "name": name,
-                    "mode": "lines+markers",
-                    "type": "scatter",
-                }
-                for k, name in (
-                    ("target_prob_mean", "mean target probability"),
-                    ("accuracy", "top-1 accuracy"),
-                    ("top5_accuracy", "top-5 accuracy"),
-                )
-            ],
-            "layout": {
-                "title": {"text": "Optimisation trajectory"},
-                "xaxis": {"title": {"text": "iteration"}},
-                "yaxis": {"title": {"text": "value"}, "range": [0, 1.05]},
-                "height": 360,
-                "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
-            },
-        }
-    ranked = doc["factors"]["ranked"][:12]
-    if ranked:
-        rev = list(reversed(ranked))
-        figs["factors"] = {
-            "data": [
-                {
-                    "type": "bar",
-                    "orientation": "h",
-                    "y": [f["concept"] for f in rev],
-                    "x": [f["effect"] for f in rev],
-                    "error_x": {
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [f["ci_high"] - f["effect"] for f in rev],
-                        "arrayminus": [f["effect"] - f["ci_low"] for f in rev],
-                    },
-                    "marker": {"color": ["#c0392b" if f["significant"] else "#95a5a6" for f in rev]},
-                    "name": "presence shift",
-                }
-            ],
-            "layout": {
-                "title": {"text": "Concept presence shift (token - baseline), 95% CI"},
-                "xaxis": {"title": {"text": "shift"}},
-                "height": 60 + 26 * len(rev),
-                "margin": {"t": 40, "l": 180, "r": 10, "b": 40},
-            },
-        }
-    tc = doc.get("trajectory_concepts")
-    top = (doc["factors"].get("reported") or [])[:3]
-    if tc and top:
-        figs["concepts"] = {
-            "data": [
-                {
-                    "x": tc["steps"],
-                    "y": tc["target_prob"],
-                    "name": "mean target probability",
-                    "type": "scatter",
-                    "mode": "lines",
-                    "line": {"dash": "dot", "color": "#333"},
-                }
-            ]
-            + [
-                {"x": tc["steps"], "y": tc[c], "name": c, "type": "scatter", "mode": "lines+markers"}
-                for c in top
-            ],
-            "layout": {
-                "title": {"text": "Top factors along the trajectory (step -1 = baseline)"},
-                "xaxis": {"title": {"text": "iteration"}},
-                "yaxis": {"range": [0, 1.05]},
-                "height": 340,
-                "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
-            },
-        }
-    return figs
+    figs = {
+        "curves": _curves_figure(doc["trajectory"]),
+        "factors": _factors_figure(doc["factors"]["ranked"][:12]),
+        "concepts": _concepts_figure(
+            doc.get("trajectory_concepts"), (doc["factors"].get("reported") or [])[:3]
+        ),
+    }
+    return {name: fig for name, fig in figs.items() if fig is not None}
+
+
+def _curves_figure(traj: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean target probability and top-1/top-5 accuracy per iteration (None without a trajectory)."""
+    if not traj:
+        return None
+    steps = [r["step"] for r in traj]
+    return {
+        "data": [
+            {
+                "x": steps,
+                "y": [r[k] for r in traj],
+                "name": name,
+                "mode": "lines+markers",
+                "type": "scatter",
+            }
+            for k, name in (
+                ("target_prob_mean", "mean target probability"),
+                ("accuracy", "top-1 accuracy"),
+                ("top5_accuracy", "top-5 accuracy"),
+            )
+        ],
+        "layout": {
+            "title": {"text": "Optimisation trajectory"},
+            "xaxis": {"title": {"text": "iteration"}},
+            "yaxis": {"title": {"text": "value"}, "range": [0, 1.05]},
+            "height": 360,
+            "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
+        },
+    }
+
+
+def _factors_figure(ranked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Horizontal bars of the ranked factors' presence shifts with their intervals (None without factors)."""
+    if not ranked:
+        return None
+    rev = list(reversed(ranked))
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": [f["concept"] for f in rev],
+                "x": [f["effect"] for f in rev],
+                "error_x": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [f["ci_high"] - f["effect"] for f in rev],
+                    "arrayminus": [f["effect"] - f["ci_low"] for f in rev],
+                },
+                "marker": {"color": ["#c0392b" if f["significant"] else "#95a5a6" for f in rev]},
+                "name": "presence shift",
+            }
+        ],
+        "layout": {
+            "title": {"text": "Concept presence shift (token - baseline), 95% CI"},
+            "xaxis": {"title": {"text": "shift"}},
+            "height": 60 + 26 * len(rev),
+            "margin": {"t": 40, "l": 180, "r": 10, "b": 40},
+        },
+    }
+
+
+def _concepts_figure(tc: dict[str, Any] | None, top: list[str]) -> dict[str, Any] | None:
+    """The top factors' presence and the target probability along the trajectory (None without either)."""
+    if not (tc and top):
+        return None
+    return {
+        "data": [
+            {
+                "x": tc["steps"],
+                "y": tc["target_prob"],
+                "name": "mean target probability",
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"dash": "dot", "color": "#333"},
+            }
+        ]
+        + [
+            {"x": tc["steps"], "y": tc[c], "name": c, "type": "scatter", "mode": "lines+markers"} for c in top
+        ],
+        "layout": {
+            "title": {"text": "Top factors along the trajectory (step -1 = baseline)"},
+            "xaxis": {"title": {"text": "iteration"}},
+            "yaxis": {"range": [0, 1.05]},
+            "height": 340,
+            "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
+        },
+    }
 
 
 def _strips(result: Any) -> list[dict[str, Any]]:
@@ -176,6 +192,7 @@ def _strips(result: Any) -> list[dict[str, Any]]:
 
 
 def _attribution_rows(result: Any) -> list[dict[str, Any]]:
+    """Per attributed image: the image, its object mask and one saliency overlay per attribution method."""
     att, imgs = result.attribution, result.images
     if not att:
         return []
@@ -201,6 +218,7 @@ def _attribution_rows(result: Any) -> list[dict[str, Any]]:
 
 
 def _plotly_js() -> str:
+    """plotly.js, to embed in the page (the report works offline)."""
     try:
         from plotly.offline import get_plotlyjs
     except ImportError as e:
