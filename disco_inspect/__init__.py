@@ -6,8 +6,7 @@ classifiers), ``.engine`` (token, sampling, evaluation), ``.editing`` (inversion
 world), each with its own ``__all__``.
 
 Contributor note: ``_PUBLIC`` below is the lazy-import table (name -> defining module, imported on first use, so
-``import disco_inspect`` loads no diffusers/timm/captum); ``_MOVED`` keeps the names this package exported before
-0.2 working for one release, with a DeprecationWarning that names their home.
+``import disco_inspect`` loads no diffusers/timm/captum).
 """
 
 from __future__ import annotations
@@ -46,43 +45,8 @@ _PUBLIC = {
     "OpenClipScorer": "disco_inspect.analysis.concepts",
 }
 
-_MOVED = {
-    "PAPER_TEMPLATES": "disco_inspect.config",
-    "set_scheduler": "disco_inspect.models.pipelines",
-    "clip_tokenizer": "disco_inspect.models.tokenizers",
-    "Preprocessing": "disco_inspect.models.classifiers",
-    "save_torchscript_classifier": "disco_inspect.models.classifiers",
-    "AccuracyResult": "disco_inspect.engine.evaluate",
-    "generate": "disco_inspect.engine.sampling",
-    "ClassToken": "disco_inspect.engine.token",
-    "save_token": "disco_inspect.engine.token",
-    "load_token": "disco_inspect.engine.token",
-    "install_token": "disco_inspect.engine.token",
-    "TowardClass": "disco_inspect.engine.objectives",
-    "AwayFromClass": "disco_inspect.engine.objectives",
-    "OracleScorer": "disco_inspect.world.scorer",
-    "load_concepts": "disco_inspect.analysis.concepts",
-    "load_concept_file": "disco_inspect.analysis.concepts",
-    "discover_factors": "disco_inspect.analysis.factors",
-    "Factor": "disco_inspect.analysis.factors",
-    "FactorAudit": "disco_inspect.analysis.factors",
-    "Intervention": "disco_inspect.analysis.factors",
-    "intervene": "disco_inspect.analysis.intervention",
-    "attribute": "disco_inspect.analysis.attribution",
-    "context_reliance": "disco_inspect.analysis.attribution",
-    "object_masks": "disco_inspect.analysis.attention",
-    "validate_report": "disco_inspect.report.schema",
-    "REPORT_SCHEMA": "disco_inspect.report.schema",
-    "world_config": "disco_inspect.world.presets",
-    "run_benchmark": "disco_inspect.world.benchmarks.handpicked",
-    "generate_scenes": "disco_inspect.world.scenes",
-    "BiasSpec": "disco_inspect.world.bias",
-    "load_oracle": "disco_inspect.world.oracle",
-}
-
 __all__, __getattr__, __dir__ = attach(
     __name__,
     _PUBLIC,
-    _MOVED,
     eager={"DiscoConfig": DiscoConfig, "DiscoInspectError": DiscoInspectError, "__version__": __version__},
 )

@@ -38,15 +38,11 @@ def test_invert_and_edit_are_functions():
     assert out.stdout.strip() == "True"
 
 
-def test_the_top_level_is_small_and_former_names_still_work_with_a_warning():
-    import pytest
-
+def test_the_top_level_is_small_and_has_no_former_names():
     assert len(disco_inspect.__all__) <= 18
-    with pytest.warns(DeprecationWarning, match="disco_inspect.engine.sampling.generate"):
-        from disco_inspect import generate
-    from disco_inspect.engine.sampling import generate as home
-
-    assert generate is home
+    assert not hasattr(disco_inspect, "generate")  # lives in disco_inspect.engine.sampling only
+    with pytest.raises(ImportError):
+        from disco_inspect import generate  # noqa: F401
 
 
 def test_every_subpackage_lists_what_it_offers():
@@ -60,26 +56,20 @@ def test_every_subpackage_lists_what_it_offers():
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "name"),
+    "old",
     [
-        ("disco_inspect.engine.run", "disco_inspect.engine.run_folder", "RunFolder"),
-        ("disco_inspect.engine.result", "disco_inspect.engine.token_run", "TokenRun"),
-        ("disco_inspect.engine.scoring", "disco_inspect.engine.records", "image_records"),
-        (
-            "disco_inspect.world.classifiers",
-            "disco_inspect.world.scene_classifiers",
-            "train_world_classifier",
-        ),
+        "disco_inspect.engine.run",
+        "disco_inspect.engine.result",
+        "disco_inspect.engine.scoring",
+        "disco_inspect.world.classifiers",
+        "disco_inspect.world.factors",
     ],
 )
-def test_renamed_modules_still_import_for_one_release_with_a_warning(old, new, name):
+def test_former_module_names_are_gone(old):
     import importlib
-    import sys
 
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
-        mod = importlib.import_module(old)
-    assert getattr(mod, name) is getattr(importlib.import_module(new), name)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
 
 
 def test_no_two_modules_share_a_name_across_the_layers():
@@ -87,8 +77,8 @@ def test_no_two_modules_share_a_name_across_the_layers():
     root = Path(disco_inspect.__file__).parent
     seen: dict[str, Path] = {}
     for path in sorted(root.rglob("*.py")):
-        if path.stem.startswith("__") or "moved_module(__name__" in path.read_text():
-            continue  # deprecated aliases kept for one release
+        if path.stem.startswith("__"):
+            continue
         for name, where in ((path.stem, path), (path.parent.name, path.parent)):
             if where == root or seen.get(name) == where:
                 continue

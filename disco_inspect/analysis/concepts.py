@@ -280,21 +280,3 @@ def _preprocessing(cfg: dict[str, Any]) -> Any:
         mean=tuple(cfg["mean"]),
         std=tuple(cfg["std"]),
     )
-
-
-def __getattr__(name: str) -> Any:
-    """``OracleScorer`` moved to :mod:`disco_inspect.world.scorer` (analysis does not import the world); the old
-    import keeps working for one release."""
-    if name == "OracleScorer":
-        import warnings
-
-        from ..registry import resolve
-
-        warnings.warn(
-            "disco_inspect.analysis.concepts.OracleScorer moved to disco_inspect.world.scorer.OracleScorer "
-            "(also disco_inspect.OracleScorer); the old name goes in the next release.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return resolve("scorer", "world")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

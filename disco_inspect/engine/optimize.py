@@ -508,7 +508,3 @@ class _Trainer:
             baseline_images=self.baseline_images,
             pipeline=describe_pipeline(self.pipe),
         )
-
-
-_as_classifier = as_classifier  # the former private names, for code that imported them
-_versions = package_versions

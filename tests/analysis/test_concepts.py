@@ -140,11 +140,3 @@ def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
         for a in attrs:
             model.visual.__dict__.pop(a, None)
         model.visual.__dict__.update(saved)
-
-
-def test_oracle_scorer_old_import_still_works_with_a_deprecation_warning():
-    import pytest
-
-    with pytest.warns(DeprecationWarning, match="world.scorer"):
-        from disco_inspect.analysis.concepts import OracleScorer as Old
-    assert Old is OracleScorer
