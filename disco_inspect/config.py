@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DiscoInspectError
+from .io import atomic_write_text
 
 #: The paper's two training prompts (Sec. 4, "Number of prompts").
 PAPER_TEMPLATES: tuple[str, ...] = (
@@ -49,8 +50,8 @@ class ConfigMixin:
         return type(self).from_dict({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> None:
-        """Write as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        """Write as JSON, atomically (a failed write leaves the previous file; parent folders are created)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> Any:
@@ -67,9 +68,9 @@ class ConfigMixin:
 class DiscoConfig(ConfigMixin):
     """Hyperparameters of :func:`disco_inspect.train_token`.
 
-    Defaults follow the paper and the reference implementation (README: "How this differs from the reference implementation"),
-    with its bugs fixed: only the new row changes, clipping happens after ``backward``, the saved
-    token is the one whose images were judged.
+    Defaults follow the paper and the reference implementation (docs/method.md: "How this differs from the
+    reference implementation"), with its bugs fixed: only the new row changes, clipping happens after
+    ``backward``, the saved token is the one whose images were judged.
     """
 
     token: str = "<S>"
