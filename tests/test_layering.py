@@ -1,4 +1,5 @@
-"""Imports point down the layers of DESIGN.md §1, and no module imports itself back through others.
+"""Imports point down the package's layers (docs/method.md, "Architecture: layers"), and no module imports itself
+back through others.
 
 Every ``import``/``from ... import`` in the package (module level and inside functions) is parsed. Layers, bottom
 to top: base (errors, io, config, registry) < models < engine < editing < analysis < report < orchestration

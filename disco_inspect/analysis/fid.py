@@ -1,10 +1,11 @@
 """Fréchet distance between image sets in a feature space the caller supplies: the paper's Table-3 protocol.
 
 The source paper reports FID of images generated with vs without the learned token against real images of the
-class. Inception weights are not installable here (DESIGN.md §4 and §6), so every function takes the feature
-network as an argument: the audited classifier's penultimate layer (:func:`features_from_classifier`), the
-world oracle's trunk (``disco_inspect.world.benchmarks.oracle_fid.OracleFeatures``) or the user's own Inception module. Results
-are named for the features they use ("FID (oracle features)"), never plain "FID".
+class. The Inception weights FID normally uses come with no dependency and disco-inspect never downloads weights,
+so every function takes the feature network as an argument: the audited classifier's penultimate layer
+(:func:`features_from_classifier`), the world oracle's trunk (``disco_inspect.world.benchmarks.oracle_fid.OracleFeatures``)
+or the user's own Inception module. Results are named for the features they use ("FID (oracle features)"), never
+plain "FID" (the world's Table 3 in these features: docs/benchmarks.md).
 
 The distance itself is torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` on the custom-
 module path: nothing here ever builds torchmetrics' default Inception network, so nothing is downloaded.
