@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from disco_inspect.io import write_json
-from disco_inspect.world.benchmarks.randomised import causal_rank, format_row, format_summary, summarize
+from disco_inspect.world.benchmarks.randomised import (
+    benchmark_summary,
+    causal_rank,
+    format_row,
+    format_summary,
+)
 
 
 def main() -> None:
@@ -24,7 +29,7 @@ def main() -> None:
             row["planted_causal_rank"] = causal_rank(report["factors"], row["planted"])
     wall = doc["summary"].get("wall_seconds")
     doc["summary"] = {
-        **summarize(doc["cases"]),
+        **benchmark_summary(doc["cases"]),
         "n_draws": doc["summary"]["n_draws"],
         "n_screened_out": doc["summary"]["n_screened_out"],
         **({"wall_seconds": wall} if wall is not None else {}),

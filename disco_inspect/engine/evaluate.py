@@ -11,7 +11,7 @@ import torch
 
 from ..errors import DiscoInspectError
 from ..models.pipelines import recorded_scheduler
-from .records import image_records, summarize
+from .records import accuracy_summary, image_records
 from .sampling import generate
 from .token import install_token
 from .token_run import TokenRun
@@ -121,8 +121,8 @@ def evaluate_accuracy(
         target=eval_target,
         class_name=class_name,
         seeds=seeds,
-        baseline=summarize(out["baseline"], eval_target),
-        token=summarize(out["token"], eval_target),
+        baseline=accuracy_summary(out["baseline"], eval_target),
+        token=accuracy_summary(out["token"], eval_target),
         baseline_items=out["baseline"],
         token_items=out["token"],
         images=kept or None,

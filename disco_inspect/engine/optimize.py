@@ -20,7 +20,7 @@ from ..io import shareable_source, write_json
 from ..models.fingerprint import classifier_fingerprint
 from ..models.pipelines import describe_pipeline
 from .objectives import make_objective, resolve_objective
-from .records import image_records, summarize
+from .records import accuracy_summary, image_records
 from .run_folder import RunFolder, save_png
 from .sampling import decode, denoise, encode, image_size, initial_noise, seed_generators, uses_cfg
 from .token import ClassToken, save_token
@@ -303,7 +303,7 @@ class _Trainer:
         prompts, seeds = cfg.prompts(self.class_name, with_token=False), cfg.seeds()
         images, logits = self._forward(prompts, seeds, grad=False)
         records = image_records(logits, self.target, self.clf.label_names, seeds, prompts)
-        self.baseline = {"items": records, **summarize(records, self.target)}
+        self.baseline = {"items": records, **accuracy_summary(records, self.target)}
         self.baseline_images = images.detach().cpu()
         if self.folder is not None:
             if cfg.save_images:
@@ -386,7 +386,7 @@ class _Trainer:
             grad_norm=grad_norm,
             judged=judged,
             records=records,
-            summary=summarize(records, self.target),
+            summary=accuracy_summary(records, self.target),
             # candidates are compared on the same seeds only (with a seed pool: the iterations that use the
             # first subset, the baseline's seeds); the other iterations train but are not judged
             validation=cfg.is_validation_step(step, state.seed_offset),

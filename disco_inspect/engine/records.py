@@ -36,7 +36,7 @@ def image_records(
     return out
 
 
-def summarize(records: Sequence[dict[str, Any]], target: int) -> dict[str, float]:
+def accuracy_summary(records: Sequence[dict[str, Any]], target: int) -> dict[str, float]:
     """Batch accuracy, top-5 accuracy and mean target probability."""
     n = max(1, len(records))
     return {

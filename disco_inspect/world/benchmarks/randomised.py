@@ -245,9 +245,13 @@ def run_random_benchmark(
         echo(format_row(row))
         write_json(
             out / "random_benchmark.json",
-            {"cases": rows, "summary": summarize(rows), **_setup(seed, n, clean, steps, settings, reference)},
+            {
+                "cases": rows,
+                "summary": benchmark_summary(rows),
+                **_setup(seed, n, clean, steps, settings, reference),
+            },
         )
-    summary = summarize(rows)
+    summary = benchmark_summary(rows)
     summary["wall_seconds"] = time.perf_counter() - t_all
     write_json(
         out / "random_benchmark.json",
@@ -386,7 +390,7 @@ def run_saturated_benchmark(
             row["seconds"] = time.perf_counter() - t
             rows.append(row)
             echo(format_row(row))
-        summary = {**summarize(rows), "n_draws": draws, "n_screened_out": len(screened)}
+        summary = {**benchmark_summary(rows), "n_draws": draws, "n_screened_out": len(screened)}
         doc = {
             "cases": rows,
             "screened_out": screened,
@@ -408,7 +412,7 @@ def run_saturated_benchmark(
     return doc
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Recall@1/@3 among relied-on cases, precision, false confirmations on clean classifiers, saturated subset."""
     biased = [r for r in rows if r["planted"]]
     relied = [r for r in biased if r["relied"]]

@@ -6,7 +6,7 @@ import pytest
 
 from disco_inspect import load_classifier
 from disco_inspect.errors import DiscoInspectError
-from disco_inspect.world.benchmarks.randomised import draw_cases, scene_reliance, summarize
+from disco_inspect.world.benchmarks.randomised import benchmark_summary, draw_cases, scene_reliance
 from disco_inspect.world.bias import BIAS_FACTORS
 
 
@@ -70,7 +70,7 @@ def test_summary_counts_recall_precision_and_exclusions():
             "confirmed": ["z=1"],
         },
     ]
-    s = summarize(rows)
+    s = benchmark_summary(rows)
     assert s["recall@1"] == 0.5 and s["recall@3"] == 1.0 and s["recall@3_confirmed"] == 0.5
     assert s["precision"] == 0.5 and s["excluded"] == ["c"] and s["clean_false_confirmations"] == 1
     assert s["saturated_recall@3"] == 1.0 and s["n_saturated"] == 1
