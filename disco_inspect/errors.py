@@ -11,13 +11,8 @@ class DiscoInspectError(Exception):
     """
 
 
-def require(condition: bool, message: str) -> None:
-    """Raise :class:`DiscoInspectError` with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise DiscoInspectError(message)
-
-
-#: Optional packages -> the extra of ``pyproject.toml`` that installs them (a test keeps this true).
+#: Optional packages (pip names) -> the extra of ``pyproject.toml`` that installs them: the one table of them
+#: (``report/requirements.py`` reads it; tests/report/test_requirements.py keeps it true).
 EXTRAS: dict[str, str] = {
     "plotly": "report",
     "matplotlib": "report",
