@@ -33,6 +33,32 @@ def tiny_clf():
 
 
 @pytest.fixture(scope="session")
+def world_pipeline():
+    """The bundled world's pipeline, loaded once per session and shared by every test that only generates with it.
+
+    A test that adds a token (``train_token``, ``install_token``, a token run's ``install``, a benchmark that
+    installs tokens) changes the tokenizer and the text encoder: it takes :func:`new_world_pipeline` instead. The
+    check at the end of the session fails if the shared pipeline gained a token.
+    """
+    from disco_inspect.models.pipelines import load_pipeline
+
+    pipe = load_pipeline("world")
+    vocab = len(pipe.tokenizer)
+    yield pipe
+    assert len(pipe.tokenizer) == vocab, (
+        "a test added a token to the shared world pipeline; use new_world_pipeline"
+    )
+
+
+@pytest.fixture(scope="session")
+def new_world_pipeline():
+    """Load a new world pipeline of its own (0.1 s after the session's first load), for a test that adds a token."""
+    from disco_inspect.models.pipelines import load_pipeline
+
+    return lambda: load_pipeline("world")
+
+
+@pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory):
     """A tiny pipeline saved as a diffusers folder and a tiny classifier saved as TorchScript."""
     from disco_inspect.models.classifiers import save_torchscript_classifier

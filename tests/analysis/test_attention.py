@@ -43,11 +43,9 @@ def test_recorder_needs_cross_attention(tiny_pipe):
         rec.maps()
 
 
-def test_world_mask_covers_the_shape():
+def test_world_mask_covers_the_shape(world_pipeline):
     """On the world, the attention mask to 'circle' lies on the red circle, not the green background."""
-    from disco_inspect import load_pipeline
-
-    pipe = load_pipeline("world")
+    pipe = world_pipeline
     prompts = ["a red circle on a green background"] * 4
     images, soft, masks = object_masks(
         pipe, prompts, [0, 1, 2, 3], "circle", num_inference_steps=10, guidance_scale=4.0

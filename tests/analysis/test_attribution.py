@@ -38,14 +38,14 @@ def test_context_reliance_is_the_share_outside_the_mask():
         attribute(lambda x: x.mean((2, 3)), torch.rand(1, 3, 8, 8), 0, methods=["lime"])
 
 
-def test_background_classifier_relies_more_on_context_than_the_clean_one():
+def test_background_classifier_relies_more_on_context_than_the_clean_one(world_pipeline):
     """Issue 'Audit' acceptance 6: the biased world classifier (green background -> circle) puts more of its
     attribution outside the circle's cross-attention mask than the clean classifier, on the same images."""
-    from disco_inspect import load_classifier, load_pipeline
+    from disco_inspect import load_classifier
     from disco_inspect.analysis.attention import object_masks
     from disco_inspect.world.make import ASSETS
 
-    pipe = load_pipeline("world")
+    pipe = world_pipeline
     prompts = ["a circle on a green background"] * 8
     images, _, masks = object_masks(
         pipe, prompts, list(range(8)), "circle", num_inference_steps=10, guidance_scale=4.0

@@ -4,7 +4,7 @@ with a reference classifier it separates a shortcut from what both models share.
 import pytest
 import torch
 
-from disco_inspect import DiscoInspectError, load_classifier, load_pipeline
+from disco_inspect import DiscoInspectError, load_classifier
 from disco_inspect.analysis.scan import scan_interventions
 from disco_inspect.world.scorer import OracleScorer
 
@@ -13,8 +13,8 @@ GEN = {"num_inference_steps": 10, "guidance_scale": 4.0}
 
 
 @pytest.fixture(scope="module")
-def world():
-    return load_pipeline("world"), OracleScorer()
+def world(world_pipeline):
+    return world_pipeline, OracleScorer()
 
 
 def test_scan_confirms_the_planted_background_and_the_reference_separates_it(world):

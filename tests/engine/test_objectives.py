@@ -49,13 +49,13 @@ def test_config_accepts_exactly_the_registered_objectives():
         DiscoConfig(objective="hinge")
 
 
-def test_saturated_class_is_detected_and_trained_with_the_margin(tmp_path):
+def test_saturated_class_is_detected_and_trained_with_the_margin(tmp_path, new_world_pipeline):
     """On the world's clean classifier the circle is recognised at baseline (p ~ 1): cross-entropy has no signal.
     `auto` switches to the margin objective, the run says so, and the margin rises."""
-    from disco_inspect import load_classifier, load_pipeline
+    from disco_inspect import load_classifier
     from disco_inspect.world.presets import world_config
 
-    pipe = load_pipeline("world")
+    pipe = new_world_pipeline()
     clf = load_classifier("world:clean")
     cfg = world_config(n_images=4, seed_pool=0, max_iters=6, patience=10)
     run = train_token(pipe, clf, "circle", config=cfg, out=tmp_path / "run", progress=False)

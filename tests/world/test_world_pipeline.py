@@ -5,14 +5,12 @@ import os
 import pytest
 import torch
 
-from disco_inspect import load_pipeline
-
 
 @pytest.fixture(scope="module")
-def world():
+def world(new_world_pipeline):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    return load_pipeline("world")
+    return new_world_pipeline()  # a token is trained on it
 
 
 def test_world_is_a_stable_diffusion_pipeline(world):
@@ -63,10 +61,10 @@ def test_train_token_runs_on_the_world(world):
 
 
 @pytest.mark.slow
-def test_disco_moves_images_toward_the_planted_factor(world):
+def test_disco_moves_images_toward_the_planted_factor(new_world_pipeline):
     """Issue 'Bundled world' acceptance 5: the oracle's green-background rate rises from baseline to final."""
     from disco_inspect.world.benchmarks.quality import planted_bias_audit
 
-    a = planted_bias_audit(load_pipeline("world"))
+    a = planted_bias_audit(new_world_pipeline())
     assert a["target_prob_last"] > a["target_prob_first"], a
     assert a["green_rate_final"] > a["green_rate_baseline"], a

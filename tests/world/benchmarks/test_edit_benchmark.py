@@ -9,15 +9,14 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
+def bench(tmp_path_factory, new_world_pipeline):
     torch.set_num_threads(1)
     from disco_inspect.auditor import default_config
     from disco_inspect.engine.optimize import train_token
     from disco_inspect.models.classifiers import load_classifier
-    from disco_inspect.models.pipelines import load_pipeline
     from disco_inspect.world.benchmarks.edits import run_edit_benchmark
 
-    pipe = load_pipeline("world")
+    pipe = new_world_pipeline()  # the token is trained and installed on it
     clf = load_classifier("world:biased_circle_green")
     run = train_token(
         pipe, clf, "circle", config=default_config(pipe), out=tmp_path_factory.mktemp("run"), progress=False

@@ -24,10 +24,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from disco_inspect.models.pipelines import load_pipeline
-
-    return load_pipeline("world")
+def pipe(new_world_pipeline):
+    return new_world_pipeline()  # the benchmark installs the tokens on it
 
 
 def _vector(pipe, seed: int) -> torch.Tensor:

@@ -11,11 +11,9 @@ from disco_inspect.errors import DiscoInspectError
 
 
 @pytest.fixture(scope="module")
-def world():
-    from disco_inspect.models.pipelines import load_pipeline
-
+def world(new_world_pipeline):
     torch.set_num_threads(1)
-    return load_pipeline("world")
+    return new_world_pipeline()  # the FID table installs the token on it
 
 
 def test_oracle_penultimate_is_the_trunk_output():

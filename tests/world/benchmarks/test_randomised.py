@@ -124,10 +124,8 @@ def test_causal_rank_orders_every_scanned_concept_by_its_effect():
 
 
 @pytest.fixture(scope="module")
-def world_pipe():
-    from disco_inspect.models.pipelines import load_pipeline
-
-    return load_pipeline("world")
+def world_pipe(new_world_pipeline):
+    return new_world_pipeline()  # a token is trained on it
 
 
 def test_saturated_draws_follow_the_benchmarks_distribution():
