@@ -23,7 +23,9 @@ ACCEPTED_FORMATS = (
 
 
 def _first_line(e: BaseException, limit: int = 300) -> str:
-    text = (str(e).strip().splitlines() or [""])[0]
+    """The first line of ``e``'s message; for a TorchScript interpreter failure, its last line (the real cause)."""
+    lines = [line for line in str(e).strip().splitlines() if line.strip()] or [""]
+    text = lines[-1].strip() if "TorchScript interpreter" in lines[0] else lines[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
