@@ -246,6 +246,13 @@ def _load_one(path: Path, size: int) -> tuple[torch.Tensor, list[str]]:
     with Image.open(path) as im:
         n_frames = getattr(im, "n_frames", 1)
         im.load()  # truncated or corrupt data fails here, not later
+        if min(im.size) < size:
+            logger.warning(
+                "The image '%s' is %dx%d, smaller than %d px: it is upscaled (expect a blurry edit).",
+                path,
+                *im.size,
+                size,
+            )
         if n_frames > 1:
             notes.append(f"first of {n_frames} frames")
         orientation = im.getexif().get(0x0112, 1)
