@@ -10,7 +10,7 @@ import logging
 import sys
 
 from ..errors import DiscoInspectError
-from .options import EXIT_INTERRUPTED, class_folder
+from .options import EXIT_INTERRUPTED, class_folder, flag_message
 from .parser import build_parser
 
 __all__ = ["main", "build_parser", "class_folder"]
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DiscoInspectError as e:
-        print(f"disco-inspect: error: {e}", file=sys.stderr)
+        print(f"disco-inspect: error: {flag_message(str(e))}", file=sys.stderr)  # one line, the flags' names
         return 2
     except KeyboardInterrupt:
         print(

@@ -16,9 +16,7 @@ from .options import (
     add_scan_args,
     class_folder,
     classifier_from,
-    config_from,
     logger,
-    parse_seeds,
     setup,
 )
 
@@ -31,11 +29,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report.html import write_index
     from ..report.requirements import check_report_dependencies
     from ..runner import run_tasks
-    from .tasks import audit_job, audit_settings, clear_runs, model_list, model_root, new_run_id, plan_tasks
+    from .checks import check_report_args, check_report_folder
+    from .tasks import audit_job, clear_runs, model_list, model_root, new_run_id, plan_tasks
 
+    check_report_args(args)  # every flag that needs no model, before anything loads
     new_run_id(args)  # one command: the class-name check and in-process tasks share loaded models
     tasks = plan_tasks(args)  # every class name checked against every model before any work
-    audit_settings(args)  # and every analysis flag
+    for task in tasks:
+        check_report_folder(task.folder)  # no foreign index.html/report.json, a run folder that is ours
+    if len(tasks) > 1:
+        check_report_folder(
+            Path(args.out) if len(model_list(args)) > 1 else model_root(args.out, tasks[0].model)
+        )
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     if args.overwrite:
         clear_runs(tasks)
@@ -168,11 +173,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a class token and write a run folder."""
     from ..engine.optimize import train_token
+    from .checks import check_run_out, check_train_args
 
-    cfg = config_from(args)
+    cfg = check_train_args(args)  # the --pipeline's preset and the flags, before any load
     clf = classifier_from(args)
     idx = clf.resolve_class(args.target)
-    out = Path(args.out) if args.out else Path("runs") / class_folder(idx, clf.class_name(idx))
+    out = check_run_out(args.out or Path("runs") / class_folder(idx, clf.class_name(idx)))
     pipe = setup(args)
     run = train_token(
         pipe, clf, idx, config=cfg, out=out, overwrite=args.overwrite, progress=not args.no_progress
@@ -191,26 +197,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate images with a learned token."""
-    from ..auditor import default_config
-    from ..engine.run_folder import TOKEN_FILE, save_png
+    from ..engine.run_folder import save_png
     from ..engine.sampling import generate
     from ..engine.token import install_token
+    from .checks import check_generate_args, check_token_file
 
-    seeds = parse_seeds(args.seeds)  # validate flags before loading anything
+    seeds, cfg = check_generate_args(args)  # every flag, before loading anything
     pipe = setup(args)
-    defaults = default_config(pipe)
-    token_file = Path(args.token)
-    if token_file.is_dir():
-        token_file = token_file / TOKEN_FILE
-    token = install_token(pipe, token_file)
+    token = install_token(pipe, check_token_file(args.token_file))
     if token not in args.prompt:
         logger.warning("The prompt does not contain the token %r; images will not use it.", token)
     images = generate(
         pipe,
         [args.prompt] * len(seeds),
         seeds,
-        num_inference_steps=args.steps or defaults.num_inference_steps,
-        guidance_scale=defaults.guidance_scale if args.guidance is None else args.guidance,
+        num_inference_steps=cfg.num_inference_steps,
+        guidance_scale=cfg.guidance_scale,
         height=args.height,
         width=args.width,
     )
@@ -222,18 +224,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Paper Table-1 protocol: accuracy with and without the token on paired seeds, for one class (``--token``) or
+    """Paper Table-1 protocol: accuracy with and without the token on paired seeds, for one class (``--token-file``) or
     many (``--classes``, tokens from ``report``'s run folders), with bootstrap intervals."""
     from ..analysis.accuracy import accuracy_table, format_accuracy_table
+    from .checks import check_evaluate_args
 
-    if args.classes:
-        results = _evaluate_many(args)
-    else:
-        if not args.target or not args.token:
-            raise DiscoInspectError(
-                "Pass `--class NAME --token RUN` for one class, or `--classes a,b|all` (tokens from `--runs`)."
-            )
-        results = [_evaluate_one(args)]
+    check_evaluate_args(args)  # every flag that needs no model, before anything loads
+    results = _evaluate_many(args) if args.classes else [_evaluate_one(args)]
     table = accuracy_table(results)
     print(format_accuracy_table(table))
     fid = None
@@ -265,12 +262,10 @@ def _evaluate_one(args: argparse.Namespace) -> dict[str, Any]:
         args, [Task(args.model, idx, clf.class_name(idx), Path(class_folder(idx, clf.class_name(idx))))]
     )
     pipe = setup(args)
-    token: Any = Path(args.token)
+    token: Any = Path(args.token_file)
     if token.is_dir():
         token = TokenRun.load(token)
     eval_clf = classifier_from(args, args.eval_model) if args.eval_model else None
-    if label_map and not eval_clf:
-        raise DiscoInspectError("`--label-map` maps classes to --eval-model's labels; pass --eval-model too.")
     res = evaluate_accuracy(
         pipe,
         clf,
@@ -306,10 +301,6 @@ def _evaluate_many(args: argparse.Namespace) -> list[dict[str, Any]]:
         plan_tasks,
     )
 
-    if args.token:
-        raise DiscoInspectError(
-            "`--token` is for one class; with `--classes` each class's token comes from `--runs` (report's --out)."
-        )
     args.out = args.runs
     new_run_id(args)
     tasks = plan_tasks(args)
@@ -355,7 +346,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     """``disco-inspect generate``: its flags."""
     p = sub.add_parser("generate", help="generate images with a learned token", formatter_class=Formatter)
-    p.add_argument("--token", required=True, help="token file (.safetensors) or a run folder")
+    p.add_argument(
+        "--token-file", required=True, help="learned token: a token file (.safetensors) or a run folder"
+    )
     p.add_argument(
         "--prompt", required=True, help='prompt containing the token, e.g. "a photo of a <S> lobster"'
     )
@@ -387,7 +380,11 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="top-1/top-5 with vs without the token (paired seeds)", formatter_class=Formatter
     )
     add_model_args(p, required=False)
-    p.add_argument("--token", default=None, help="run folder or token file (one class, with --class)")
+    p.add_argument(
+        "--token-file",
+        default=None,
+        help="learned token: a run folder or token file (one class, with --class)",
+    )
     add_scale_args(p, "evaluate")
     p.add_argument(
         "--runs",

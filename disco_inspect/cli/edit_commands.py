@@ -18,21 +18,14 @@ from .options import (
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """Counterfactual edits of the user's images with a learned token (inversion, prompt-to-prompt, samples)."""
-    from ..editor import EditSettings, edit_images
+    from ..editor import edit_images
+    from .checks import check_edit_args, check_edit_out
 
-    settings = EditSettings(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        cross_replace=args.cross_replace,
-        self_replace=args.self_replace,
-        method=args.method,
-        samples=args.samples,
-        sigma=args.sigma,
-        seed=args.seed,
-        vae_steps=args.vae_steps,
-    )
-    pipe = setup(args)
+    settings = check_edit_args(args)  # every flag that needs no model, before anything loads
     clf = classifier_from(args)
+    idx = clf.resolve_class(args.target)
+    out = check_edit_out(args.out or Path("edits") / class_folder(idx, clf.class_name(idx)))
+    pipe = setup(args)
     scorer = scorer_from(args, pipe) if (args.clip_weights or args.concepts) else None
     clip = None
     if args.clip_weights:
@@ -42,17 +35,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
         from ..editing.metrics import lpips_distance
 
         lpips = lpips_distance(args.lpips_weights, args.lpips_net)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("edits")
-        / class_folder(clf.resolve_class(args.target), clf.class_name(clf.resolve_class(args.target)))
-    )
     result = edit_images(
         clf,
         args.target,
         args.images,
-        args.token,
+        args.token_file,
         pipe=pipe,
         out=out,
         prompt=args.prompt,
@@ -117,7 +104,11 @@ def _add_edit_args(p: argparse.ArgumentParser) -> None:
     from ..world.presets import WORLD_EDIT as W
 
     p.add_argument("--images", required=True, help="a folder, a glob ('val/*.jpg') or a file of your images")
-    p.add_argument("--token", required=True, help="run folder or token file (learned_embeds.safetensors)")
+    p.add_argument(
+        "--token-file",
+        required=True,
+        help="learned token: a run folder or token file (learned_embeds.safetensors)",
+    )
     p.add_argument(
         "--prompt",
         default=None,

@@ -38,6 +38,53 @@ CONFIG_FLAGS = {
 }
 
 
+#: Field names that errors of the configs, settings and loaders use -> the flag a user types (messages of the CLI
+#: name the flag: :func:`flag_message`). Names without an underscore are replaced only between backticks.
+FIELD_FLAGS = {
+    **{field: "--" + flag.replace("_", "-") for flag, field in CONFIG_FLAGS.items()},
+    "target": "--class",
+    "out": "--out",
+    "concepts": "--concepts",
+    "prompt": "--prompt",
+    "method": "--method",
+    "samples": "--samples",
+    "sigma": "--sigma",
+    "cross_replace": "--cross-replace",
+    "self_replace": "--self-replace",
+    "vae_steps": "--vae-steps",
+    "max_images": "--max-images",
+    "n_seeds": "--n-seeds",
+    "eval_seeds": "--eval-seeds",
+    "intervention_seeds": "--intervention-seeds",
+    "saturated_intervention_seeds": "--saturated-intervention-seeds",
+    "alpha": "--alpha",
+    "min_effect": "--min-effect",
+    "scan_scale": "--scan-scale",
+    "control_draws": "--control-draws",
+    "overwrite": "--overwrite",
+    "labels": "--labels",
+    "arch": "--arch",
+    "trust_pickle": "--trust-pickle",
+}
+
+
+def flag_message(text: str, fields: dict[str, str] | None = None) -> str:
+    """``text`` with the field names of :data:`FIELD_FLAGS` (or ``fields``) replaced by their flags, on one line:
+    "`target`/`--class`" -> "`--class`", "`num_inference_steps` = 0" -> "`--steps` = 0"."""
+    table = FIELD_FLAGS if fields is None else fields
+    text = " ".join(text.split())
+    text = re.sub(r"`([A-Za-z_]\w*)`/`(--[\w-]+)`", r"`\2`", text)
+    text = re.sub(r"`([A-Za-z_]\w*)`", lambda m: f"`{table.get(m.group(1), m.group(1))}`", text)
+    names = sorted((n for n in table if "_" in n), key=len, reverse=True)
+    if names:
+        text = re.sub(
+            r"(?<![\w`-])(" + "|".join(map(re.escape, names)) + r")(?![\w`])",
+            lambda m: table[m.group(1)],
+            text,
+        )
+    return text
+
+
 #: ``--dtype`` names -> torch dtypes.
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -68,16 +115,22 @@ def class_folder(index: int, name: str) -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-3' -> [0,1,2,3]; '1,5,9' -> [1,5,9]."""
+    """'0-3' -> [0,1,2,3]; '1,5,9' -> [1,5,9]; an empty range or list is an error."""
     try:
         if "-" in text and "," not in text:
             a, b = text.split("-")
-            return list(range(int(a), int(b) + 1))
-        return [int(x) for x in text.split(",") if x.strip()]
+            seeds = list(range(int(a), int(b) + 1))
+        else:
+            seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError as e:
         raise DiscoInspectError(
             f"`--seeds` = {text!r} is invalid; use a range '0-7' or a list '1,5,9'."
         ) from e
+    if not seeds:
+        raise DiscoInspectError(
+            f"`--seeds` = {text!r} names no seed; use a rising range such as '0-7' or a list '1,5,9'."
+        )
+    return seeds
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -130,10 +183,18 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    from ..world.presets import world_config
+def preset_config(pipeline: str | None) -> DiscoConfig:
+    """:func:`~disco_inspect.defaults.default_config` of the pipeline ``--pipeline`` names, without loading it (the
+    world preset for ``world``, else the paper's settings with ``objective="auto"``)."""
+    from types import SimpleNamespace
 
-    d, w = DiscoConfig(), world_config()
+    from ..defaults import default_config
+
+    return default_config(SimpleNamespace(_disco_source=str(pipeline or "")))
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    d, w = preset_config(None), preset_config("world")
 
     def dflt(field: str) -> str:
         """'(default: paper value; world: preset value)' -- the world preset applies with --pipeline world."""
@@ -230,8 +291,31 @@ def add_scale_args(p: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+#: Endings of a file name that ``--token`` (the new token's text) must not look like.
+_FILE_ENDINGS = (".safetensors", ".bin", ".pt", ".pth", ".json")
+
+
+def check_token_text(value: str | None) -> None:
+    """Refuse a ``--token`` (the new token's text, e.g. '<S>') that looks like a path to a learned token file."""
+    import os
+
+    if value is None:
+        return
+    if any(c in value for c in "/\\") or value.lower().endswith(_FILE_ENDINGS) or os.path.isfile(value):
+        raise DiscoInspectError(
+            f"`--token` = {value!r} looks like a file, but `--token` is the new token's text (e.g. '<S>'); to use "
+            "a learned token file, pass it as `--token-file` to edit, evaluate or generate."
+        )
+
+
 def config_from(args: argparse.Namespace, base: DiscoConfig | None = None) -> DiscoConfig:
-    cfg = DiscoConfig.load(args.config) if getattr(args, "config", None) else (base or DiscoConfig())
+    """The config of ``train``/``report``: ``--config`` or ``base`` (default: the ``--pipeline``'s preset,
+    :func:`preset_config`) with the flags on top; validated."""
+    check_token_text(getattr(args, "token", None))
+    if getattr(args, "config", None):
+        cfg = DiscoConfig.load(args.config)
+    else:
+        cfg = base or preset_config(getattr(args, "pipeline", None))
     changes = {
         field: getattr(args, flag)
         for flag, field in CONFIG_FLAGS.items()
@@ -298,6 +382,11 @@ def classifier_from(args: argparse.Namespace, source: str | None = None) -> Any:
         labels=args.labels,
         trust_pickle=args.trust_pickle,
     )
+    if clf.num_classes < 2:
+        raise DiscoInspectError(
+            f"The classifier `{source or args.model}` has {clf.num_classes} output; an audit needs at least 2 "
+            "classes (p(target) is a softmax over them); pass a classifier with one output per class."
+        )
     return clf.to(device_from(args))
 
 

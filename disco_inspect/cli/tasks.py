@@ -121,13 +121,24 @@ def plan_tasks(args: argparse.Namespace) -> list[Task]:
                 Task(model=model, class_index=idx, class_name=cls, folder=root / class_folder(idx, cls))
             )
         if unknown:
+            unknown = [_with_suggestion(u, clf.label_names) for u in unknown]
             shown = ", ".join(repr(n) for n in clf.label_names[:8]) + (", ..." if clf.num_classes > 8 else "")
-            problems.append(f"{model}: {', '.join(repr(u) for u in unknown)} (its classes: {shown})")
+            problems.append(f"{model}: {', '.join(unknown)} (its classes: {shown})")
     if problems:
         raise DiscoInspectError(
             "Unknown class names, nothing was run: " + "; ".join(problems) + ". Use label names or indices."
         )
     return tasks
+
+
+def _with_suggestion(name: str, labels: list[str]) -> str:
+    """``'circel' (did you mean 'circle'?)``: an unknown class name with its closest label names (difflib)."""
+    import difflib
+
+    by_key = {label.casefold(): label for label in labels}
+    close = difflib.get_close_matches(name.strip().casefold(), list(by_key), n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(by_key[c]) for c in close)}?)" if close else ""
+    return f"{name!r}{hint}"
 
 
 def audit_settings(args: argparse.Namespace) -> Any:
@@ -149,6 +160,11 @@ def audit_settings(args: argparse.Namespace) -> Any:
     if args.confirm_differential and not args.reference:
         raise DiscoInspectError(
             "`--confirm-differential` needs `--reference REF_MODEL` (e.g. a clean classifier)."
+        )
+    if args.control_draws is not None and args.control_draws < -1:
+        raise DiscoInspectError(
+            f"`--control-draws` = {args.control_draws} is invalid; use -1 (no null control) or a number of "
+            "control tokens >= 0."
         )
     if args.control_draws == -1:
         given["null_control"] = False

@@ -12,13 +12,18 @@ def cmd_world(args: argparse.Namespace) -> int:
     """``disco-inspect world ...``: forwards to the world's own commands."""
     if args.world_command == "benchmark":
         return cmd_benchmark(args)
+    from .checks import check_make_args, check_world_train_args
+
     if args.world_command == "train":
         from ..world.train import run
 
+        check_world_train_args(args)  # the folder and the config, before the folder is made
         return run(args)
     from ..world.make import run as make_run
 
-    return make_run(args.world_command.removeprefix("make-"), args)
+    what = args.world_command.removeprefix("make-")
+    check_make_args(what, args)  # before minutes of training
+    return make_run(what, args)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

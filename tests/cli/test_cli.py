@@ -48,7 +48,7 @@ def test_train_generate_evaluate(assets, tmp_path, capsys):
         main(
             [
                 "generate",
-                "--token",
+                "--token-file",
                 str(run),
                 "--prompt",
                 "a photo of a <S> triangle",
@@ -73,7 +73,7 @@ def test_train_generate_evaluate(assets, tmp_path, capsys):
                 str(assets / "clf.pt"),
                 "--class",
                 "2",
-                "--token",
+                "--token-file",
                 str(run),
                 "--n-seeds",
                 "3",
@@ -106,7 +106,7 @@ def test_bad_seeds_flag(assets, capsys):
         main(
             [
                 "generate",
-                "--token",
+                "--token-file",
                 "x.safetensors",
                 "--prompt",
                 "p",

@@ -44,11 +44,14 @@ def test_device_and_dtype_reach_the_pipeline_and_classifier(command, tiny_assets
 
     monkeypatch.setattr(torch.nn.Module, "to", spy_to)
     model = ["world:clean"] if command != "generate" else []
+    from disco_inspect.engine.token import save_token
+
+    save_token(tmp_path / "t.safetensors", "<S>", torch.zeros(384))  # token files are checked before any load
     extra = {
         "train": ["--class", "circle"],
         "report": ["--class", "circle"],
-        "evaluate": ["--class", "circle", "--token", str(tmp_path / "t.safetensors")],
-        "generate": ["--token", str(tmp_path / "t.safetensors"), "--prompt", "a <S> circle"],
+        "evaluate": ["--class", "circle", "--token-file", str(tmp_path / "t.safetensors")],
+        "generate": ["--token-file", str(tmp_path / "t.safetensors"), "--prompt", "a <S> circle"],
     }[command]
     with pytest.raises(_Stop):
         main(
@@ -240,7 +243,7 @@ def test_world_benchmark_passes_intervention_seeds_to_every_audit(monkeypatch, c
     assert seen["settings"].intervention_seeds == 64 and seen["settings"].scan_scale == "p"
     seen.clear()
     assert main(["world", "benchmark", "--saturated", "1", "--intervention-seeds", "2"]) == 2
-    assert "intervention_seeds" in capsys.readouterr().err and not seen
+    assert "`--intervention-seeds`" in capsys.readouterr().err and not seen
     assert main(["world", "benchmark", "--intervention-seeds", "64"]) == 2
     assert "--random`/`--saturated" in capsys.readouterr().err
 
@@ -269,4 +272,4 @@ def test_saturated_intervention_seeds_reach_the_audit_settings(monkeypatch, caps
     assert seen["settings"].saturated_intervention_seeds == 64 and seen["settings"].intervention_seeds == 16
     seen.clear()
     assert main(["world", "benchmark", "--random", "1", "--saturated-intervention-seeds", "3"]) == 2
-    assert "saturated_intervention_seeds" in capsys.readouterr().err and not seen
+    assert "`--saturated-intervention-seeds`" in capsys.readouterr().err and not seen

@@ -49,7 +49,7 @@ def test_classes_all_and_exactly_one_of_class_or_classes(tmp_path, capsys):
 
 def test_a_bad_analysis_flag_fails_before_any_task(tmp_path, capsys):
     code = main(["report", "world:clean", "--classes", "circle,square", "--intervention-seeds", "2"])
-    assert code == 2 and "`intervention_seeds` = 2" in capsys.readouterr().err
+    assert code == 2 and "`--intervention-seeds` = 2" in capsys.readouterr().err
 
 
 def test_a_failed_task_is_reported_in_the_index_and_the_others_finish(tmp_path, capsys, monkeypatch, tiny):
@@ -135,10 +135,12 @@ def test_evaluate_many_needs_every_token_and_a_valid_label_map(tmp_path, capsys)
     assert code == 2 and "No learned token for 2 of 2 classes" in err and "report MODEL --classes" in err
     bad_map = tmp_path / "map.json"
     bad_map.write_text("[1, 2]")
-    code = main(["evaluate", "world:clean", "--class", "circle", "--token", "x", "--label-map", str(bad_map)])
+    code = main(
+        ["evaluate", "world:clean", "--class", "circle", "--token-file", "x", "--label-map", str(bad_map)]
+    )
     assert code == 2 and "must be a JSON object" in capsys.readouterr().err
-    assert main(["evaluate", "world:clean", "--classes", "circle", "--token", "t.safetensors"]) == 2
-    assert "`--token` is for one class" in capsys.readouterr().err
+    assert main(["evaluate", "world:clean", "--classes", "circle", "--token-file", "t.safetensors"]) == 2
+    assert "`--token-file` is for one class" in capsys.readouterr().err
 
 
 def test_evaluate_with_another_model_checks_the_label_map_before_any_work(tmp_path, capsys):
