@@ -1,4 +1,4 @@
-"""World ground truth of counterfactual editing (issue 10): the README's editing table.
+"""World ground truth of counterfactual editing (issue 10): the editing table of docs/benchmarks.md.
 
 Learns the token for world:biased_circle_green exactly as the main job does (world preset), then inverts 32
 rendered non-green circle scenes and edits them by every method (deterministic, noise, null-vae, cond-vae).

@@ -49,7 +49,7 @@ class AuditSettings(ConfigMixin):
     """What the scan measures: ``p`` (the target probability), ``logodds`` (its log-odds, which keep a signal when
     the classifier already recognises the class) or ``auto`` (log-odds in the saturated regime, else p). Off by
     default: without a reference, log-odds also confirm what every classifier does on generated images (larger,
-    whiter shapes raise confidence), see README "The saturated stratum"."""
+    whiter shapes raise confidence), see docs/benchmarks.md, "The saturated stratum"."""
     confirm_min_logodds: float = 1.0
     """Smallest rise of the target log-odds that confirms a factor when the scan runs on log-odds."""
     confirm_differential: bool = False

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 #: Seed-0 cases of the randomised benchmark: the four whose planted factor only the scan found, then four the token
-#: found too (README, randomised benchmark).
+#: found too (docs/benchmarks.md, randomised benchmark).
 CASES = ("case04", "case10", "case16", "case19", "case00", "case05", "case08", "case11")
 VARIANTS: dict[str, dict] = {
     "default": {},

@@ -378,7 +378,7 @@ def lpips_distance(backbone_weights: str | Path, net: str = "alex") -> LpipsDist
             copied.add(int(name))
     if not copied:
         raise DiscoInspectError(
-            f"torchmetrics' LPIPS ({key}) has an unexpected layout; reinstall torchmetrics as README says."
+            f"torchmetrics' LPIPS ({key}) has an unexpected layout; reinstall torchmetrics (`pip install --force-reinstall torchmetrics`)."
         )
     module.eval()
     for p in module.parameters():

@@ -184,7 +184,7 @@ def causal_rank(factors: dict[str, Any], concept: str) -> int | None:
 
     A diagnostic, not a claim. On the world's saturated stratum it is confounded: classifiers trained with an
     ``object=none`` bias lose confidence on generated objects whether or not they rely on the factor on rendered
-    scenes, so ``object=none`` ranks first either way (README, "The saturated stratum")."""
+    scenes, so ``object=none`` ranks first either way (docs/benchmarks.md, "The saturated stratum")."""
     rows = factors.get("ranked") or factors.get("factors") or []
     scanned = [f for f in rows if f.get("intervention")]
     order = sorted(scanned, key=lambda f: -f["intervention"]["effect"])
