@@ -128,6 +128,22 @@ def _tiny_text_encoder(seed: int, text_width: int) -> Any:
 TinyCNN = SceneCNN
 
 
+class ColourScorer:
+    """A user-written concept scorer for tests: the mean redness and greenness of an image; its interventions
+    name the colour against one contrast ("a red cat" vs "a blue cat")."""
+
+    concepts = ["red", "green"]
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image [N, 2]: the mean of the red and of the green channel."""
+        return torch.stack([images[:, 0].mean((1, 2)), images[:, 1].mean((1, 2))], 1)
+
+    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
+        """The factor prompt and its one contrast."""
+        other = "blue" if concept == "red" else "red"
+        return f"a {concept} {class_name}", [f"a {other} {class_name}"]
+
+
 def tiny_classifier(seed: int = 0, num_classes: int = 4, input_size: int = 32) -> Any:
     """A random :class:`~disco_inspect.models.classifiers.Classifier` over ``TINY_LABELS``-style names."""
     from .models.classifiers import Classifier, Preprocessing

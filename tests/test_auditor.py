@@ -11,20 +11,7 @@ from disco_inspect.auditor import AuditSettings, audit
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import Classifier, Preprocessing
 from disco_inspect.report.schema import validate_report
-from disco_inspect.testing import TinyCNN
-
-
-class RedGreen:
-    """A concept scorer: mean redness and greenness; interventions name the colour."""
-
-    concepts = ["red", "green"]
-
-    def score(self, images):
-        return torch.stack([images[:, 0].mean((1, 2)), images[:, 1].mean((1, 2))], 1)
-
-    def intervention(self, concept, class_name):
-        other = "blue" if concept == "red" else "red"
-        return f"a {concept} {class_name}", [f"a {other} {class_name}"]
+from disco_inspect.testing import ColourScorer, TinyCNN
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +52,7 @@ def test_top_factor_confirmation_uses_the_scans_test(tiny, tmp_path):
         pipe,
         clf,
         0,
-        scorer=RedGreen(),
+        scorer=ColourScorer(),
         config=cfg,
         settings=settings,
         reference=clf,
@@ -86,7 +73,7 @@ def test_top_factor_confirmation_uses_the_scans_test(tiny, tmp_path):
 def test_report_json_records_the_report_stage_time(tiny, tmp_path):
     pipe, clf, cfg = tiny
     res = audit(
-        pipe, clf, 0, scorer=RedGreen(), config=cfg, settings=_settings(), out=tmp_path, progress=False
+        pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=_settings(), out=tmp_path, progress=False
     )
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["timings"]["report"] > 0 and res.timings["report"] == doc["timings"]["report"]
@@ -150,9 +137,13 @@ def test_every_long_stage_shows_progress_and_none_without_it(tiny, tmp_path, cap
     already do); ``progress=False`` shows none."""
     pipe, clf, cfg = tiny
     settings = _settings(attribution_images=1, attribution_methods=("occlusion",), control_draws=1)
-    audit(pipe, clf, 0, scorer=RedGreen(), config=cfg, settings=settings, out=tmp_path / "a", progress=True)
+    audit(
+        pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path / "a", progress=True
+    )
     err = capsys.readouterr().err
     for stage in ("evaluation images", "null control", "attributions", "intervention scan"):
         assert stage in err, stage
-    audit(pipe, clf, 0, scorer=RedGreen(), config=cfg, settings=settings, out=tmp_path / "a", progress=False)
+    audit(
+        pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path / "a", progress=False
+    )
     assert "evaluation images" not in capsys.readouterr().err

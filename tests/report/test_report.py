@@ -14,22 +14,9 @@ from disco_inspect.auditor import AuditSettings, audit
 from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import Classifier, Preprocessing
 from disco_inspect.report.schema import validate_report
-from disco_inspect.testing import TinyCNN
+from disco_inspect.testing import ColourScorer, TinyCNN
 
 EVIL = "<script>alert(1)</script>"
-
-
-class ColourScorer:
-    """A user-written concept scorer: mean redness and greenness of the image."""
-
-    concepts = ["red", "green"]
-
-    def score(self, images):
-        return torch.stack([images[:, 0].mean((1, 2)), images[:, 1].mean((1, 2))], 1)
-
-    def intervention(self, concept, class_name):
-        other = "blue" if concept == "red" else "red"
-        return f"a {concept} {class_name}", [f"a {other} {class_name}"]
 
 
 @pytest.fixture(scope="module")
