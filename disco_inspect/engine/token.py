@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,18 @@ def install_token(pipe: Any, path: str | Path) -> str:
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' warnings (it resets its logger's level when first imported, after the CLI set it)."""
+    root = logging.getLogger("transformers")
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The token") -> str:
     """Give ``token`` the embedding ``vector`` in ``pipe``; returns the token string.
 
@@ -149,7 +163,10 @@ def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The to
         )
     tok = pipe.tokenizer
     if token not in tok.get_vocab():
-        pipe.load_textual_inversion({token: vector.clone()})
+        with (
+            _quiet_transformers()
+        ):  # its "mean_resizing" advice: the new row is set to ``vector`` right after
+            pipe.load_textual_inversion({token: vector.clone()})
         return token
     if token not in tok.get_added_vocab():
         raise DiscoInspectError(

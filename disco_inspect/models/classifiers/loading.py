@@ -132,7 +132,7 @@ def load_classifier(
     clf = Classifier(loaded.module, pre, label_names, source=loaded.source)
     if check:
         clf.check_output()
-    logger.info("Loaded classifier %s (%d classes)", clf.source, clf.num_classes)
+    logger.debug("Loaded classifier %s (%d classes)", clf.source, clf.num_classes)
     return clf
 
 

@@ -1,0 +1,87 @@
+"""Issue 21, items 8-10: what the CLI prints -- logging flags anywhere, short argparse errors, quiet loads, progress
+bars (and ``--no-progress``), help that shows every default and the real folder names."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from disco_inspect.cli import build_parser, main
+
+
+def subparsers(parser):
+    """``(name, parser)`` of every subcommand, nested ones (``world train``) included."""
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append((name, sub))
+                found += [(f"{name} {n}", s) for n, s in subparsers(sub)]
+    return found
+
+
+# -- item 9: -v/--quiet after the subcommand; argparse errors are short; loads are quiet --------------------------
+
+
+@pytest.mark.parametrize("flags", [["-v"], ["--verbose"], ["-q"], ["--quiet"]])
+def test_logging_flags_work_after_the_subcommand(flags):
+    parser = build_parser()
+    before = parser.parse_args([*flags, "report", "world:clean", "--class", "circle"])
+    after = parser.parse_args(["report", "world:clean", "--class", "circle", *flags])
+    world = parser.parse_args(["world", "train", *flags])
+    assert vars(before) == vars(after)
+    assert (after.verbose, after.quiet) == (flags[0] in ("-v", "--verbose"), flags[0] in ("-q", "--quiet"))
+    assert (world.verbose, world.quiet) == (after.verbose, after.quiet)
+    default = parser.parse_args(["report", "world:clean", "--class", "circle"])
+    assert (default.verbose, default.quiet) == (False, False)
+
+
+def test_quiet_and_verbose_set_the_log_level(monkeypatch):
+    levels = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: levels.append(kw["level"]))
+    monkeypatch.setattr("disco_inspect.cli.audit_commands.cmd_report", lambda args: 0)
+    for flag, level in (("-q", logging.WARNING), ("-v", logging.DEBUG), (None, logging.INFO)):
+        assert main(["report", "world:clean", "--class", "circle", *([flag] if flag else [])]) == 0
+        assert levels[-1] == level
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "world:clean", "--class", "circle", "--bogus"],
+        ["report", "world:clean", "--eval-seeds", "many"],
+        ["world", "make-classifier"],
+        ["nonsense"],
+    ],
+)
+def test_an_argparse_error_is_the_usage_line_and_the_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("usage: disco-inspect") and lines[1].startswith("disco-inspect")
+    assert "error:" in lines[1] and "-h" in lines[1]
+
+
+def test_loading_a_classifier_logs_at_debug_only(caplog):
+    from disco_inspect.models.classifiers import load_classifier
+    from disco_inspect.world.make import resolve_model
+
+    with caplog.at_level(logging.INFO, logger="disco_inspect"):
+        load_classifier(resolve_model("world:clean"))
+    assert not [r for r in caplog.records if "Loaded classifier" in r.getMessage()]
+
+
+def test_installing_a_token_prints_no_mean_resizing_advice(tiny_pipe, capfd):
+    from disco_inspect.engine.token import put_token
+
+    capfd.readouterr()
+    width = tiny_pipe.text_encoder.get_input_embeddings().weight.shape[-1]
+    put_token(tiny_pipe, "<issue21-token>", torch.randn(width))
+    captured = capfd.readouterr()
+    assert "mean_resizing" not in captured.err + captured.out
