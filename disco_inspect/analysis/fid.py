@@ -233,9 +233,12 @@ def _fids(
     batch_size: int,
     device: str | torch.device | None,
     real_name: str = "real",
+    progress: str | None = None,
 ) -> dict[str, float]:
-    """FID of each generated set against ``real``; the real features are computed once (``reset_real_features``)."""
+    """FID of each generated set against ``real``; the real features are computed once (``reset_real_features``);
+    ``progress``: the description of a bar over the images (``None``: no bar)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
+    from tqdm.auto import tqdm
 
     if not isinstance(features, nn.Module):
         raise DiscoInspectError(
@@ -271,14 +274,18 @@ def _fids(
         checked = _CheckedFeatures(features, width)
         metric = FrechetInceptionDistance(feature=checked, reset_real_features=False, normalize=True).to(dev)
         checked.what = f"`{real_name}` images"
+        total = len(real) + sum(len(g) for g in generated.values())
+        bar = tqdm(total=total, desc=progress, unit="image", disable=progress is None)
         for i in range(0, len(real), batch_size):
             metric.update(real[i : i + batch_size].to(dev, torch.float32), real=True)
+            bar.update(len(real[i : i + batch_size]))
         out: dict[str, float] = {}
         for name, images in generated.items():
             metric.reset()  # keeps the real statistics (reset_real_features=False)
             checked.what = f"`{name}` images"
             for i in range(0, len(images), batch_size):
                 metric.update(images[i : i + batch_size].to(dev, torch.float32), real=False)
+                bar.update(len(images[i : i + batch_size]))
             value = float(metric.compute())
             if not math.isfinite(value):
                 raise DiscoInspectError(
@@ -286,6 +293,7 @@ def _fids(
                     f"more images, or features that vary across images."
                 )
             out[name] = max(value, 0.0)
+        bar.close()
         return out
     finally:
         for m, training in modes:
@@ -300,6 +308,7 @@ def fid_table(
     *,
     name: str | None = None,
     device: str | torch.device | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The paper's Table 3: per class, FID of images generated without and with the token against real images.
 
@@ -313,6 +322,7 @@ def fid_table(
         name: label of the table; default ``"FID (<features.name>)"`` when the module has a ``name`` attribute
             (e.g. ``"FID (oracle features)"``), else ``"FID (custom features)"``.
         device: see :func:`frechet_distance`.
+        progress: show a progress bar over each class's images (``FID <class>``).
 
     Returns:
         ``{"metric": name, "rows": {class_name: row, ..., "mean": row}}`` where a row is ``{"baseline": float,
@@ -365,12 +375,10 @@ def fid_table(
             batch_size=batch_size,
             device=device,
             real_name=f"real_by_class[{cls!r}]",
+            progress=f"FID {cls}" if progress else None,
         )
-        rows[cls] = {
-            **{k: values[names[k]] for k in KINDS},
-            "n_real": int(len(real)),
-            "n_generated": int(sizes["baseline"] or 0),
-        }
+        row = {k: values[names[k]] for k in KINDS}
+        rows[cls] = {**row, "n_real": int(len(real)), "n_generated": int(sizes["baseline"] or 0)}
     return merge_fid_tables([{"metric": name, "rows": rows}])
 
 

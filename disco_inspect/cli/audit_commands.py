@@ -215,6 +215,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         guidance_scale=cfg.guidance_scale,
         height=args.height,
         width=args.width,
+        progress=None if args.no_progress else "generate",
     )
     out = Path(args.out)
     for s, img in zip(seeds, images, strict=False):
@@ -279,11 +280,14 @@ def _evaluate_one(args: argparse.Namespace) -> dict[str, Any]:
         eval_classifier=eval_clf,
         eval_class=label_map.get(clf.class_name(idx)) if eval_clf else None,
         keep_images=bool(real_dirs),
+        progress=None if args.no_progress else f"evaluate {clf.class_name(idx)}",
     )
     print(f"class {res.class_name!r} on seeds {res.seeds[0]}..{res.seeds[-1]}")
     out = {"model": args.model, **res.to_dict()}
     if real_dirs:
-        out["fid"] = class_fid(args, real_dirs[clf.class_name(idx)], res, eval_clf or clf)
+        out["fid"] = class_fid(
+            args, real_dirs[clf.class_name(idx)], res, eval_clf or clf, progress=not args.no_progress
+        )
     return out
 
 
@@ -369,6 +373,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=None, help="image height (default: the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="image width (default: the pipeline's)")
     p.add_argument("--out", default="generated", help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_generate)
 
 
@@ -417,7 +422,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="features for --fid-real: 'classifier' (penultimate layer of the scoring classifier), 'oracle' (the "
         "world's oracle), or a model file whose penultimate layer to use",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the task progress bar")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)
 

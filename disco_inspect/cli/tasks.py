@@ -413,12 +413,15 @@ def fid_features(args: argparse.Namespace, scoring: Any) -> Any:
     return features_from_classifier(_classifier(args, choice))
 
 
-def class_fid(args: argparse.Namespace, real_dir: Path, result: Any, scoring: Any) -> dict[str, Any]:
-    """The FID table row of one class: its generated images (without/with the token) against ``real_dir``."""
+def class_fid(
+    args: argparse.Namespace, real_dir: Path, result: Any, scoring: Any, progress: bool = False
+) -> dict[str, Any]:
+    """The FID table row of one class: its generated images (without/with the token) against ``real_dir``
+    (``progress``: a bar over the images)."""
     from ..analysis.fid import fid_table
     from ..editing.images import load_images
 
     size = int(result.images["baseline"].shape[-1])
     real = load_images(real_dir, size).images
     generated = {result.class_name: result.images}
-    return fid_table({result.class_name: real}, generated, fid_features(args, scoring))
+    return fid_table({result.class_name: real}, generated, fid_features(args, scoring), progress=progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def evaluate_accuracy(
     eval_class: str | int | None = None,
     batch_size: int = 5,
     keep_images: bool = False,
+    progress: str | None = None,
 ) -> AccuracyResult:
     """Generate ``n_seeds`` images with and without the token and classify them.
 
@@ -88,6 +90,7 @@ def evaluate_accuracy(
         eval_class: the class (name or index) in ``eval_classifier``'s labels, when its name differs (the paper
             scores iNaturalist images of a CUB-guided token: a label map gives each guiding class's name there).
         keep_images: also return the generated images (``result.images``), e.g. for FID against real images.
+        progress: describes the generation's progress bars (``"<progress>: baseline"``, ...); ``None``: no bar.
     """
     from .optimize import as_classifier, check_pipeline
 
@@ -108,10 +111,12 @@ def evaluate_accuracy(
     # 4. paired seeds and prompts
     seeds = _eval_seeds(token, n_seeds, seed)
     prompts = _paired_prompts(template, token_str, class_name, n_seeds)
+    bars = {kind: None if progress is None else f"{progress}: {kind}" for kind in prompts}
     # 5. generate and score, with the run's scheduler
+    score = partial(_generate_and_score, pipe, scorer, eval_target, seeds=seeds, sampling=sampling)
     with recorded_scheduler(pipe, token.pipeline if isinstance(token, TokenRun) else None):
         scored = {
-            kind: _generate_and_score(pipe, scorer, eval_target, ps, seeds, sampling, batch_size, keep_images)
+            kind: score(ps, batch_size=batch_size, keep_images=keep_images, progress=bars[kind])
             for kind, ps in prompts.items()
         }
     # 6. the result
@@ -210,8 +215,10 @@ def _generate_and_score(
     sampling: _Sampling,
     batch_size: int,
     keep_images: bool,
+    progress: str | None = None,
 ) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
-    """Images of ``prompts`` on ``seeds``, scored in batches: their per-image records, and the images if kept."""
+    """Images of ``prompts`` on ``seeds`` (a bar described ``progress``), scored in batches: their per-image
+    records, and the images if kept."""
     images = generate(
         pipe,
         prompts,
@@ -221,6 +228,7 @@ def _generate_and_score(
         height=sampling.height,
         width=sampling.width,
         batch_size=batch_size,
+        progress=progress,
     )
     with torch.no_grad():
         logits = torch.cat([scorer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])

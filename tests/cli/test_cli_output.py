@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from disco_inspect.cli import build_parser, main
+from disco_inspect.engine.token import save_token
 
 
 def subparsers(parser):
@@ -85,3 +86,40 @@ def test_installing_a_token_prints_no_mean_resizing_advice(tiny_pipe, capfd):
     put_token(tiny_pipe, "<issue21-token>", torch.randn(width))
     captured = capfd.readouterr()
     assert "mean_resizing" not in captured.err + captured.out
+
+
+# -- item 10: progress bars on generate, evaluate's generation and FID; none with --no-progress -------------------
+
+
+@pytest.fixture
+def tiny_token(tiny_assets, tmp_path_factory):
+    """A token file of the tiny pipeline's width."""
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(tiny_assets / "pipe")
+    width = pipe.text_encoder.get_input_embeddings().weight.shape[-1]
+    return save_token(tmp_path_factory.mktemp("tok") / "tok.safetensors", "<S>", torch.randn(width))
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_generate_shows_progress_unless_no_progress(tiny_assets, tiny_token, tmp_path, capfd, quiet):
+    argv = ["generate", "--token-file", tiny_token, "--prompt", "a <S> triangle", "--seeds", "0-1"]
+    argv += ["--steps", "2", "--out", tmp_path / "g", "--pipeline", tiny_assets / "pipe", "--threads", "1"]
+    assert main([str(a) for a in argv] + (["--no-progress"] if quiet else [])) == 0
+    err = capfd.readouterr().err
+    assert ("generate:" in err) is not quiet, err
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_evaluate_and_fid_show_progress_unless_no_progress(tiny_assets, tiny_token, tmp_path, capfd, quiet):
+    from disco_inspect.engine.run_folder import save_png
+
+    for i in range(4):
+        save_png(tmp_path / "real" / "triangle" / f"{i}.png", torch.rand(3, 32, 32))
+    argv = ["evaluate", tiny_assets / "clf.pt", "--class", "triangle", "--token-file", tiny_token]
+    argv += ["--n-seeds", "3", "--steps", "2", "--pipeline", tiny_assets / "pipe", "--threads", "1"]
+    argv += ["--fid-real", tmp_path / "real"]
+    assert main([str(a) for a in argv] + (["--no-progress"] if quiet else [])) == 0
+    err = capfd.readouterr().err
+    for bar in ("evaluate triangle: baseline", "evaluate triangle: token", "FID triangle"):
+        assert (bar in err) is not quiet, err
