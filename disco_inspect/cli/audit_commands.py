@@ -135,7 +135,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             args.saturated,
             args.seed,
             out=out,
-            steps=args.steps,
+            steps=args.train_steps,
             settings=settings,
             reference=references,
             config_overrides=overrides,
@@ -151,7 +151,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             args.seed,
             clean=args.clean,
             out=out,
-            steps=args.steps,
+            steps=args.train_steps,
             settings=settings,
             reference=references,
             config_overrides=overrides,
@@ -339,7 +339,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_pipeline_args(p)
     add_config_args(p)
-    p.add_argument("--out", help="run folder (default: runs/<class>)")
+    p.add_argument("--out", help="run folder (default: runs/<index>-<class>, e.g. runs/0-circle)")
     p.add_argument(
         "--overwrite", action="store_true", help="restart a run folder that holds another or finished run"
     )
@@ -356,7 +356,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prompt", required=True, help='prompt containing the token, e.g. "a photo of a <S> lobster"'
     )
-    add_pipeline_args(p)
+    add_pipeline_args(p, classifier=False)
     p.add_argument("--seeds", default="0-3", help="noise seeds: a range '0-7' or a list '1,5,9'")
     p.add_argument(
         "--steps",
@@ -394,7 +394,8 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--runs",
         default="reports",
-        help="with --classes: the folder `report --out` wrote; each class's token is OUT/<model>/<class>/run",
+        help="with --classes: the folder `report --out` wrote; each class's token is OUT/<model>/<index>-<class>/run "
+        "(e.g. reports/clean/0-circle/run)",
     )
     add_pipeline_args(p)
     p.add_argument("--n-seeds", type=int, default=N_SEEDS, help="number of seeds")
@@ -414,7 +415,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "--fid-real",
         default=None,
         help="also FID without/with the token against your real images: a folder with one subfolder per class "
-        "(named as the class)",
+        "(named as the class, e.g. circle, or <index>-<class>, e.g. 0-circle)",
     )
     p.add_argument(
         "--fid-features",
@@ -462,7 +463,9 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     a = AuditSettings()
     g = p.add_argument_group("analysis")
     g.add_argument(
-        "--out", default="reports", help="reports go to OUT/<model>/<class>/ (index.html, report.json)"
+        "--out",
+        default="reports",
+        help="reports go to OUT/<model>/<index>-<class>/ (index.html, report.json; e.g. reports/clean/0-circle/)",
     )
     g.add_argument(
         "--eval-seeds",

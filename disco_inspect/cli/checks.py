@@ -340,8 +340,10 @@ def check_make_args(what: str, args: argparse.Namespace) -> None:
     """``world make-*``: training steps, and for ``make-classifier`` the bias and ``--out`` (a TorchScript file)."""
     import zipfile
 
-    if args.steps < 1:
-        raise DiscoInspectError(f"`--steps` = {args.steps} is invalid; use a number of training steps >= 1.")
+    if args.train_steps < 1:
+        raise DiscoInspectError(
+            f"`--train-steps` = {args.train_steps} is invalid; use a number of training steps >= 1."
+        )
     if what != "classifier":
         return
     if args.bias:

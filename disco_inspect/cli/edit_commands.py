@@ -92,7 +92,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_edit_args(p)
     _add_metric_args(p)
     add_pipeline_args(p)
-    p.add_argument("--out", default=None, help="output folder (default: edits/<class>)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: edits/<index>-<class>, e.g. edits/0-circle)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_edit)
 
@@ -133,7 +135,7 @@ def _add_edit_args(p: argparse.ArgumentParser) -> None:
         "--steps",
         type=int,
         default=None,
-        help=f"DDIM steps (default: {EDIT_STEPS}; world: {W['num_inference_steps']})",
+        help=f"denoising (DDIM inversion and edit) steps (default: {EDIT_STEPS}; world: {W['num_inference_steps']})",
     )
     p.add_argument(
         "--guidance",

@@ -94,12 +94,13 @@ EXIT_INTERRUPTED = 130
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows a flag's default once: argparse's "(default: X)" unless the help already states it or there is none."""
+    """Shows a flag's default once: argparse's "(default: X)" unless the help already states it or there is none
+    (``None``, a switch's ``False``); a default of 0 is shown."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
+        if "default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text  # `is`: a default of 0 (== False) is shown
         return super()._get_help_string(action)
 
 
@@ -154,8 +155,16 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+def add_pipeline_args(p: argparse.ArgumentParser, classifier: bool = True) -> None:
+    """``--pipeline``, its sampler, ``--device``, ``--dtype`` and ``--threads``; ``classifier``: the command also runs
+    a classifier (``generate`` does not)."""
     from ..models.pipelines import SCHEDULERS, SPACINGS
+
+    dtype_note = (
+        "the classifier keeps its own dtype, its inputs are cast"
+        if classifier
+        else "no classifier is involved"
+    )
 
     p.add_argument("--pipeline", default="world", help="'world', a diffusers folder, or a hub id")
     p.add_argument("--scheduler", default="ddim", choices=SCHEDULERS, help="sampler")
@@ -165,15 +174,15 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default=None,
-        help="where the pipeline and classifier run: cpu, cuda, cuda:1, mps "
+        help=f"where the pipeline{' and classifier' if classifier else ''} run{'' if classifier else 's'}: cpu, "
+        "cuda, cuda:1, mps "
         "(default: cuda if available, else cpu)",
     )
     p.add_argument(
         "--dtype",
         default=None,
         choices=DTYPES,
-        help="pipeline weights dtype (default: float16 on cuda, float32 elsewhere; the classifier keeps "
-        "its own dtype, its inputs are cast)",
+        help=f"pipeline weights dtype (default: float16 on cuda, float32 elsewhere; {dtype_note})",
     )
     p.add_argument(
         "--threads",

@@ -102,7 +102,10 @@ def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
         "--clean", type=int, default=5, help="with --random: clean classifiers (false confirmations)"
     )
     q.add_argument(
-        "--steps", type=int, default=500, help="with --random/--saturated: training steps of each classifier"
+        "--train-steps",
+        type=int,
+        default=500,
+        help="with --random/--saturated: training steps of each classifier",
     )
     q.add_argument(
         "--reference",

@@ -88,7 +88,7 @@ def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument(
             "--spatial", action="store_true", help="position-aware head (4x4 grid) instead of global pooling"
         )
-    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--train-steps", type=int, default=1500, help="training steps of the classifier")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -105,7 +105,7 @@ def run(what: str, args: argparse.Namespace) -> int:
                 make_classifier(
                     args.bias,
                     args.out,
-                    steps=args.steps,
+                    steps=args.train_steps,
                     seed=args.seed,
                     spatial=args.spatial,
                     progress=progress,
@@ -115,10 +115,10 @@ def run(what: str, args: argparse.Namespace) -> int:
     elif what == "oracle":
         from .oracle import save_oracle, train_oracle
 
-        print(save_oracle(train_oracle(steps=args.steps, seed=args.seed, progress=progress)))
+        print(save_oracle(train_oracle(steps=args.train_steps, seed=args.seed, progress=progress)))
     else:
         for name, bias in EXAMPLES.items():
-            steps = EXAMPLE_STEPS.get(name, args.steps)
+            steps = EXAMPLE_STEPS.get(name, args.train_steps)
             print(
                 json.dumps(
                     make_classifier(

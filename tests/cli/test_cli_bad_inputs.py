@@ -215,8 +215,8 @@ def test_make_classifier_refuses_zero_steps_before_training(refused, monkeypatch
         raise AssertionError("trained before checking the flags")
 
     monkeypatch.setattr("disco_inspect.world.scene_classifiers.train_world_classifier", boom)
-    refused(["world", "make-classifier", "--out", "c.pt", "--steps", "0"], "`--steps`", "0")
-    refused(["world", "make-oracle", "--steps", "0"], "`--steps`")
+    refused(["world", "make-classifier", "--out", "c.pt", "--train-steps", "0"], "`--train-steps`", "0")
+    refused(["world", "make-oracle", "--train-steps", "0"], "`--train-steps`")
 
 
 # -- item 5: nothing left behind -----------------------------------------------------------------------------------
@@ -245,9 +245,9 @@ def test_make_classifier_checks_out_before_training(refused, tmp_path, monkeypat
 
     monkeypatch.setattr("disco_inspect.world.scene_classifiers.train_world_classifier", boom)
     (tmp_path / "adir").mkdir()
-    refused(["world", "make-classifier", "--out", "adir", "--steps", "5"], "`--out`", "adir")
+    refused(["world", "make-classifier", "--out", "adir", "--train-steps", "5"], "`--out`", "adir")
     (tmp_path / "notes.txt").write_text("mine")
-    refused(["world", "make-classifier", "--out", "notes.txt", "--steps", "5"], "`--out`", "notes.txt")
+    refused(["world", "make-classifier", "--out", "notes.txt", "--train-steps", "5"], "`--out`", "notes.txt")
 
 
 @pytest.mark.parametrize("name", ["index.html", "report.json"])

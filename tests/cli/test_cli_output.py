@@ -123,3 +123,43 @@ def test_evaluate_and_fid_show_progress_unless_no_progress(tiny_assets, tiny_tok
     err = capfd.readouterr().err
     for bar in ("evaluate triangle: baseline", "evaluate triangle: token", "FID triangle"):
         assert (bar in err) is not quiet, err
+
+
+# -- item 8: help shows every default (0 too) and the real folder names; one meaning per flag ----------------------
+
+
+def _help(name):
+    return dict(subparsers(build_parser()))[name].format_help()
+
+
+def test_help_shows_defaults_of_zero():
+    assert "draws the cases (default: 0)" in " ".join(_help("world benchmark").split())
+    assert "training seed (default: 0)" in " ".join(_help("world make-classifier").split())
+
+
+@pytest.mark.parametrize("command", ["train", "report", "evaluate"])
+def test_help_names_the_real_class_folders(command):
+    text = " ".join(_help(command).split())
+    assert "<index>-<class>" in text and "0-circle" in text, text
+    assert "runs/<class>" not in text and "<model>/<class>" not in text
+
+
+@pytest.mark.parametrize(
+    "command", ["world make-classifier", "world make-oracle", "world make-examples", "world benchmark"]
+)
+def test_classifier_training_steps_are_train_steps_not_steps(command):
+    flags = {f for a in dict(subparsers(build_parser()))[command]._actions for f in a.option_strings}
+    assert "--train-steps" in flags and "--steps" not in flags
+
+
+def test_every_steps_flag_means_denoising_steps():
+    for name, sub in subparsers(build_parser()):
+        for action in sub._actions:
+            if "--steps" in action.option_strings:
+                assert "denoising" in action.help, (name, action.help)
+
+
+def test_generate_dtype_help_says_no_classifier_is_involved():
+    text = " ".join(_help("generate").split())
+    assert "no classifier" in text
+    assert "classifier keeps its own dtype" in " ".join(_help("report").split())
