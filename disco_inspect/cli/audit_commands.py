@@ -429,44 +429,48 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
-    """``disco-inspect report``: its flags (the analysis group in :func:`_add_analysis_args`)."""
+    """``disco-inspect report``: its flags, in groups: audit, many classes and models, device, optimisation, analysis
+    (:func:`_add_analysis_args`), output."""
     p = sub.add_parser(
         "report",
         help="audit a class: token, factors, interventions, attributions, HTML report",
         formatter_class=Formatter,
     )
-    add_model_args(p, required=False)
+    audit = p.add_argument_group("audit (the classifier, the class and your images)")
+    add_model_args(p, required=False, group=audit)
     add_scale_args(p, "audit")
-    add_pipeline_args(p)
+    add_pipeline_args(p, group=p.add_argument_group("device (the pipeline, where and how it runs)"))
     add_config_args(p)
-    _add_analysis_args(p)
-    p.add_argument(
+    _add_analysis_args(p, audit)
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--out",
+        default="reports",
+        help="reports go to OUT/<model>/<index>-<class>/ (index.html, report.json; "
+        "e.g. reports/clean/0-circle/)",
+    )
+    out.add_argument(
         "--overwrite",
         action="store_true",
         help="retrain the token even if the class's run folder holds a finished run",
     )
-    p.add_argument(
+    out.add_argument(
         "--report-unfinished",
         action="store_true",
         help="on Ctrl-C during training, report the best token so far instead of stopping",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    out.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_report)
 
 
-def _add_analysis_args(p: argparse.ArgumentParser) -> None:
-    """``report``'s "analysis" group (and ``--images``, listed among the plain options), defaults from
+def _add_analysis_args(p: argparse.ArgumentParser, audit: argparse._ActionsContainer) -> None:
+    """``report``'s "analysis" group (and ``--images``, in the ``audit`` group), defaults from
     :class:`~disco_inspect.auditor.AuditSettings`."""
     from ..analysis.concepts import DEFAULT_CLIP_ARCH
     from ..auditor import AuditSettings
 
     a = AuditSettings()
     g = p.add_argument_group("analysis")
-    g.add_argument(
-        "--out",
-        default="reports",
-        help="reports go to OUT/<model>/<index>-<class>/ (index.html, report.json; e.g. reports/clean/0-circle/)",
-    )
     g.add_argument(
         "--eval-seeds",
         type=int,
@@ -491,7 +495,7 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--concepts", default=None, help="concept file (one per line; 'concept | prompt | contrasts')"
     )
-    p.add_argument(
+    audit.add_argument(
         "--images",
         default=None,
         help="also edit your own images with the learned token (a folder or glob): adds an edit section "

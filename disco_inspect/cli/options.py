@@ -134,7 +134,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def add_model_args(
+    p: argparse.ArgumentParser, required: bool = True, group: argparse._ActionsContainer | None = None
+) -> None:
+    """MODEL, ``--class``, ``--arch``, ``--labels`` and ``--trust-pickle`` (into ``group`` if given)."""
+    p = group or p
     p.add_argument(
         "model",
         help="classifier: TorchScript file, state dict (+ --arch), .safetensors (+ --arch), .onnx, "
@@ -155,10 +159,14 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def add_pipeline_args(p: argparse.ArgumentParser, classifier: bool = True) -> None:
-    """``--pipeline``, its sampler, ``--device``, ``--dtype`` and ``--threads``; ``classifier``: the command also runs
-    a classifier (``generate`` does not)."""
+def add_pipeline_args(
+    p: argparse.ArgumentParser, classifier: bool = True, group: argparse._ActionsContainer | None = None
+) -> None:
+    """``--pipeline``, its sampler, ``--device``, ``--dtype`` and ``--threads`` (into ``group`` if given);
+    ``classifier``: the command also runs a classifier (``generate`` does not)."""
     from ..models.pipelines import SCHEDULERS, SPACINGS
+
+    p = group or p
 
     dtype_note = (
         "the classifier keeps its own dtype, its inputs are cast"

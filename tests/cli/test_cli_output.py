@@ -163,3 +163,24 @@ def test_generate_dtype_help_says_no_classifier_is_involved():
     text = " ".join(_help("generate").split())
     assert "no classifier" in text
     assert "classifier keeps its own dtype" in " ".join(_help("report").split())
+
+
+# -- item 9: report's flags in groups -------------------------------------------------------------------------------
+
+
+def test_report_flags_are_grouped():
+    report = dict(subparsers(build_parser()))["report"]
+    where = {
+        flag: group.title
+        for group in report._action_groups
+        for a in group._group_actions
+        for f in [a.dest]
+        for flag in a.option_strings or [f]
+    }
+    titles = {t.split(" ")[0] for t in where.values()}
+    assert {"audit", "analysis", "optimisation", "output", "device"} <= titles, titles
+    plain = sorted(f for f, t in where.items() if t in ("options", "positional arguments"))
+    assert plain == ["--help", "--quiet", "--verbose", "-h", "-q", "-v"], plain
+    assert where["--images"].startswith("audit") and where["model"].startswith("audit")
+    assert where["--out"].startswith("output") and where["--device"].startswith("device")
+    assert where["--eval-seeds"].startswith("analysis") and where["--lr"].startswith("optimisation")
