@@ -184,3 +184,23 @@ def test_report_flags_are_grouped():
     assert where["--images"].startswith("audit") and where["model"].startswith("audit")
     assert where["--out"].startswith("output") and where["--device"].startswith("device")
     assert where["--eval-seeds"].startswith("analysis") and where["--lr"].startswith("optimisation")
+
+
+# -- the CLI reference (docs/cli.md) names every flag of every subcommand ---------------------------------------------
+
+
+def test_the_cli_reference_mentions_every_option_of_every_subcommand():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    missing = sorted(
+        {
+            f"{name}: {flag}"
+            for name, sub in [("disco-inspect", build_parser()), *subparsers(build_parser())]
+            for action in sub._actions
+            for flag in action.option_strings
+            if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text)
+        }
+    )
+    assert not missing, "\n".join(missing)
