@@ -127,6 +127,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     refs = reference_list(args.reference)
     references = refs[0] if len(refs) == 1 else refs or None
+    pipe = _benchmark_pipeline(args)
     if args.saturated is not None:
         from ..world.benchmarks.randomised import run_saturated_benchmark
 
@@ -136,6 +137,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             args.seed,
             out=out,
             steps=args.train_steps,
+            pipe=pipe,
             settings=settings,
             reference=references,
             config_overrides=overrides,
@@ -152,6 +154,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             clean=args.clean,
             out=out,
             steps=args.train_steps,
+            pipe=pipe,
             settings=settings,
             reference=references,
             config_overrides=overrides,
@@ -160,6 +163,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         return 0
     print(HEADER)
     rows = run_benchmark(
+        pipe=pipe,
         names=args.only.split(",") if args.only else None,
         out=args.out,
         config_overrides=overrides,
@@ -168,6 +172,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     passed = sum(r["passed"] for r in rows)
     print(f"{passed}/{len(rows)} passed; reports in {args.out}/index.html")
     return 0 if passed == len(rows) else 1
+
+
+def _benchmark_pipeline(args: argparse.Namespace) -> Any:
+    """``world benchmark --device``: the world pipeline on that device (``None`` without the flag: the benchmark loads
+    it on the CPU)."""
+    if args.device is None:
+        return None
+    from ..models import pipelines
+    from .options import device_from
+
+    return pipelines.load_pipeline("world", device=str(device_from(args)))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -346,6 +346,9 @@ def check_make_args(what: str, args: argparse.Namespace) -> None:
         )
     if what != "classifier":
         return
+    from .options import device_from
+
+    device_from(args)  # a bad --device is one line, before minutes of training
     if args.bias:
         from ..world.bias import BiasSpec
 

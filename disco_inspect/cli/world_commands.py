@@ -120,5 +120,10 @@ def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --random/--saturated: paired seeds per intervention of every audit (default: the audit's, 16)",
     )
+    q.add_argument(
+        "--device",
+        default=None,
+        help="where the world pipeline of the audits runs: cpu, cuda, cuda:1, mps (default: cpu)",
+    )
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -60,11 +60,14 @@ def make_classifier(
     seed: int = 0,
     spatial: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
-    """Train a world shape classifier, save it as TorchScript, and report its bias accuracies."""
+    """Train a world shape classifier (on ``device``), save it as TorchScript, and report its bias accuracies."""
     from .scene_classifiers import bias_accuracy, save_world_classifier, train_world_classifier
 
-    clf = train_world_classifier(bias, steps=steps, seed=seed, spatial=spatial, progress=progress)
+    clf = train_world_classifier(
+        bias, steps=steps, seed=seed, spatial=spatial, progress=progress, device=device
+    )
     save_world_classifier(clf, out)
     report = {"bias": bias, "steps": steps, "seed": seed, "spatial": spatial, "path": str(out)}
     if bias:
@@ -88,6 +91,7 @@ def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument(
             "--spatial", action="store_true", help="position-aware head (4x4 grid) instead of global pooling"
         )
+        p.add_argument("--device", default="cpu", help="where the classifier trains: cpu, cuda, cuda:1, mps")
     p.add_argument("--train-steps", type=int, default=1500, help="training steps of the classifier")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -109,6 +113,7 @@ def run(what: str, args: argparse.Namespace) -> int:
                     seed=args.seed,
                     spatial=args.spatial,
                     progress=progress,
+                    device=args.device,
                 )
             )
         )

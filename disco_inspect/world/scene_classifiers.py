@@ -67,6 +67,7 @@ def train_world_classifier(
     lr: float = 3e-3,
     spatial: bool = False,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> Any:
     """Train a shape classifier on fresh scenes drawn with ``bias`` at every step.
 
@@ -78,6 +79,7 @@ def train_world_classifier(
         lr: peak learning rate of the one-cycle schedule (AdamW).
         spatial: keep a 4x4 feature grid before the head (see :class:`SceneCNN`).
         progress: show a progress bar.
+        device: where the classifier trains (the scenes are drawn on the CPU); it is returned on the CPU.
 
     Returns:
         A :class:`~disco_inspect.models.classifiers.Classifier` over :data:`SHAPES`.
@@ -98,6 +100,7 @@ def train_world_classifier(
         progress=progress,
         desc=f"world classifier ({spec or 'clean'})",
         source=source,
+        device=device,
     )
 
 
@@ -184,15 +187,17 @@ def _train(
     progress: bool,
     desc: str,
     source: str,
+    device: str | torch.device = "cpu",
 ) -> Any:
-    """The training loop of both trainers: ``draw(step)`` gives that step's (images in [0, 1], shape labels)."""
+    """The training loop of both trainers: ``draw(step)`` gives that step's (images in [0, 1], shape labels);
+    trains on ``device``, returns the classifier on the CPU."""
     from tqdm.auto import tqdm
 
     from ..models.classifiers import Classifier, Preprocessing
     from .oracle import augment
 
     torch.manual_seed(seed)
-    model = SceneCNN(width=32, spatial=spatial)
+    model = SceneCNN(width=32, spatial=spatial).to(device)
     pre = Preprocessing.from_dict(PREPROCESSING)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -200,13 +205,13 @@ def _train(
     for step in tqdm(range(steps), disable=not progress, desc=desc):
         images, labels = draw(step)
         gen = torch.Generator().manual_seed(seed * 7_000_003 + step)
-        x = pre(augment(images, gen))
-        loss = F.cross_entropy(model(x), labels)
+        x = pre(augment(images, gen)).to(device)
+        loss = F.cross_entropy(model(x), labels.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return Classifier(model.eval(), pre, list(SHAPES), source=source)
+    return Classifier(model.cpu().eval(), pre, list(SHAPES), source=source)
 
 
 def save_world_classifier(clf: Any, path: str | Path) -> Path:

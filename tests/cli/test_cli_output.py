@@ -204,3 +204,56 @@ def test_the_cli_reference_mentions_every_option_of_every_subcommand():
         }
     )
     assert not missing, "\n".join(missing)
+
+
+# -- item 8: world benchmark and world make-classifier take --device ------------------------------------------------
+
+
+def test_world_benchmark_runs_the_audits_on_device(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_load(source, **kw):
+        seen["load"] = (source, kw.get("device"))
+        return "PIPE"
+
+    def fake_run(**kw):
+        seen["pipe"] = kw.get("pipe")
+        return []
+
+    monkeypatch.setattr("disco_inspect.models.pipelines.load_pipeline", fake_load)
+    monkeypatch.setattr("disco_inspect.world.benchmarks.handpicked.run_benchmark", fake_run)
+    main(["world", "benchmark", "--device", "cpu", "--out", str(tmp_path), "--no-progress"])
+    assert seen == {"load": ("world", "cpu"), "pipe": "PIPE"}
+    assert main(["world", "benchmark", "--device", "nonsense", "--out", str(tmp_path)]) == 2
+
+
+def test_world_make_classifier_trains_on_device(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_train(bias, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("disco_inspect.world.scene_classifiers.train_world_classifier", fake_train)
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "world",
+                "make-classifier",
+                "--out",
+                str(tmp_path / "c.pt"),
+                "--device",
+                "cpu",
+                "--train-steps",
+                "2",
+            ]
+        )
+    assert str(seen["device"]) == "cpu"
+    assert main(["world", "make-classifier", "--out", str(tmp_path / "c.pt"), "--device", "nonsense"]) == 2
+
+
+def test_world_classifier_training_takes_a_device():
+    from disco_inspect.world.scene_classifiers import train_world_classifier
+
+    clf = train_world_classifier(None, steps=2, progress=False, device="cpu")
+    assert next(clf.module.parameters()).device.type == "cpu"
