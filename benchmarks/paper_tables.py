@@ -65,7 +65,16 @@ def main() -> None:
     weak = out / "weak.pt"
     if not weak.is_file():
         sh(
-            ["world", "make-classifier", "--train-steps", str(args.weak_steps), "--seed", "0", "--out", str(weak)],
+            [
+                "world",
+                "make-classifier",
+                "--train-steps",
+                str(args.weak_steps),
+                "--seed",
+                "0",
+                "--out",
+                str(weak),
+            ],
             log,
         )
     audits = out / "audits"
