@@ -93,15 +93,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    """``disco-inspect world benchmark``: the planted-bias benchmark on the bundled world."""
-    import torch
-
-    from ..world.benchmarks.handpicked import HEADER, run_benchmark
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+def _benchmark_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The audit settings and reference classifiers of ``world benchmark --random/--saturated`` (checked first)."""
     if args.random is not None and args.saturated is not None:
         raise DiscoInspectError("`--random` and `--saturated` are two benchmarks; pass one of them.")
     scan = {
@@ -127,6 +120,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     refs = reference_list(args.reference)
     references = refs[0] if len(refs) == 1 else refs or None
+    return settings, references
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """``disco-inspect world benchmark``: the planted-bias benchmark on the bundled world."""
+    import torch
+
+    from ..world.benchmarks.handpicked import HEADER, run_benchmark
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"max_iters": args.max_iters} if args.max_iters else {}
+    settings, references = _benchmark_settings(args)
     pipe = _benchmark_pipeline(args)
     if args.saturated is not None:
         from ..world.benchmarks.randomised import run_saturated_benchmark
@@ -142,6 +148,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             reference=references,
             config_overrides=overrides,
             progress=not args.no_progress,
+            device=args.device or "cpu",
         )
         return 0 if doc["cases"] else 1
     if args.random is not None:
@@ -159,6 +166,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             reference=references,
             config_overrides=overrides,
             progress=not args.no_progress,
+            device=args.device or "cpu",
         )
         return 0
     print(HEADER)

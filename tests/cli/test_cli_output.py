@@ -257,3 +257,35 @@ def test_world_classifier_training_takes_a_device():
 
     clf = train_world_classifier(None, steps=2, progress=False, device="cpu")
     assert next(clf.module.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("mode", [["--random", "1", "--clean", "0"], ["--saturated", "1"]])
+def test_world_benchmark_trains_its_classifiers_on_device(mode, monkeypatch, tmp_path):
+    """`world benchmark --device` reaches the training of the randomised cases' classifiers, not only the audits."""
+    seen = {}
+
+    def fake_train(bias, **kw):
+        seen["device"] = kw.get("device")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("disco_inspect.models.pipelines.load_pipeline", lambda source, **kw: "PIPE")
+    monkeypatch.setattr("disco_inspect.world.scene_classifiers.train_world_classifier", fake_train)
+    shares = {
+        "circle": {"background=green": 1.0}
+    }  # the saturated stratum measures these on the pipeline first
+    monkeypatch.setattr("disco_inspect.world.benchmarks.randomised.default_shares", lambda pipe, cfg: shares)
+    main(
+        [
+            "world",
+            "benchmark",
+            *mode,
+            "--seed",
+            "0",
+            "--device",
+            "meta",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    assert seen == {"device": "meta"}

@@ -115,13 +115,16 @@ def scene_reliance(
     return out
 
 
-def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool) -> Any:
+def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool, device: str = "cpu") -> Any:
+    """The case's classifier: trained on ``device`` (and kept in ``folder``) unless a trained one is there."""
     from ...models.classifiers import load_classifier
     from ..scene_classifiers import save_world_classifier, train_world_classifier
 
     path = folder / f"{case['name']}.pt"
     if not path.is_file():  # resumable: a trained classifier is kept
-        clf = train_world_classifier(case["bias"], steps=steps, seed=case["train_seed"], progress=progress)
+        clf = train_world_classifier(
+            case["bias"], steps=steps, seed=case["train_seed"], progress=progress, device=device
+        )
         save_world_classifier(clf, path)
     return load_classifier(path), path
 
@@ -224,6 +227,7 @@ def run_random_benchmark(
     reference: Any = None,
     progress: bool = True,
     echo: Any = print,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Draw, train, measure on scenes, audit; returns (and writes to ``OUT/random_benchmark.json``) every case's
     numbers and the summary (recall@1/@3 among relied-on cases, precision of confirmed factors, false confirmations
@@ -238,7 +242,7 @@ def run_random_benchmark(
     echo(HEADER)
     for case in draw_cases(n, seed, clean):
         t = time.perf_counter()
-        clf, path = _classifier(case, out / "classifiers", steps, progress)
+        clf, path = _classifier(case, out / "classifiers", steps, progress, device)
         row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference)
         row["seconds"] = time.perf_counter() - t
         rows.append(row)
@@ -346,6 +350,7 @@ def run_saturated_benchmark(
     reference: Any = None,
     progress: bool = True,
     echo: Any = print,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """The saturated stratum of the randomised benchmark: audits until ``n`` drawn classifiers are saturated.
 
@@ -380,7 +385,7 @@ def run_saturated_benchmark(
     echo(HEADER)
     for draws, case in enumerate(draw_saturable(seed, saturable), start=1):
         t = time.perf_counter()
-        clf, path = _classifier(case, out / "classifiers", steps, progress)
+        clf, path = _classifier(case, out / "classifiers", steps, progress, device)
         p0 = baseline_target_prob(pipe, clf, case["class_name"], cfg)
         if p0 < SATURATION_THRESHOLD:
             screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
