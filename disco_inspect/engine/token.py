@@ -132,7 +132,6 @@ def install_token(pipe: Any, path: str | Path) -> str:
     return put_token(pipe, token, vector, source=f"Token file `{path}`")
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Hide transformers' warnings (it resets its logger's level when first imported, after the CLI set it)."""
@@ -145,6 +144,7 @@ def _quiet_transformers() -> Iterator[None]:
         root.setLevel(level)
 
 
+@torch.no_grad()
 def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The token") -> str:
     """Give ``token`` the embedding ``vector`` in ``pipe``; returns the token string.
 

@@ -79,3 +79,18 @@ def test_token_run_install_shares_the_logic(tiny_pipe):
     torch.testing.assert_close(_row(tiny_pipe, "<S>"), b)
     with pytest.raises(DiscoInspectError, match=rf"{width + 1}.*{width}.*another pipeline"):
         _run(torch.zeros(width + 1)).install(tiny_pipe)
+
+
+def test_replacing_a_token_works_where_gradients_are_on(tiny_pipe):
+    """Overwriting an installed token's row is not an autograd operation, even with trainable embeddings and
+    gradients enabled (put_token runs without gradients)."""
+    from disco_inspect.engine.token import put_token
+
+    emb = tiny_pipe.text_encoder.get_input_embeddings()
+    emb.weight.requires_grad_(True)
+    width = emb.weight.shape[-1]
+    with torch.enable_grad():
+        put_token(tiny_pipe, "<grad-token>", torch.zeros(width))
+        put_token(tiny_pipe, "<grad-token>", torch.ones(width))
+    row = emb.weight[tiny_pipe.tokenizer.convert_tokens_to_ids("<grad-token>")]
+    assert torch.equal(row.detach(), torch.ones(width)) and emb.weight.grad_fn is None
