@@ -176,7 +176,9 @@ def test_saturated_benchmark_audits_only_saturated_draws(tmp_path, monkeypatch):
     monkeypatch.setattr(
         rb, "default_shares", lambda pipe, cfg: {"square": {"object=none": 0.9, "size=small": 0.1}}
     )
-    monkeypatch.setattr(rb, "_classifier", lambda case, folder, steps, progress: (None, tmp_path / "c.pt"))
+    monkeypatch.setattr(
+        rb, "_classifier", lambda case, folder, steps, progress, device: (None, tmp_path / "c.pt")
+    )
     monkeypatch.setattr(rb, "baseline_target_prob", lambda pipe, clf, name, cfg: next(p0))
 
     def fake_audit(case, *a):
@@ -218,7 +220,9 @@ def test_benchmark_audits_against_the_reference_and_records_how(tmp_path, monkey
     from disco_inspect.world.benchmarks import randomised as rb
 
     seen = []
-    monkeypatch.setattr(rb, "_classifier", lambda case, folder, steps, progress: (None, tmp_path / "c.pt"))
+    monkeypatch.setattr(
+        rb, "_classifier", lambda case, folder, steps, progress, device: (None, tmp_path / "c.pt")
+    )
 
     def fake_audit(case, clf, path, pipe, out, settings, overrides, progress, reference):
         seen.append((settings, reference))
