@@ -86,7 +86,7 @@ def main() -> None:
     for name, model, runs in (("clean", "world:clean", args.clean_runs), ("weak", str(weak), str(audits))):
         dest = out / f"table1-{name}.json"
         sh(
-            ["evaluate", model, "--classes", "all", "--runs", runs, "--n-seeds", str(args.n_seeds)]
+            ["evaluate", model, "--classes", "all", "--runs", runs, "--eval-seeds", str(args.n_seeds)]
             + ["--json", str(dest), "--workers", "1", "--threads", str(args.threads), "--no-progress"],
             log,
         )

@@ -421,7 +421,13 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "(e.g. reports/clean/0-circle/run)",
     )
     add_pipeline_args(p)
-    p.add_argument("--n-seeds", type=int, default=N_SEEDS, help="number of seeds")
+    p.add_argument(
+        "--eval-seeds",
+        dest="n_seeds",
+        type=int,
+        default=N_SEEDS,
+        help="number of paired seeds (with/without the token)",
+    )
     p.add_argument(
         "--seed", type=int, default=None, help="first seed (default: 1000, or past the run's training seeds)"
     )

@@ -220,7 +220,7 @@ def check_evaluate_args(args: argparse.Namespace) -> None:
     from .tasks import load_label_map
 
     if args.n_seeds < 1:
-        raise DiscoInspectError(f"`--n-seeds` = {args.n_seeds} is invalid; use a number of seeds >= 1.")
+        raise DiscoInspectError(f"`--eval-seeds` = {args.n_seeds} is invalid; use a number of seeds >= 1.")
     _sampler_config(args)
     if load_label_map(args.label_map) and not args.eval_model:
         raise DiscoInspectError("`--label-map` maps classes to --eval-model's labels; pass --eval-model too.")

@@ -53,7 +53,7 @@ FIELD_FLAGS = {
     "self_replace": "--self-replace",
     "vae_steps": "--vae-steps",
     "max_images": "--max-images",
-    "n_seeds": "--n-seeds",
+    "n_seeds": "--eval-seeds",
     "eval_seeds": "--eval-seeds",
     "intervention_seeds": "--intervention-seeds",
     "saturated_intervention_seeds": "--saturated-intervention-seeds",

@@ -79,11 +79,13 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.lock: Any = None
+        self.created = False
 
     # -- locking -------------------------------------------------------------------------------
     def __enter__(self) -> RunFolder:
         import filelock
 
+        self.created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock = filelock.FileLock(str(self.path / LOCK_FILE), timeout=0)
         try:
@@ -95,9 +97,15 @@ class RunFolder:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        """Release the lock; a folder that did not become a run (it was refused) is left as it was found."""
+        if self.lock is None:
+            return
+        self.lock.release()
+        self.lock = None
+        if self.path.is_dir() and not (self.path / RUN_MARKER).exists():
+            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            if self.created and not any(self.path.iterdir()):
+                self.path.rmdir()
 
     # -- what is a run -------------------------------------------------------------------------
     def is_run(self) -> bool:

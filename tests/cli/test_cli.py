@@ -75,7 +75,7 @@ def test_train_generate_evaluate(assets, tmp_path, capsys):
                 "2",
                 "--token-file",
                 str(run),
-                "--n-seeds",
+                "--eval-seeds",
                 "3",
                 "--json",
                 str(res),
@@ -183,7 +183,7 @@ def test_report_several_classes_on_the_world_into_one_index(tmp_path, capsys, re
         "circle,square",
         "--runs",
         str(tmp_path),
-        "--n-seeds",
+        "--eval-seeds",
         "4",
     ]
     table = tmp_path / "table1.json"

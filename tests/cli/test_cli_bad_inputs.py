@@ -277,7 +277,7 @@ def test_edit_checks_before_loading(refused, tmp_path, token_file, image_file):
 
 def test_evaluate_checks_before_loading(refused, token_file):
     evaluate = ["evaluate", "world:clean", "--class", "circle", "--token-file", token_file]
-    refused([*evaluate, "--n-seeds", "0"], "`--n-seeds`")
+    refused([*evaluate, "--eval-seeds", "0"], "`--eval-seeds`")
     refused([*evaluate, "--steps", "0"], "`--steps`", absent=("num_inference_steps",))
     refused([*evaluate, "--label-map", "m.json"], "`--label-map`")
 

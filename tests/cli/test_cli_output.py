@@ -126,7 +126,7 @@ def test_evaluate_and_fid_show_progress_unless_no_progress(tiny_assets, tiny_tok
     for i in range(4):
         save_png(tmp_path / "real" / "triangle" / f"{i}.png", torch.rand(3, 32, 32))
     argv = ["evaluate", tiny_assets / "clf.pt", "--class", "triangle", "--token-file", tiny_token]
-    argv += ["--n-seeds", "3", "--steps", "2", "--pipeline", tiny_assets / "pipe", "--threads", "1"]
+    argv += ["--eval-seeds", "3", "--steps", "2", "--pipeline", tiny_assets / "pipe", "--threads", "1"]
     argv += ["--fid-real", tmp_path / "real"]
     assert main([str(a) for a in argv] + (["--no-progress"] if quiet else [])) == 0
     err = capfd.readouterr().err
@@ -166,6 +166,25 @@ def test_every_steps_flag_means_denoising_steps():
         for action in sub._actions:
             if "--steps" in action.option_strings:
                 assert "denoising" in action.help, (name, action.help)
+
+
+def test_seed_flags_follow_one_scheme():
+    """`--seed S` is one integer, `--seeds` a list (generate only), every count of seeds is `--<stage>-seeds N`
+    (help: "number of ..." or "... seeds ..."), and `--seed-pool` the pool; one name per meaning across commands."""
+    seen = {}
+    for name, sub in subparsers(build_parser()):
+        for action in sub._actions:
+            for flag in (f for f in action.option_strings if "seed" in f):
+                seen.setdefault(flag, set()).add(name)
+                if flag == "--seeds":
+                    assert name == "generate", name
+                else:
+                    assert flag in ("--seed", "--seed-pool") or flag.endswith("-seeds"), (name, flag)
+                    assert action.type is int, (name, flag)
+    assert "--n-seeds" not in seen, seen[
+        "--n-seeds"
+    ]  # evaluate's count of paired seeds is --eval-seeds, as report's
+    assert {"evaluate", "report"} <= seen["--eval-seeds"]
 
 
 def test_generate_dtype_help_says_no_classifier_is_involved():

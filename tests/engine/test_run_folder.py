@@ -34,6 +34,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_pipe, tiny_clf, tmp_p
     folder = _user_folder(tmp_path / "mine")
     with pytest.raises(DiscoInspectError, match="not a disco-inspect run"):
         train_token(tiny_pipe, tiny_clf, "circle", config=FAST, out=folder, overwrite=True, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "notes.txt", "sub"]  # no .lock left
     assert (folder / "notes.txt").read_text() == "my notes"
     assert (folder / "sub" / "data.csv").read_text() == "1,2"
     assert json.loads((folder / "config.json").read_text()) == {"my": "settings"}
@@ -60,6 +61,7 @@ def test_a_non_empty_unmarked_folder_is_never_a_run(tmp_path):
         with pytest.raises(DiscoInspectError, match="not a disco-inspect run"):
             run.open({"config": FAST.to_dict()}, overwrite=False)
     assert (folder / "notes.txt").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "notes.txt", "sub"]  # no .lock left
 
 
 def test_atomic_write_fsyncs_and_keeps_the_umask(tmp_path, monkeypatch):
