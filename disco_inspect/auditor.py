@@ -43,6 +43,13 @@ class AuditSettings(ConfigMixin):
     saturated_intervention_seeds: int | None = None
     """Paired seeds per intervention when the classifier already recognises the class at baseline (the saturated
     regime compresses every effect, so the same test needs more seeds; e.g. 64). ``None``: ``intervention_seeds``."""
+    adaptive_seeds: bool = True
+    """Spend more paired seeds only on concepts the first ``intervention_seeds`` leave undecided: a two-stage design
+    (stop for efficacy at p <= alpha / 2K or for futility at p > 0.5, else fresh seeds up to
+    ``max_intervention_seeds``; Fisher's product with the stage-wise ordering keeps every p-value valid for
+    Benjamini–Hochberg). Each concept records the seeds it used."""
+    max_intervention_seeds: int = 64
+    """The most paired seeds any concept gets with ``adaptive_seeds`` (stage 1 plus stage 2)."""
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""
     scan_scale: str = "p"
@@ -86,6 +93,13 @@ class AuditSettings(ConfigMixin):
             raise DiscoInspectError(
                 f"`saturated_intervention_seeds` = {self.saturated_intervention_seeds!r} is too small; use at least "
                 "4 paired seeds, or None for `intervention_seeds`."
+            )
+        if int(self.max_intervention_seeds) < max(
+            self.intervention_seeds, self.saturated_intervention_seeds or 0
+        ):
+            raise DiscoInspectError(
+                f"`max_intervention_seeds` = {self.max_intervention_seeds!r} is below the stage-1 seeds "
+                f"({max(self.intervention_seeds, self.saturated_intervention_seeds or 0)}); raise it, e.g. to 64."
             )
         for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
             if int(getattr(self, name)) < 0:
@@ -142,6 +156,11 @@ class AuditSettings(ConfigMixin):
                 "attribution_methods",
                 self.attribution_images == 0,
                 "`attribution_images` is 0; give it images or drop `attribution_methods`",
+            ),
+            (
+                "max_intervention_seeds",
+                not self.adaptive_seeds,
+                "`adaptive_seeds` is off; turn it on or drop `max_intervention_seeds`",
             ),
             (
                 "saturated_intervention_seeds",
@@ -590,11 +609,14 @@ def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str
         min_effect=margin,
         scale=scale,
         require_differential=differential,
+        extra_seeds=extra_seed_list(s, seeds),
         progress=ctx.progress,
         **ctx.gen,
     )
     scope = "every concept scanned" if s.scan else f"the top {len(concepts)} significant factors tested"
     method = _intervention_method(scope, len(seeds), scale, margin, differential, len(ctx.references) > 1)
+    if scan.design:
+        method["sequential"] = scan.design
     ranked = factors.with_interventions(scan.interventions, method)
     examples = {}
     for f in ranked.top(s.confirm_top):
@@ -711,6 +733,14 @@ def intervention_seed_list(settings: AuditSettings, regime: str) -> list[int]:
     if regime == "saturated" and settings.saturated_intervention_seeds is not None:
         n = settings.saturated_intervention_seeds
     return [settings.eval_seed + 10_000 + i for i in range(int(n))]
+
+
+def extra_seed_list(settings: AuditSettings, seeds: list[int]) -> list[int]:
+    """The stage-2 seeds of the adaptive design: the ones after ``seeds`` up to ``max_intervention_seeds`` (none when
+    ``adaptive_seeds`` is off)."""
+    if not settings.adaptive_seeds:
+        return []
+    return [seeds[-1] + 1 + i for i in range(int(settings.max_intervention_seeds) - len(seeds))]
 
 
 def scan_scale(settings: AuditSettings, regime: str) -> str:

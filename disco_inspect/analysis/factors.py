@@ -41,6 +41,9 @@ class Intervention:
     scale: str = "p"
     """What ``effect`` (and its interval, and the reference's) measures: ``p`` (target probability) or ``logodds``
     (its log-odds); ``target_prob_*`` are probabilities either way."""
+    sequential: dict[str, Any] | None = None
+    """With adaptive seeds: ``stage1_seeds``, ``stage1_p``, the ``decision`` and, for a concept measured again,
+    ``stage2_seeds``, ``stage2_p`` and ``combined_p`` (= ``p_value``); ``n`` is the seeds it used in all."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

@@ -211,6 +211,32 @@ def between_models(effect: torch.Tensor, ref_effects: torch.Tensor, margin: floa
     return BetweenModels(effect=e - mean, ref_sd=sd, t=t, p_value=p, n_models=n)
 
 
+def two_stage_p(p1: float, p2: float | None, efficacy: float, futility: float) -> float:
+    """The p-value of a two-stage test with early stopping (Bauer & Köhne 1994, stage-wise ordering).
+
+    Stage 1 gives ``p1``: the test stops with ``p = p1`` when ``p1 <= efficacy`` or ``p1 > futility``. Otherwise a
+    second, independent stage gives ``p2`` and ``p = efficacy + F(p1 * p2)``, where ``F(x)`` is the probability under
+    H0 of continuing and reaching a product ``<= x``: ``x ln(futility / efficacy)`` for ``x <= efficacy``, else
+    ``x - efficacy + x ln(futility / x)``. With independent, (super-)uniform stage p-values under H0 the result is a
+    valid p-value at every level, so Benjamini–Hochberg may take it.
+    """
+    import math
+
+    if not 0 < efficacy < futility <= 1:
+        raise DiscoInspectError(
+            f"Two-stage bounds must satisfy 0 < efficacy < futility <= 1; got {efficacy!r} and {futility!r}."
+        )
+    if p1 <= efficacy or p1 > futility:
+        return float(p1)
+    if p2 is None:
+        raise DiscoInspectError(
+            f"Stage 1 left the test undecided (p1 = {p1:.3g}); give the stage-2 p-value `p2`."
+        )
+    x = float(p1) * float(p2)
+    tail = x * math.log(futility / efficacy) if x <= efficacy else x - efficacy + x * math.log(futility / x)
+    return float(efficacy + tail)
+
+
 def benjamini_hochberg(p: torch.Tensor) -> torch.Tensor:
     """Benjamini–Hochberg q-values (false-discovery-rate adjusted p-values), same order as ``p``."""
     p = torch.as_tensor(p, dtype=torch.float64).flatten()

@@ -57,6 +57,8 @@ FIELD_FLAGS = {
     "eval_seeds": "--eval-seeds",
     "intervention_seeds": "--intervention-seeds",
     "saturated_intervention_seeds": "--saturated-intervention-seeds",
+    "max_intervention_seeds": "--max-intervention-seeds",
+    "adaptive_seeds": "--one-stage-scan",
     "alpha": "--alpha",
     "min_effect": "--min-effect",
     "scan_scale": "--scan-scale",
@@ -446,4 +448,16 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         metavar="K",
         help="paired seeds per intervention when the classifier already recognises the class at baseline (the "
         "saturated regime compresses effects; e.g. 64; default: the same as --intervention-seeds)",
+    )
+    g.add_argument(
+        "--max-intervention-seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="adaptive seeds: the most paired seeds a concept the first stage leaves undecided gets (default: 64)",
+    )
+    g.add_argument(
+        "--one-stage-scan",
+        action="store_true",
+        help="turn adaptive seeds off: the scan in one stage, every concept on --intervention-seeds only",
     )

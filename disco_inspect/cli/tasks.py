@@ -150,6 +150,8 @@ def audit_settings(args: argparse.Namespace) -> Any:
         "eval_seeds": args.eval_seeds,
         "intervention_seeds": args.intervention_seeds,
         "saturated_intervention_seeds": args.saturated_intervention_seeds,
+        "max_intervention_seeds": args.max_intervention_seeds,
+        "adaptive_seeds": False if args.one_stage_scan else None,
         "alpha": args.alpha,
         "min_effect": args.min_effect,
         "attribution_images": 0 if args.no_attributions else None,

@@ -33,6 +33,25 @@ class OracleScorer:
         probs = self.oracle.probabilities(images.float().cpu())
         return torch.cat([probs[f] for f in self.factors], dim=1)
 
+    def presence(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """Which images show each concept (``present``, ``absent``: boolean [N, K]) by the oracle's reading: a value
+        is present when the oracle reads it for its factor (the factor's most probable value), absent otherwise."""
+        from .scenes import FACTOR_VALUES
+
+        scores = torch.as_tensor(scores)
+        present = torch.zeros(scores.shape, dtype=torch.bool)
+        col = 0
+        for f in self.factors:
+            k = len(FACTOR_VALUES[f])
+            read = scores[:, col : col + k].argmax(1)
+            present[:, col : col + k] = F.one_hot(read, k).bool()
+            col += k
+        return (
+            present,
+            ~present,
+            "the value the world's oracle reads for the factor (present) vs any other value",
+        )
+
     def prompt_distance(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """How far each image is from its prompt [N] (differentiable): the mean over the factors the prompt names
         of ``-log p_oracle(value)``. Added tokens (``<S>``) and a leading "a photo of" are ignored; a prompt that

@@ -158,3 +158,46 @@ def test_several_references_make_the_spread_between_models_the_null(world):
         pipe, member, 0, "circle", scorer, SEEDS, references=refs, reference_targets=[0] * 5, **kw
     )
     assert not [c for c, iv in res.interventions.items() if iv.confirmed]
+
+
+# -- adaptive seeds: a two-stage design spends more seeds only on undecided concepts ---------------------------------
+
+
+def test_adaptive_seeds_measure_only_the_undecided_concepts_again(world):
+    """With 4 stage-1 seeds no concept can stop for efficacy (the smallest sign-flip p is 1/16): the planted green
+    background is undecided, is measured again on the extra seeds, and is confirmed on the combined p-value; the
+    concepts stopped at stage 1 keep their 4 seeds, and only the continued concepts' prompts are generated again."""
+    pipe, _ = world
+    scorer = OracleScorer(factors=["background"])
+    biased = load_classifier("world:biased_circle_green")
+    res = scan_interventions(
+        pipe, biased, 0, "circle", scorer, SEEDS[:4], extra_seeds=SEEDS[4:], progress=False, **GEN
+    )
+    green = res.interventions["background=green"]
+    assert green.sequential["decision"] == "continued to stage 2" and green.n == 12
+    assert green.p_value == green.sequential["combined_p"] and green.confirmed
+    assert res.design["max_seeds"] == 12 and "background=green" in res.design["continued"]
+    for c, iv in res.interventions.items():
+        assert iv.n == (12 if c in res.design["continued"] else 4), c
+        assert iv.sequential["stage1_seeds"] == 4
+    again = {
+        p
+        for c in res.design["continued"]
+        for p in (res.interventions[c].factor_prompt, *res.interventions[c].contrast_prompts)
+    }
+    assert {p for p, v in res.target_probs.items() if len(v) == 12} == again
+
+
+def test_without_extra_seeds_the_scan_is_the_fixed_design(world):
+    pipe, _ = world
+    res = scan_interventions(
+        pipe,
+        load_classifier("world:clean"),
+        0,
+        "circle",
+        OracleScorer(factors=["size"]),
+        SEEDS[:4],
+        progress=False,
+        **GEN,
+    )
+    assert res.design == {} and all(iv.sequential is None and iv.n == 4 for iv in res.interventions.values())

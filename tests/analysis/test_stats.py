@@ -100,3 +100,31 @@ def test_between_models_flags_only_what_lies_beyond_the_references_spread():
     assert between_models(torch.tensor([6.0, 10.0]), refs, margin=5.0).p_value[0] > res.p_value[0]
     with pytest.raises(DiscoInspectError, match="R >= 2"):
         between_models(torch.tensor([1.0]), torch.tensor([[1.0]]))
+
+
+# -- the two-stage p-value (adaptive seeds) -------------------------------------------------------------------------
+
+
+def test_two_stage_p_is_valid_at_every_level():
+    """Under H0 (independent uniform stage p-values) P(p <= u) <= u for every u: BH may take it."""
+    from disco_inspect.analysis.stats import two_stage_p
+
+    g = torch.Generator().manual_seed(0)
+    p1, p2 = (
+        torch.rand(40_000, generator=g, dtype=torch.float64),
+        torch.rand(40_000, generator=g, dtype=torch.float64),
+    )
+    p = torch.tensor([two_stage_p(float(a), float(b), 0.002, 0.5) for a, b in zip(p1, p2, strict=True)])
+    for u in (0.001, 0.002, 0.005, 0.01, 0.05, 0.2, 0.5, 0.8):
+        assert float((p <= u).double().mean()) <= u * 1.1 + 0.002, u
+
+
+def test_two_stage_p_stops_early_and_rewards_a_strong_second_stage():
+    from disco_inspect.analysis.stats import two_stage_p
+
+    assert two_stage_p(0.001, None, 0.002, 0.5) == 0.001  # efficacy
+    assert two_stage_p(0.7, None, 0.002, 0.5) == 0.7  # futility
+    strong, weak = two_stage_p(0.03, 1e-4, 0.002, 0.5), two_stage_p(0.03, 0.5, 0.002, 0.5)
+    assert 0.002 < strong < 0.0021 < weak <= 0.5
+    with pytest.raises(DiscoInspectError, match="stage-2"):
+        two_stage_p(0.03, None, 0.002, 0.5)
