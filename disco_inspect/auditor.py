@@ -45,10 +45,10 @@ class AuditSettings(ConfigMixin):
     regime compresses every effect, so the same test needs more seeds; e.g. 64). ``None``: ``intervention_seeds``."""
     adaptive_seeds: bool = True
     """Spend more paired seeds only on concepts the first ``intervention_seeds`` leave undecided: a two-stage design
-    (stop for efficacy at p <= alpha / 2K or for futility at p > 0.5, else fresh seeds up to
+    (stop for efficacy at p <= alpha / 2K or for futility at p > 0.2, else fresh seeds up to
     ``max_intervention_seeds``; Fisher's product with the stage-wise ordering keeps every p-value valid for
     Benjamini–Hochberg). Each concept records the seeds it used."""
-    max_intervention_seeds: int = 64
+    max_intervention_seeds: int = 48
     """The most paired seeds any concept gets with ``adaptive_seeds`` (stage 1 plus stage 2)."""
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""

@@ -72,6 +72,10 @@ class Factor:
     control: dict[str, Any] | None = None
     """Null control: the concept's rate under control tokens and the token-minus-control ``effect`` with its
     interval; ``baseline_p_value``/``baseline_q_value`` keep the plain test against the baseline."""
+    evidence: dict[str, Any] | None = None
+    """Its lines of evidence side by side (:func:`~disco_inspect.analysis.evidence.triangulate`): ``generated`` (the
+    intervention), ``real_data`` (the user's images with vs without the concept), which ``agree``,
+    ``contradicted_by`` and ``only_real_data``."""
 
     @property
     def confirmed(self) -> bool:

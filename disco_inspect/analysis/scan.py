@@ -61,7 +61,7 @@ class ScanResult:
 
 SCALES = ("p", "logodds")
 #: Stage-1 p-value above which a concept stops for futility (its effect is not beyond the margin).
-FUTILITY = 0.5
+FUTILITY = 0.2
 
 
 @dataclass

@@ -426,6 +426,13 @@ def scorer_from(args: argparse.Namespace, pipe: Any) -> Any:
     return default_scorer(pipe)
 
 
+def _audit_default(name: str) -> Any:
+    """One :class:`~disco_inspect.auditor.AuditSettings` default (written once, there)."""
+    from ..auditor import AuditSettings
+
+    return getattr(AuditSettings(), name)
+
+
 def add_scan_args(g: argparse._ActionsContainer) -> None:
     """How the intervention scan measures and confirms (``report`` and ``world benchmark``)."""
     g.add_argument(
@@ -454,7 +461,8 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         type=int,
         default=None,
         metavar="K",
-        help="adaptive seeds: the most paired seeds a concept the first stage leaves undecided gets (default: 64)",
+        help="adaptive seeds: the most paired seeds a concept the first stage leaves undecided gets (default: "
+        f"{_audit_default('max_intervention_seeds')})",
     )
     g.add_argument(
         "--one-stage-scan",

@@ -1,0 +1,167 @@
+"""The user's own images as evidence, and the one place that lines a factor's evidence up side by side.
+
+:func:`image_evidence` reads the classifier on every real image of the class (which it puts elsewhere is listed,
+not dropped), and slices the images by concept (:mod:`.reliance`). :func:`triangulate` attaches to every factor its
+lines of evidence — the generated intervention and the real-data slice (the real-image edits join them when they
+run) — each with effect, interval, q-value and sample size, says which of them agree, and states the rule.
+
+The rule (until the benchmark with images chooses another, docs/benchmarks.md): a factor is *confirmed* by the
+generated intervention, as before; the real data support or contradict it but never confirm alone, because on a
+validation split from the training distribution a concept's presence is confounded with whatever co-occurs with
+it. A factor supported only by the real data says so (``only_real_data``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .reliance import RealDataReliance, concept_groups, real_data_reliance
+
+#: Fewest readable images from which the real-image channels conclude anything.
+MIN_USABLE = 8
+
+TRIANGULATION_RULE = (
+    "confirmed by the generated intervention (the scan's rule); the real-data slice (images with vs without the "
+    "concept) supports a factor when significant with the same sign, contradicts it when its interval lies below "
+    "zero, and never confirms alone (presence in real data is confounded with what co-occurs with it)"
+)
+
+
+@dataclass
+class ImageEvidence:
+    """What the user's images showed: how many were read, which the classifier puts in another class, the regime on
+    them, and the real-data reliance (``None`` with a ``cannot_conclude`` reason when too few images were usable)."""
+
+    n_read: int
+    unreadable: list[dict[str, str]]
+    off_class: list[dict[str, Any]]
+    mean_target_prob: float
+    regime: str
+    scale: str
+    real_data: RealDataReliance | None
+    cannot_conclude: str | None = None
+    files: list[str] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (report.json's ``evidence.images``)."""
+        d = asdict(self)
+        d["real_data"] = None if self.real_data is None else self.real_data.to_dict()
+        d["n_off_class"] = len(self.off_class)
+        d["n_unreadable"] = len(self.unreadable)
+        return d
+
+
+@torch.no_grad()
+def image_evidence(
+    classifier: Any,
+    target: int,
+    loaded: Any,
+    scorer: Any,
+    *,
+    alpha: float = 0.05,
+    margin_p: float = 0.05,
+    margin_logodds: float = 1.0,
+    seed: int = 0,
+) -> ImageEvidence:
+    """The classifier and the concept scorer on the user's images of class ``target`` (``loaded``: an
+    :class:`~disco_inspect.editing.images.ImageLoad`), and the real-data reliance of every concept.
+
+    The effect is on the target probability, or on its log-odds when the classifier already recognises the class on
+    these images (mean p(target) >= the saturation threshold), with the margin of that scale."""
+    from ..engine.objectives import regime
+    from ..engine.records import target_log_odds
+
+    # 1. the classifier on every image: p(target) and its top-1 (images of another class are listed)
+    images, files = loaded.images, [str(p) for p in loaded.paths]
+    probs = torch.cat([classifier(images[i : i + 64]).float().softmax(-1).cpu() for i in range(0, len(images), 64)])
+    p = probs[:, target]
+    off = [
+        {"file": files[i], "top1": classifier.class_name(int(probs[i].argmax())), "p_target": float(p[i])}
+        for i in range(len(images))
+        if int(probs[i].argmax()) != target
+    ]
+    reg = regime(float(p.mean()))
+    scale = "logodds" if reg == "saturated" else "p"
+    common = {"unreadable": list(loaded.failures), "off_class": off, "mean_target_prob": float(p.mean())}
+    # 2. too few usable images: the real-image channels say they cannot conclude
+    if len(images) < MIN_USABLE:
+        why = f"cannot conclude: {len(images)} usable images (at least {MIN_USABLE} needed)"
+        return ImageEvidence(len(images), regime=reg, scale=scale, real_data=None, cannot_conclude=why, **common)
+    # 3. per concept: images with vs without it
+    values = p.double() if scale == "p" else target_log_odds(classifier, images, target)
+    present, absent, rule = concept_groups(scorer, scorer.score(images))
+    real = real_data_reliance(
+        list(scorer.concepts),
+        present,
+        absent,
+        values,
+        scale=scale,
+        margin=margin_p if scale == "p" else margin_logodds,
+        alpha=alpha,
+        rule=rule,
+        seed=seed,
+    )
+    return ImageEvidence(len(images), regime=reg, scale=scale, real_data=real, files=files, **common)
+
+
+def _generated_line(iv: Any) -> dict[str, Any] | None:
+    """The generated intervention as an evidence line."""
+    if iv is None:
+        return None
+    return {
+        "effect": iv.effect,
+        "ci_low": iv.ci_low,
+        "ci_high": iv.ci_high,
+        "q_value": iv.q_value,
+        "n": iv.n,
+        "unit": "paired seeds",
+        "scale": iv.scale,
+        "supports": bool(iv.confirmed),
+    }
+
+
+def _real_data_line(s: Any, scale: str) -> dict[str, Any] | None:
+    """A concept's real-data slice as an evidence line (``judgeable`` False with the reason when too few images)."""
+    if s is None:
+        return None
+    line = {"n": s.n_present + s.n_absent, "n_present": s.n_present, "n_absent": s.n_absent, "unit": "your images"}
+    if not s.judgeable:
+        return {**line, "judgeable": False, "reason": s.reason, "supports": False, "contradicts": False}
+    return {
+        **line,
+        "judgeable": True,
+        "effect": s.effect,
+        "ci_low": s.ci_low,
+        "ci_high": s.ci_high,
+        "q_value": s.q_value,
+        "scale": scale,
+        "supports": bool(s.significant),
+        "contradicts": bool(s.ci_high is not None and s.ci_high < 0),
+    }
+
+
+def triangulate(factors: Any, images: ImageEvidence | None) -> Any:
+    """A copy of ``factors`` (a :class:`~disco_inspect.analysis.factors.FactorAudit`) whose every factor carries its
+    ``evidence`` lines (``generated``, ``real_data``), which ``agree``, and ``only_real_data`` when the real data
+    alone support it; the rule is recorded in ``method["triangulation"]``. Ranking and confirmation are unchanged
+    (:data:`TRIANGULATION_RULE`)."""
+    real = images.real_data if images is not None else None
+    out = []
+    for f in factors.factors:
+        lines = {
+            "generated": _generated_line(f.intervention),
+            "real_data": _real_data_line(real.slices.get(f.concept), real.scale) if real is not None else None,
+        }
+        supporting = sorted(k for k, v in lines.items() if v and v["supports"])
+        evidence = {
+            **lines,
+            "agree": supporting if len(supporting) > 1 else [],
+            "contradicted_by": sorted(k for k, v in lines.items() if v and v.get("contradicts")),
+            "only_real_data": supporting == ["real_data"],
+        }
+        out.append(replace(f, evidence=evidence))
+    method = {**factors.method, "triangulation": TRIANGULATION_RULE}
+    return replace(factors, factors=out, method=method)
