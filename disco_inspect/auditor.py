@@ -49,7 +49,8 @@ class AuditSettings(ConfigMixin):
     ``max_intervention_seeds``; Fisher's product with the stage-wise ordering keeps every p-value valid for
     Benjamini–Hochberg). Each concept records the seeds it used."""
     max_intervention_seeds: int = 48
-    """The most paired seeds any concept gets with ``adaptive_seeds`` (stage 1 plus stage 2)."""
+    """The most paired seeds any concept gets with ``adaptive_seeds`` (stage 1 plus stage 2); at the default, a first
+    stage as large (e.g. ``saturated_intervention_seeds=64``) runs alone."""
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""
     scan_scale: str = "p"
@@ -62,6 +63,10 @@ class AuditSettings(ConfigMixin):
     confirm_differential: bool = False
     """With a reference classifier: confirm a factor only when the audited model relies on it *more* than the
     reference does (the differential effect is significant too)."""
+    real_data_scale: str = "p"
+    """What the real-data slice of the user's images compares: ``p`` (the target probability), ``logodds`` or
+    ``auto`` (log-odds when the classifier already recognises the class on them). ``p`` by default: log-odds also
+    flag what a clean classifier is merely more confident of (see :func:`~disco_inspect.analysis.evidence.image_evidence`)."""
     attribution_images: int = 6
     """Images per side (baseline/token) with Captum attributions; 0 disables the section."""
     attribution_methods: tuple[str, ...] = ("integrated_gradients", "grad_cam", "occlusion")
@@ -94,12 +99,12 @@ class AuditSettings(ConfigMixin):
                 f"`saturated_intervention_seeds` = {self.saturated_intervention_seeds!r} is too small; use at least "
                 "4 paired seeds, or None for `intervention_seeds`."
             )
-        if int(self.max_intervention_seeds) < max(
-            self.intervention_seeds, self.saturated_intervention_seeds or 0
-        ):
+        stage1 = max(self.intervention_seeds, self.saturated_intervention_seeds or 0)
+        default_max = next(f.default for f in fields(self) if f.name == "max_intervention_seeds")
+        if self.max_intervention_seeds != default_max and int(self.max_intervention_seeds) <= stage1:
             raise DiscoInspectError(
-                f"`max_intervention_seeds` = {self.max_intervention_seeds!r} is below the stage-1 seeds "
-                f"({max(self.intervention_seeds, self.saturated_intervention_seeds or 0)}); raise it, e.g. to 64."
+                f"`max_intervention_seeds` = {self.max_intervention_seeds!r} leaves no seeds for a second stage after "
+                f"the first {stage1}; raise it (e.g. to {2 * stage1 + 16}) or set `adaptive_seeds` off."
             )
         for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
             if int(getattr(self, name)) < 0:
@@ -108,10 +113,11 @@ class AuditSettings(ConfigMixin):
                 )
         if not 0 < self.alpha < 1:
             raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
-        if self.scan_scale not in ("p", "logodds", "auto"):
-            raise DiscoInspectError(
-                f"`scan_scale` = {self.scan_scale!r} is invalid; use 'p', 'logodds' or 'auto'."
-            )
+        for name in ("scan_scale", "real_data_scale"):
+            if getattr(self, name) not in ("p", "logodds", "auto"):
+                raise DiscoInspectError(
+                    f"`{name}` = {getattr(self, name)!r} is invalid; use 'p', 'logodds' or 'auto'."
+                )
         if not self.confirm_min_logodds >= 0:
             raise DiscoInspectError(
                 f"`confirm_min_logodds` = {self.confirm_min_logodds!r} is invalid; use a number >= 0, e.g. 1.0."
@@ -210,6 +216,9 @@ class AuditResult:
     reference: dict[str, Any] | None = None
     """The reference classifier (differential audit): its description and its target probabilities on the
     evaluation images."""
+    evidence: Any = None
+    """The user's images as evidence (:class:`~disco_inspect.analysis.evidence.ImageEvidence`: images read, those
+    the classifier puts in another class, the real-data reliance per concept); ``None`` without images."""
     edits: dict[str, Any] = field(default_factory=dict, repr=False)
     """Edits of the user's images (``audit(..., images=...)``): ``href``, ``method``, ``summary``, per-image
     ``images`` rows, ``failures`` and the image ``tensors``; empty without images."""
@@ -345,9 +354,10 @@ def audit(
             them (a "bias" ranking); without them the ranking is of "reliance". With several, the spread between
             models is the null: with ``AuditSettings(confirm_differential=True)`` a factor is confirmed only when
             the audited model's effect lies beyond what the references show.
-        user_images: the user's own images (folder, glob, files): after the audit they are inverted and edited with the
-            learned token (:func:`disco_inspect.editor.edit_images`, into ``out/edits``) and the report gains their
-            section. Needs ``out``.
+        user_images: the user's own images of the class (folder, glob, files), read once before training. They are
+            evidence: the classifier on each (those it puts in another class are listed), and per concept its target
+            probability on images with vs without the concept (``result.evidence``; a ``real_data`` line beside each
+            factor's generated one). Then they are edited with the token (:func:`~.editor.edit_images`, ``out/edits``).
         edit_settings: :class:`~disco_inspect.editor.EditSettings` for ``user_images``.
     """
     # 1. check inputs (before minutes of training), then resolve the defaults and load the models
@@ -355,8 +365,8 @@ def audit(
     out_dir = Path(out) if out is not None else None
     _check_inputs(settings, _reference_list(reference), user_images, out_dir)
     ctx = _context(pipe, classifier, scorer, config, settings, reference, progress)
-    timings: dict[str, float] = {}
-    parts: dict[str, Any] = {}
+    loaded = _load_user_images(pipe, user_images)  # read once, before training
+    timings, parts = {}, {}
     # 2. the class token (a matching finished run in out/run is reused)
     with _timed(timings, "token"):
         run = _train(ctx, target, out_dir, overwrite, allow_unfinished)
@@ -372,16 +382,17 @@ def audit(
     # 6. interventions, one rule: the scan's test over every concept or over the top factors
     with _timed(timings, "interventions"):
         parts["factors"], examples = _interventions(ctx, run, factors)
-    # 7. Captum attributions against the object masks
+    # 7. the user's images as evidence (real-data reliance per concept); each factor's evidence side by side
+    with _timed(timings, "real_data"):
+        parts["evidence"], parts["factors"] = _image_evidence(ctx, run, loaded, parts["factors"])
+    # 8. Captum attributions against the object masks
     with _timed(timings, "attributions"):
-        parts["attribution"], maps = _attributions(
-            ctx.classifier, run.target, settings, ev.images, ctx.progress
-        )
-    # 8. the user's images, edited with the token
-    if user_images is not None:
+        parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images, progress)
+    # 9. the user's images, edited with the token
+    if loaded is not None:
         with _timed(timings, "edits"):
-            parts["edits"] = _edit_user_images(ctx, run, user_images, out_dir, edit_settings)
-    # 9. the result, and its report
+            parts["edits"] = _edit_user_images(ctx, run, loaded, out_dir, edit_settings)
+    # 10. the result, and its report
     result = _result(ctx, run, ev, images={**examples, **maps}, timings=timings, out_dir=out_dir, **parts)
     if save and out_dir is not None:
         _save(result, out_dir)
@@ -642,6 +653,38 @@ def _intervention_method(
     return {"interventions": text, "scan_scale": scale, "confirm_min": margin}
 
 
+def _load_user_images(pipe: Any, user_images: Any) -> Any:
+    """The user's images read once at the pipeline's size (an unreadable file is listed and skipped; none readable is
+    an error, before any training), or ``None``."""
+    if user_images is None:
+        return None
+    from .editing.images import load_images
+    from .engine.sampling import image_size
+
+    return load_images(user_images, image_size(pipe)[0])
+
+
+def _image_evidence(ctx: _Context, run: Any, loaded: Any, factors: Any) -> tuple[Any, Any]:
+    """What the user's images show (:func:`~disco_inspect.analysis.evidence.image_evidence`, ``None`` without
+    images) and the factors with their lines of evidence side by side (:func:`~.analysis.evidence.triangulate`)."""
+    from .analysis.evidence import image_evidence, triangulate
+
+    if loaded is None:
+        return None, triangulate(factors, None)
+    s = ctx.settings
+    evidence = image_evidence(
+        ctx.classifier,
+        run.target,
+        loaded,
+        ctx.scorer,
+        alpha=s.alpha,
+        margin_p=s.confirm_min_effect,
+        margin_logodds=s.confirm_min_logodds,
+        scale=s.real_data_scale,
+    )
+    return evidence, triangulate(factors, evidence)
+
+
 def _edit_user_images(
     ctx: _Context, run: Any, user_images: Any, out_dir: Path, edit_settings: Any
 ) -> dict[str, Any]:
@@ -740,7 +783,7 @@ def extra_seed_list(settings: AuditSettings, seeds: list[int]) -> list[int]:
     ``adaptive_seeds`` is off)."""
     if not settings.adaptive_seeds:
         return []
-    return [seeds[-1] + 1 + i for i in range(int(settings.max_intervention_seeds) - len(seeds))]
+    return [seeds[-1] + 1 + i for i in range(max(0, int(settings.max_intervention_seeds) - len(seeds)))]
 
 
 def scan_scale(settings: AuditSettings, regime: str) -> str:

@@ -133,7 +133,8 @@ def edit_images(
     Args:
         classifier: the audited :class:`~disco_inspect.models.classifiers.Classifier`.
         class_name: the class (name or index) the token was learned for.
-        images: a folder, a glob, a file, or a list of them (see :func:`~disco_inspect.editing.images.load_images`).
+        images: a folder, a glob, a file, or a list of them (see :func:`~disco_inspect.editing.images.load_images`),
+            or images already read (an :class:`~disco_inspect.editing.images.ImageLoad`, as ``audit`` passes them).
         token: token file, run folder or ``(string, vector)``; a token of another pipeline is refused before work.
         pipe: the diffusion pipeline the token was learned on.
         out: output folder (created; an earlier edit folder is updated).
@@ -149,7 +150,7 @@ def edit_images(
         An :class:`EditJob` (``.doc`` is the content of ``edit.json``).
     """
     from .editing.edit import resolve_token
-    from .editing.images import load_images
+    from .editing.images import ImageLoad, load_images
     from .editing.metrics import classifier_features
     from .engine.sampling import image_size
 
@@ -162,7 +163,11 @@ def edit_images(
     name = classifier.class_name(target)
     knobs = settings.resolved(pipe)
     token_str, _ = resolve_token(pipe, token)
-    loaded = load_images(images, image_size(pipe)[0], max_images=max_images)
+    loaded = (
+        images
+        if isinstance(images, ImageLoad)
+        else load_images(images, image_size(pipe)[0], max_images=max_images)
+    )
     scorer = scorer if scorer is not None else _default_scorer(pipe)
     req = _Request(pipe, classifier, target, name, prompt, knobs, token_str, out, progress)
     # 2. invert

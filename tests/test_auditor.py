@@ -147,3 +147,21 @@ def test_every_long_stage_shows_progress_and_none_without_it(tiny, tmp_path, cap
         pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path / "a", progress=False
     )
     assert "evaluation images" not in capsys.readouterr().err
+
+
+def test_adaptive_seeds_settings():
+    """On by default with a stated maximum; a maximum that leaves no second stage is refused, one that would be
+    ignored too, and the stage-2 seeds follow the first stage's."""
+    from disco_inspect.auditor import extra_seed_list, intervention_seed_list
+
+    s = AuditSettings()
+    assert s.adaptive_seeds and s.max_intervention_seeds > s.intervention_seeds
+    first = intervention_seed_list(s, "learning")
+    extra = extra_seed_list(s, first)
+    assert len(first) + len(extra) == s.max_intervention_seeds and extra[0] == first[-1] + 1
+    assert extra_seed_list(AuditSettings(adaptive_seeds=False), first) == []
+    assert extra_seed_list(AuditSettings(saturated_intervention_seeds=64), list(range(64))) == []
+    with pytest.raises(DiscoInspectError, match="`max_intervention_seeds` = 16 leaves no seeds"):
+        AuditSettings(max_intervention_seeds=16)
+    with pytest.raises(DiscoInspectError, match="`max_intervention_seeds`.*`adaptive_seeds` is off"):
+        AuditSettings(adaptive_seeds=False, max_intervention_seeds=64)

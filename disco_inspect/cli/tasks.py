@@ -225,6 +225,9 @@ def summary_lines(res: Any, folder: Path) -> list[str]:
             else ""
         ),
     ]
+    from ..report.build import evidence_summary
+
+    lines.append(f"  evidence: {evidence_summary(res)['summary']}")
     if res.edits:
         e = res.edits["summary"]
         lines.append(

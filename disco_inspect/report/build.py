@@ -82,6 +82,43 @@ def report_dict(result: Any) -> dict[str, Any]:
         },
         "trajectory_concepts": result.trajectory_concepts or None,
         "attribution": result.attribution or None,
+        "evidence": evidence_summary(result),
         "timings": result.timings,
         **({"edits": {k: v for k, v in result.edits.items() if k != "tensors"}} if result.edits else {}),
+    }
+
+
+def evidence_summary(result: Any) -> dict[str, Any]:
+    """report.json's ``evidence``: which evidence the audit had (generated seeds per concept, the user's images) and
+    the one-line ``summary`` the console and the HTML show."""
+    ivs = [f.intervention for f in result.factors.factors if f.intervention is not None]
+    seeds = sorted({iv.n for iv in ivs})
+    images = result.evidence.to_dict() if result.evidence is not None else None
+    parts = []
+    if seeds:
+        parts.append(
+            f"{seeds[0]}{'-' + str(seeds[-1]) if len(seeds) > 1 else ''} generated seeds per concept"
+        )
+    if images is not None:
+        text = f"{images['n_read']} of your images"
+        if images["n_off_class"]:
+            text += f" ({images['n_off_class']} put in another class)"
+        if images["n_unreadable"]:
+            text += f", {images['n_unreadable']} unreadable"
+        parts.append(text)
+        real = images["real_data"]
+        if real is None:
+            parts.append(f"real data: {images['cannot_conclude']}")
+        else:
+            judged = sum(1 for s in real["slices"].values() if s["judgeable"])
+            sig = [c for c, s in real["slices"].items() if s["significant"]]
+            parts.append(
+                f"real data: {len(sig)} of {judged} judgeable concepts significant"
+                + (f" ({', '.join(sig[:3])})" if sig else "")
+                + f", {len(real['slices']) - judged} not judgeable"
+            )
+    return {
+        "summary": "; ".join(parts) if parts else "no intervention ran",
+        "generated_seeds": {"min": seeds[0], "max": seeds[-1]} if seeds else None,
+        "images": images,
     }

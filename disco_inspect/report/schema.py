@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import DiscoInspectError
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 _num = {"type": "number"}
 _num_or_null = {"type": ["number", "null"]}
@@ -41,6 +41,18 @@ _INTERVENTION = {
         "confirmed": {"type": "boolean"},
         "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "scale": {"enum": ["p", "logodds"]},
+        "sequential": {
+            "type": ["object", "null"],
+            "required": ["stage1_seeds", "stage1_p", "decision"],
+            "properties": {
+                "stage1_seeds": {"type": "integer", "minimum": 2},
+                "stage1_p": _prob,
+                "decision": {"type": "string"},
+                "stage2_seeds": {"type": "integer", "minimum": 1},
+                "stage2_p": _prob,
+                "combined_p": _prob,
+            },
+        },
         "reference": {
             "type": ["object", "null"],
             "required": ["target_prob_factor", "target_prob_contrast", "effect", "differential"],
@@ -94,6 +106,90 @@ _CONTROL = {
     },
 }
 
+_LINE = {
+    "type": ["object", "null"],
+    "required": ["n", "unit", "supports"],
+    "properties": {
+        "n": {"type": "integer", "minimum": 0},
+        "unit": {"type": "string"},
+        "supports": {"type": "boolean"},
+        "contradicts": {"type": "boolean"},
+        "judgeable": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "effect": _num,
+        "ci_low": _num,
+        "ci_high": _num,
+        "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "scale": {"enum": ["p", "logodds"]},
+        "n_present": {"type": "integer", "minimum": 0},
+        "n_absent": {"type": "integer", "minimum": 0},
+    },
+}
+
+_EVIDENCE = {
+    "type": ["object", "null"],
+    "required": ["generated", "real_data", "agree", "contradicted_by", "only_real_data"],
+    "properties": {
+        "generated": _LINE,
+        "real_data": _LINE,
+        "agree": {"type": "array", "items": {"type": "string"}},
+        "contradicted_by": {"type": "array", "items": {"type": "string"}},
+        "only_real_data": {"type": "boolean"},
+    },
+}
+
+_SLICE = {
+    "type": "object",
+    "required": ["concept", "n_present", "n_absent", "judgeable", "significant"],
+    "properties": {
+        "concept": {"type": "string"},
+        "n_present": {"type": "integer", "minimum": 0},
+        "n_absent": {"type": "integer", "minimum": 0},
+        "judgeable": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+        "mean_present": _num_or_null,
+        "mean_absent": _num_or_null,
+        "effect": _num_or_null,
+        "ci_low": _num_or_null,
+        "ci_high": _num_or_null,
+        "p_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "q_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "significant": {"type": "boolean"},
+    },
+}
+
+_IMAGES = {
+    "type": ["object", "null"],
+    "required": [
+        "n_read",
+        "unreadable",
+        "off_class",
+        "n_off_class",
+        "mean_target_prob",
+        "regime",
+        "real_data",
+    ],
+    "properties": {
+        "n_read": {"type": "integer", "minimum": 1},
+        "unreadable": {"type": "array", "items": {"type": "object"}},
+        "off_class": {
+            "type": "array",
+            "items": {"type": "object", "required": ["file", "top1", "p_target"]},
+        },
+        "n_off_class": {"type": "integer", "minimum": 0},
+        "n_unreadable": {"type": "integer", "minimum": 0},
+        "mean_target_prob": _prob,
+        "regime": {"enum": ["saturated", "learning", "unknown"]},
+        "scale": {"enum": ["p", "logodds"]},
+        "cannot_conclude": {"type": ["string", "null"]},
+        "real_data": {
+            "type": ["object", "null"],
+            "required": ["slices", "n_images", "scale", "margin", "alpha", "rule", "min_group", "method"],
+            "properties": {"slices": {"type": "object", "additionalProperties": _SLICE}},
+        },
+    },
+}
+
 _FACTOR = {
     "type": "object",
     "required": [
@@ -124,6 +220,7 @@ _FACTOR = {
         "intervention": _INTERVENTION,
         "control": _CONTROL,
         "nominated_by": {"enum": ["both", "token", "scan", None]},
+        "evidence": _EVIDENCE,
     },
 }
 
@@ -290,6 +387,19 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
                 "skipped": {"type": "object", "additionalProperties": {"type": "string"}},
                 "mask_area": {"type": "object", "additionalProperties": _prob},
+            },
+        },
+        "evidence": {
+            "type": "object",
+            "required": ["summary", "generated_seeds", "images"],
+            "properties": {
+                "summary": {"type": "string"},
+                "generated_seeds": {
+                    "type": ["object", "null"],
+                    "required": ["min", "max"],
+                    "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+                },
+                "images": _IMAGES,
             },
         },
         "timings": {"type": "object", "additionalProperties": _num},

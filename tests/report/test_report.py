@@ -251,7 +251,7 @@ def test_a_changed_model_file_is_not_reused(tiny_assets, tmp_path):
         train_token(pipe, load_classifier(model), "circle", config=cfg, out=out, progress=False)
 
 
-def test_report_with_images_adds_the_edit_section(tmp_path):
+def test_report_with_images_adds_the_edit_section(tmp_path, monkeypatch):
     """`report --images DIR`: the user's images are inverted and edited with the learned token; the report gains
     their rows and report.json their summary, and edits/ holds the edit page."""
     from disco_inspect.editor import EditSettings
@@ -264,6 +264,17 @@ def test_report_with_images_adds_the_edit_section(tmp_path):
     imgs = tmp_path / "mine"
     for i in range(2):
         save_png(imgs / f"cat_{i}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)))
+    (imgs / "broken.png").write_text("not an image")
+    import disco_inspect.editing.images as images_module
+
+    reads = []
+    real_load = images_module.load_images
+
+    def counting_load(*a, **k):
+        reads.append(a[0])
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(images_module, "load_images", counting_load)
     cfg = DiscoConfig(
         n_images=2,
         num_inference_steps=2,
@@ -299,6 +310,14 @@ def test_report_with_images_adds_the_edit_section(tmp_path):
     html = (out / "index.html").read_text()
     assert 'id="edits"' in html and html.count('alt="cat_0:') == 5  # source, reconstruction, edit, 2 samples
     assert res.edits["summary"]["n_images"] == 2
+    # the images are evidence too, read once: too few to conclude, the unreadable one listed, the summary says so
+    assert len(reads) == 1
+    images = doc["evidence"]["images"]
+    assert images["n_read"] == 2 and images["real_data"] is None
+    assert images["cannot_conclude"].startswith("cannot conclude: 2 usable images")
+    assert [u["file"].endswith("broken.png") for u in images["unreadable"]] == [True]
+    assert "2 of your images, 1 unreadable" in doc["evidence"]["summary"]
+    assert all(f["evidence"]["real_data"] is None for f in doc["factors"]["ranked"])
 
 
 def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
