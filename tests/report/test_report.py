@@ -320,6 +320,50 @@ def test_report_with_images_adds_the_edit_section(tmp_path, monkeypatch):
     assert all(f["evidence"]["real_data"] is None for f in doc["factors"]["ranked"])
 
 
+def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
+    """With 12 images the real data are judged: report.json has a slice per concept (valid schema), every factor a
+    real_data line, and the page the evidence table and summary."""
+    from disco_inspect.editor import EditSettings
+    from disco_inspect.engine.run_folder import save_png
+    from disco_inspect.testing import tiny_pipeline
+
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
+    imgs = tmp_path / "mine"
+    for i in range(12):
+        save_png(imgs / f"cat_{i:02d}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)))
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=1, patience=3, lr=0.05)
+    settings = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        attribution_images=0,
+        min_effect=0.0,
+        alpha=0.5,
+        adaptive_seeds=False,
+    )
+    out = tmp_path / "audit"
+    res = audit(
+        tiny_pipeline(seed=0),
+        clf,
+        "cat",
+        scorer=ColourScorer(),
+        config=cfg,
+        settings=settings,
+        out=out,
+        progress=False,
+        user_images=imgs,
+        edit_settings=EditSettings(num_inference_steps=2, samples=1),
+    )
+    doc = json.loads((out / "report.json").read_text())
+    validate_report(doc)
+    real = doc["evidence"]["images"]["real_data"]
+    assert real is not None and set(real["slices"]) == set(doc["audited"]["concepts"])
+    assert all(f["evidence"]["real_data"]["unit"] == "your images" for f in doc["factors"]["ranked"])
+    assert doc["evidence"]["summary"].startswith("4 generated seeds per concept; 12 of your images")
+    html = (out / "index.html").read_text()
+    assert 'id="evidence-summary"' in html and 'id="evidence"' in html
+    assert res.evidence.n_read == 12 and "real_data" in res.timings
+
+
 def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
     from disco_inspect.testing import tiny_pipeline
 
