@@ -167,6 +167,9 @@ def put_token(pipe: Any, token: str, vector: torch.Tensor, source: str = "The to
             _quiet_transformers()
         ):  # its "mean_resizing" advice: the new row is set to ``vector`` right after
             pipe.load_textual_inversion({token: vector.clone()})
+        pipe.__dict__.setdefault("_disco_tokens", set()).add(
+            token
+        )  # ours: a later ClassToken may reuse its row
         return token
     if token not in tok.get_added_vocab():
         raise DiscoInspectError(

@@ -94,3 +94,18 @@ def test_replacing_a_token_works_where_gradients_are_on(tiny_pipe):
         put_token(tiny_pipe, "<grad-token>", torch.ones(width))
     row = emb.weight[tiny_pipe.tokenizer.convert_tokens_to_ids("<grad-token>")]
     assert torch.equal(row.detach(), torch.ones(width)) and emb.weight.grad_fn is None
+
+
+def test_a_token_installed_from_a_file_can_be_trained_again():
+    """A finished run reused in one process installs its token (put_token); training the next class in the same
+    pipeline then reuses that row instead of refusing '<S>' as a word someone else added (the randomised benchmark
+    stopped at its second case after resuming the first)."""
+    from disco_inspect.engine.token import ClassToken, put_token
+    from disco_inspect.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    put_token(pipe, "<S>", torch.randn(width, generator=torch.Generator().manual_seed(3)))
+    ct = ClassToken(pipe, "<S>")
+    assert ct.token_id == pipe.tokenizer.convert_tokens_to_ids("<S>")
+    assert len(pipe.tokenizer) == len(tiny_pipeline(seed=0).tokenizer) + 1  # one row, reused
