@@ -63,6 +63,12 @@ class AuditSettings(ConfigMixin):
     confirm_differential: bool = False
     """With a reference classifier: confirm a factor only when the audited model relies on it *more* than the
     reference does (the differential effect is significant too)."""
+    real_edit_images: int = 16
+    """The user's images (the first, in file order) edited toward each shortlisted concept and its contrasts (the
+    real-image counterfactual scan); 0 turns it off."""
+    real_edit_concepts: int = 4
+    """Concepts in that scan's shortlist: those the generated scan confirmed, then those the real data support, then
+    the rest by the generated effect."""
     real_data_scale: str = "p"
     """What the real-data slice of the user's images compares: ``p`` (the target probability), ``logodds`` or
     ``auto`` (log-odds when the classifier already recognises the class on them). ``p`` by default: log-odds also
@@ -106,11 +112,16 @@ class AuditSettings(ConfigMixin):
                 f"`max_intervention_seeds` = {self.max_intervention_seeds!r} leaves no seeds for a second stage after "
                 f"the first {stage1}; raise it (e.g. to {2 * stage1 + 16}) or set `adaptive_seeds` off."
             )
-        for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws"):
+        for name in ("confirm_top", "attribution_images", "strip_seeds", "control_draws", "real_edit_images"):
             if int(getattr(self, name)) < 0:
                 raise DiscoInspectError(
                     f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0."
                 )
+        if int(self.real_edit_concepts) < 1:
+            raise DiscoInspectError(
+                f"`real_edit_concepts` = {self.real_edit_concepts!r} is invalid; use at least 1 (or "
+                "`real_edit_images` = 0 to turn the real-image counterfactual scan off)."
+            )
         if not 0 < self.alpha < 1:
             raise DiscoInspectError(f"`alpha` = {self.alpha!r} is invalid; use a rate in (0, 1), e.g. 0.05.")
         for name in ("scan_scale", "real_data_scale"):
@@ -216,6 +227,9 @@ class AuditResult:
     reference: dict[str, Any] | None = None
     """The reference classifier (differential audit): its description and its target probabilities on the
     evaluation images."""
+    real_edits: Any = None
+    """The real-image counterfactual scan (:class:`~disco_inspect.analysis.counterfactual.CounterfactualScan`: the
+    user's images edited toward each shortlisted concept and its contrasts); ``None`` without it."""
     evidence: Any = None
     """The user's images as evidence (:class:`~disco_inspect.analysis.evidence.ImageEvidence`: images read, those
     the classifier puts in another class, the real-data reliance per concept); ``None`` without images."""
@@ -389,9 +403,8 @@ def audit(
     with _timed(timings, "attributions"):
         parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images, progress)
     # 9. the user's images, edited with the token
-    if loaded is not None:
-        with _timed(timings, "edits"):
-            parts["edits"] = _edit_user_images(ctx, run, loaded, out_dir, edit_settings)
+    if loaded is not None:  # then toward each shortlisted concept: a third line of evidence
+        parts.update(_edit_stages(ctx, run, loaded, out_dir, edit_settings, parts, timings))
     # 10. the result, and its report
     result = _result(ctx, run, ev, images={**examples, **maps}, timings=timings, out_dir=out_dir, **parts)
     if save and out_dir is not None:
@@ -702,7 +715,7 @@ def _edit_user_images(
         scorer=ctx.scorer,
         progress=ctx.progress,
     )
-    return {
+    section = {
         "href": "edits/index.html",
         "method": job.doc["method"],
         "summary": job.doc["summary"],
@@ -710,6 +723,76 @@ def _edit_user_images(
         "failures": job.doc["failures"],
         "tensors": job.images,
     }
+    return section, job.inversion
+
+
+def _edit_stages(
+    ctx: _Context,
+    run: Any,
+    loaded: Any,
+    out_dir: Path,
+    edit_settings: Any,
+    parts: dict[str, Any],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The user's images edited with the token (``edits``), then the real-image counterfactual scan (``real_edits``)
+    and the factors with its line (``factors``); each stage timed."""
+    with _timed(timings, "edits"):
+        edits, inversion = _edit_user_images(ctx, run, loaded, out_dir, edit_settings)
+    with _timed(timings, "real_edits"):
+        real_edits, factors = _real_edits(ctx, run, inversion, parts, edit_settings)
+    return {"edits": edits, "real_edits": real_edits, "factors": factors}
+
+
+def _real_edits(
+    ctx: _Context, run: Any, inversion: Any, parts: dict[str, Any], edit_settings: Any
+) -> tuple[Any, Any]:
+    """The real-image counterfactual scan on a shortlist (:func:`shortlist`), and the factors with its line; ``None``
+    (factors unchanged) when it is off, the scorer cannot intervene or too few images were usable."""
+    from .analysis.counterfactual import counterfactual_scan
+    from .analysis.evidence import MIN_USABLE, triangulate
+    from .editor import EditSettings
+
+    s, evidence = ctx.settings, parts["evidence"]
+    n = min(s.real_edit_images, len(inversion))
+    if not s.real_edit_images or not hasattr(ctx.scorer, "intervention") or n < MIN_USABLE:
+        return None, parts["factors"]
+    concepts, rule = shortlist(parts["factors"], evidence, s.real_edit_concepts)
+    knobs = (edit_settings or EditSettings()).resolved(ctx.pipe)
+    scan = counterfactual_scan(
+        ctx.pipe,
+        inversion.select(range(n)),
+        ctx.classifier,
+        run.target,
+        run.class_name,
+        ctx.scorer,
+        concepts,
+        scale=evidence.scale,
+        margin=s.confirm_min_effect if evidence.scale == "p" else s.confirm_min_logodds,
+        alpha=s.alpha,
+        shortlist_rule=rule,
+        edit_options={"cross_replace": knobs["cross_replace"], "self_replace": knobs["self_replace"]},
+        progress=ctx.progress,
+    )
+    return scan, triangulate(parts["factors"], evidence, scan)
+
+
+def shortlist(factors: Any, evidence: Any, k: int) -> tuple[list[str], str]:
+    """The concepts the real-image counterfactual scan edits toward (at most ``k``) and the rule, stated: confirmed by
+    the generated scan (in rank order), then supported by the real data (by effect), then the rest by the generated
+    effect."""
+    real = evidence.real_data.slices if evidence is not None and evidence.real_data is not None else {}
+    confirmed = [f.concept for f in factors.factors if f.confirmed]
+    by_data = sorted((c for c, sl in real.items() if sl.significant), key=lambda c: -(real[c].effect or 0))
+    rest = sorted(
+        (f for f in factors.factors if f.intervention is not None), key=lambda f: -f.intervention.effect
+    )
+    ordered = list(dict.fromkeys([*confirmed, *by_data, *(f.concept for f in rest)]))
+    rule = (
+        f"at most {k}: the concepts the generated scan confirmed, then those the real data support, then the rest by "
+        "the generated effect"
+    )
+    return ordered[:k], rule
 
 
 def _save(result: AuditResult, out_dir: Path) -> None:

@@ -36,6 +36,8 @@ class EditJob:
     doc: dict[str, Any]
     images: dict[str, dict[str, Any]]
     out: Path
+    inversion: Any = None
+    """The :class:`~disco_inspect.editing.inversion.Inversion` of the images (edit them further with it)."""
 
 
 @dataclass
@@ -186,7 +188,7 @@ def edit_images(
     doc = _document(req, rows, measured["summary"], loaded.failures, seconds, result.vae_history)
     tensors = _write(out, doc, inv.names, result)
     logger.info("Edited %d images into %s (%d unreadable).", len(inv), out, len(loaded.failures))
-    return EditJob(doc=doc, images=tensors, out=out)
+    return EditJob(doc=doc, images=tensors, out=out, inversion=inv)
 
 
 def _checked_prompt(pipe: Any, prompt: str | None, settings: EditSettings) -> str:

@@ -2,13 +2,13 @@
 
 :func:`image_evidence` reads the classifier on every real image of the class (which it puts elsewhere is listed,
 not dropped), and slices the images by concept (:mod:`.reliance`). :func:`triangulate` attaches to every factor its
-lines of evidence — the generated intervention and the real-data slice (the real-image edits join them when they
-run) — each with effect, interval, q-value and sample size, says which of them agree, and states the rule.
+lines of evidence — the generated intervention, the real-data slice and the real-image counterfactual edits — each
+with effect, interval, q-value and sample size, says which of them agree, and states the rule.
 
 The rule (until the benchmark with images chooses another, docs/benchmarks.md): a factor is *confirmed* by the
 generated intervention, as before; the real data support or contradict it but never confirm alone, because on a
 validation split from the training distribution a concept's presence is confounded with whatever co-occurs with
-it. A factor supported only by the real data says so (``only_real_data``).
+it. A factor supported only by the real data says so (``only_user_images``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from .reliance import RealDataReliance, concept_groups, real_data_reliance
 MIN_USABLE = 8
 
 TRIANGULATION_RULE = (
-    "confirmed by the generated intervention (the scan's rule); the real-data slice (images with vs without the "
-    "concept) supports a factor when significant with the same sign, contradicts it when its interval lies below "
-    "zero, and never confirms alone (presence in real data is confounded with what co-occurs with it)"
+    "confirmed by the generated intervention (the scan's rule); the user's images (the real-data slice: images with "
+    "vs without the concept; the counterfactual edits: each image edited toward the concept vs its contrasts) support "
+    "a factor when significant, contradict it when the interval lies below zero, and never confirm alone: presence "
+    "in real data is confounded with what co-occurs with it, and edits toward different prompts damage the image "
+    "differently (on 12 rendered circles the clean classifier's edits showed +0.24 for background=green, q = 0.001)"
 )
 
 
@@ -156,26 +158,48 @@ def _real_data_line(s: Any, scale: str) -> dict[str, Any] | None:
     }
 
 
-def triangulate(factors: Any, images: ImageEvidence | None) -> Any:
+def _real_edit_line(e: Any, scale: str) -> dict[str, Any] | None:
+    """A concept's counterfactual edits of the real images as an evidence line (``editable`` False with the reason
+    when the edits did not take)."""
+    if e is None:
+        return None
+    line = {"n": e.n_images, "unit": "your images, edited", "took_rate": e.took_rate, "editable": e.editable}
+    if not e.editable:
+        return {**line, "reason": e.reason, "supports": False, "contradicts": False}
+    return {
+        **line,
+        "effect": e.effect,
+        "ci_low": e.ci_low,
+        "ci_high": e.ci_high,
+        "q_value": e.q_value,
+        "scale": scale,
+        "supports": bool(e.significant),
+        "contradicts": bool(e.ci_high is not None and e.ci_high < 0),
+    }
+
+
+def triangulate(factors: Any, images: ImageEvidence | None, real_edits: Any = None) -> Any:
     """A copy of ``factors`` (a :class:`~disco_inspect.analysis.factors.FactorAudit`) whose every factor carries its
-    ``evidence`` lines (``generated``, ``real_data``), which ``agree``, and ``only_real_data`` when the real data
-    alone support it; the rule is recorded in ``method["triangulation"]``. Ranking and confirmation are unchanged
-    (:data:`TRIANGULATION_RULE`)."""
+    ``evidence`` lines (``generated``, ``real_data``, ``real_edit``), which ``agree``, and ``only_user_images`` when
+    the user's images alone support it; the rule is recorded in ``method["triangulation"]``. Ranking and
+    confirmation are unchanged (:data:`TRIANGULATION_RULE`)."""
     real = images.real_data if images is not None else None
+    edited = real_edits.concepts if real_edits is not None else {}
     out = []
     for f in factors.factors:
         lines = {
             "generated": _generated_line(f.intervention),
-            "real_data": _real_data_line(real.slices.get(f.concept), real.scale)
-            if real is not None
-            else None,
+            "real_data": None if real is None else _real_data_line(real.slices.get(f.concept), real.scale),
+            "real_edit": None
+            if real_edits is None
+            else _real_edit_line(edited.get(f.concept), real_edits.scale),
         }
         supporting = sorted(k for k, v in lines.items() if v and v["supports"])
         evidence = {
             **lines,
             "agree": supporting if len(supporting) > 1 else [],
             "contradicted_by": sorted(k for k, v in lines.items() if v and v.get("contradicts")),
-            "only_real_data": supporting == ["real_data"],
+            "only_user_images": bool(supporting) and "generated" not in supporting,
         }
         out.append(replace(f, evidence=evidence))
     method = {**factors.method, "triangulation": TRIANGULATION_RULE}

@@ -75,7 +75,7 @@ class Factor:
     evidence: dict[str, Any] | None = None
     """Its lines of evidence side by side (:func:`~disco_inspect.analysis.evidence.triangulate`): ``generated`` (the
     intervention), ``real_data`` (the user's images with vs without the concept), which ``agree``,
-    ``contradicted_by`` and ``only_real_data``."""
+    ``contradicted_by`` and ``only_user_images``."""
 
     @property
     def confirmed(self) -> bool:

@@ -254,6 +254,32 @@ def edit(
     return replace(result, samples=out["samples"], **found)
 
 
+def edit_to_prompts(
+    pipe: Any,
+    inversion: Inversion,
+    prompts: list[str],
+    *,
+    cross_replace: float = CROSS_REPLACE,
+    self_replace: float = SELF_REPLACE,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Edit every inverted image toward each of ``prompts`` (whole prompts, e.g. "a circle on a green background"),
+    with prompt-to-prompt from the image's source prompt: the words they share keep the source's attention maps.
+    Returns the edits ``[len(prompts), B, 3, H, W]``, CPU float32 in [0, 1]."""
+    from tqdm.auto import tqdm
+
+    if not prompts:
+        raise DiscoInspectError("`prompts` is empty; give at least one prompt to edit the images toward.")
+    out = []
+    for prompt in tqdm(prompts, desc="concept edits of your images", unit="prompt", disable=not progress):
+        rows = _Rows(
+            list(inversion.prompts), [prompt] * len(inversion), cross_replace, self_replace, batch_size
+        )
+        out.append(_sample(pipe, inversion, rows, extra=None, progress=False)["edit"])
+    return torch.stack(out)
+
+
 def _settings(
     inversion: Inversion, rows: _Rows, method: str, n_samples: int, sigma: float, seed: int
 ) -> dict[str, Any]:

@@ -117,8 +117,18 @@ def evidence_summary(result: Any) -> dict[str, Any]:
                 + (f" ({', '.join(sig[:3])})" if sig else "")
                 + f", {len(real['slices']) - judged} not judgeable"
             )
+    edits = result.real_edits.to_dict() if getattr(result, "real_edits", None) is not None else None
+    if edits is not None:
+        took = [e["took_rate"] for e in edits["concepts"].values()]
+        sig = [c for c, e in edits["concepts"].items() if e["significant"]]
+        parts.append(
+            f"edits of {edits['n_images']} of your images toward {len(took)} concepts took on "
+            f"{sum(took) / len(took):.0%}; {len(sig)} significant"
+            + (f" ({', '.join(sig[:3])})" if sig else "")
+        )
     return {
         "summary": "; ".join(parts) if parts else "no intervention ran",
         "generated_seeds": {"min": seeds[0], "max": seeds[-1]} if seeds else None,
         "images": images,
+        "real_edits": edits,
     }

@@ -236,6 +236,35 @@ def _edit_rows(result: Any) -> list[dict[str, Any]]:
     return edit_rows(edits, edits.get("tensors") or {})
 
 
+def _real_edit_grids(result: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per shortlisted concept of the real-image counterfactual scan (reported factors first): its prompts, numbers
+    and example rows source | edit toward the concept | edit toward the first contrast, with p(target)."""
+    scan = getattr(result, "real_edits", None)
+    if scan is None:
+        return []
+    reported = doc["factors"].get("reported", [])
+    order = sorted(
+        scan.concepts, key=lambda c: (c not in reported, reported.index(c) if c in reported else 0)
+    )
+    grids = []
+    for c in order:
+        ex, e = scan.examples.get(c), scan.concepts[c]
+        if not ex:
+            continue
+        rows = [
+            {
+                "source": png_uri(ex["source"][i]),
+                "factor": png_uri(ex["factor"][i]),
+                "contrast": png_uri(ex["contrast"][i]),
+                "p_factor": ex["p_factor"][i],
+                "p_contrast": ex["p_contrast"][i],
+            }
+            for i in range(len(ex["source"]))
+        ]
+        grids.append({"concept": c, "edited": e.to_dict(), "rows": rows})
+    return grids
+
+
 def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | None = None) -> str:
     """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks."""
     doc = _clean(doc or result.to_dict())
@@ -281,6 +310,7 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
             attribution_rows=_attribution_rows(result),
             config_json=json.dumps(doc["audited"]["config"], indent=1),
             edit_rows=_edit_rows(result),
+            real_edit_grids=_real_edit_grids(result, doc),
             top=[f for f in doc["factors"]["ranked"] if f["concept"] in doc["factors"].get("reported", [])][
                 :3
             ],

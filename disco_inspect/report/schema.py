@@ -123,18 +123,21 @@ _LINE = {
         "scale": {"enum": ["p", "logodds"]},
         "n_present": {"type": "integer", "minimum": 0},
         "n_absent": {"type": "integer", "minimum": 0},
+        "took_rate": _prob,
+        "editable": {"type": "boolean"},
     },
 }
 
 _EVIDENCE = {
     "type": ["object", "null"],
-    "required": ["generated", "real_data", "agree", "contradicted_by", "only_real_data"],
+    "required": ["generated", "real_data", "real_edit", "agree", "contradicted_by", "only_user_images"],
     "properties": {
         "generated": _LINE,
         "real_data": _LINE,
+        "real_edit": _LINE,
         "agree": {"type": "array", "items": {"type": "string"}},
         "contradicted_by": {"type": "array", "items": {"type": "string"}},
-        "only_real_data": {"type": "boolean"},
+        "only_user_images": {"type": "boolean"},
     },
 }
 
@@ -391,7 +394,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         },
         "evidence": {
             "type": "object",
-            "required": ["summary", "generated_seeds", "images"],
+            "required": ["summary", "generated_seeds", "images", "real_edits"],
             "properties": {
                 "summary": {"type": "string"},
                 "generated_seeds": {
@@ -400,6 +403,28 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
                 },
                 "images": _IMAGES,
+                "real_edits": {
+                    "type": ["object", "null"],
+                    "required": [
+                        "concepts",
+                        "n_images",
+                        "scale",
+                        "shortlist_rule",
+                        "method",
+                        "editable_rate",
+                    ],
+                    "properties": {
+                        "concepts": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["concept", "n_images", "took_rate", "editable", "significant"],
+                            },
+                        },
+                        "n_images": {"type": "integer", "minimum": 2},
+                        "editable_rate": _num_or_null,
+                    },
+                },
             },
         },
         "timings": {"type": "object", "additionalProperties": _num},

@@ -81,7 +81,7 @@ def test_triangulation_lines_the_evidence_up_and_says_what_agrees(scorer):
     )
     out = triangulate(audit, ev)
     green, dots = out.get("background=green").evidence, out.get("texture=dots").evidence
-    assert green["agree"] == ["generated", "real_data"] and not green["only_real_data"]
+    assert green["agree"] == ["generated", "real_data"] and not green["only_user_images"]
     assert green["real_data"]["unit"] == "your images" and green["generated"]["n"] == 16
     assert dots["agree"] == [] and not dots["generated"]["supports"]
     assert "triangulation" in out.method
@@ -95,5 +95,5 @@ def test_triangulation_says_when_only_the_real_data_support_a_factor(scorer):
     ev = image_evidence(load_classifier("world:biased_circle_green"), 0, _load(_circles()), scorer)
     out = triangulate(FactorAudit([_factor("background=green", False, 0.0)], 0.05, 0.05, 32), ev)
     line = out.get("background=green").evidence
-    assert line["only_real_data"] and not out.get("background=green").confirmed
+    assert line["only_user_images"] and not out.get("background=green").confirmed
     assert torch.isfinite(torch.tensor(line["real_data"]["effect"]))

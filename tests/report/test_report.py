@@ -362,6 +362,14 @@ def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
     html = (out / "index.html").read_text()
     assert 'id="evidence-summary"' in html and 'id="evidence"' in html
     assert res.evidence.n_read == 12 and "real_data" in res.timings
+    # the counterfactual scan of the real images: a shortlist, edit-took rates, a third line, a grid per concept
+    edits = doc["evidence"]["real_edits"]
+    assert edits["n_images"] == 12 and 1 <= len(edits["concepts"]) <= settings.real_edit_concepts
+    for c, e in edits["concepts"].items():
+        line = next(f for f in doc["factors"]["ranked"] if f["concept"] == c)["evidence"]["real_edit"]
+        assert line["took_rate"] == e["took_rate"] and line["n"] == 12
+    assert html.count("Your images edited:") == len(edits["concepts"]) and "real_edits" in res.timings
+    assert "edits of 12 of your images toward" in doc["evidence"]["summary"]
 
 
 def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
