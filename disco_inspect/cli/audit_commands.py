@@ -115,6 +115,11 @@ def _benchmark_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         raise DiscoInspectError(
             "`--confirm-differential` needs `--reference REF_MODEL` (e.g. a clean classifier)."
         )
+    if args.images is not None and (args.images < 1 or (args.random is None and args.saturated is None)):
+        raise DiscoInspectError(
+            f"`--images` = {args.images} is invalid: give a number of images >= 1 (e.g. 64) together with "
+            "`--random N` or `--saturated N`."
+        )
     from ..auditor import AuditSettings
 
     settings = AuditSettings(**scan) if scan else None
@@ -151,6 +156,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             config_overrides=overrides,
             progress=not args.no_progress,
             device=args.device or "cpu",
+            images=args.images or 0,
         )
         return 0 if doc["cases"] else 1
     if args.random is not None:
@@ -169,6 +175,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             config_overrides=overrides,
             progress=not args.no_progress,
             device=args.device or "cpu",
+            images=args.images or 0,
         )
         return 0
     print(HEADER)

@@ -102,6 +102,14 @@ def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
         "--clean", type=int, default=5, help="with --random: clean classifiers (false confirmations)"
     )
     q.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --random/--saturated: give every audited case K images of its class from its classifier's "
+        "training distribution (same bias and rate, fresh seeds) as the user's images",
+    )
+    q.add_argument(
         "--train-steps",
         type=int,
         default=500,

@@ -139,13 +139,17 @@ def _audit_case(
     config_overrides: dict[str, Any] | None,
     progress: bool,
     reference: Any = None,
+    images: int = 0,
 ) -> dict[str, Any]:
-    """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given), and judge the
-    audit against the scenes (the caller adds ``seconds``)."""
+    """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given; with ``images``
+    a validation split of its training distribution as the user's images), and judge the audit against the scenes
+    (the caller adds ``seconds``)."""
     from ...auditor import audit
     from ..presets import world_config
+    from .user_images import channel_row, validation_split
 
     truth = scene_reliance(clf, case["class_name"])
+    split = validation_split(case, images, out / "images" / case["name"]) if images else None
     res = audit(
         pipe,
         path,
@@ -155,6 +159,7 @@ def _audit_case(
         reference=reference,
         out=out / case["name"],
         progress=progress,
+        user_images=split,
     )
     reported = [f.concept for f in res.factors.reported]
     confirmed = [f.concept for f in res.factors.factors if f.confirmed]
@@ -178,6 +183,8 @@ def _audit_case(
     row["planted_rank"] = reported.index(planted) + 1 if planted in reported else None
     row["planted_causal_rank"] = causal_rank(res.factors.to_dict(), planted) if planted else None
     row["planted_confirmed"] = bool(planted and planted in confirmed)
+    row["channels"] = channel_row(res.factors, truth, REAL_GAP) if images else None
+    row["evidence"] = res.to_dict()["evidence"]["summary"]
     return row
 
 
@@ -228,8 +235,10 @@ def run_random_benchmark(
     progress: bool = True,
     echo: Any = print,
     device: str = "cpu",
+    images: int = 0,
 ) -> dict[str, Any]:
-    """Draw, train, measure on scenes, audit; returns (and writes to ``OUT/random_benchmark.json``) every case's
+    """Draw, train, measure on scenes, audit (with ``images``: K images per case from its training distribution as
+    the user's images, :mod:`.user_images`); returns (and writes to ``OUT/random_benchmark.json``) every case's
     numbers and the summary (recall@1/@3 among relied-on cases, precision of confirmed factors, false confirmations
     on clean classifiers, the saturated subset, excluded cases, wall time)."""
     from ...io import write_json
@@ -243,7 +252,7 @@ def run_random_benchmark(
     for case in draw_cases(n, seed, clean):
         t = time.perf_counter()
         clf, path = _classifier(case, out / "classifiers", steps, progress, device)
-        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference)
+        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference, images)
         row["seconds"] = time.perf_counter() - t
         rows.append(row)
         echo(format_row(row))
@@ -351,16 +360,16 @@ def run_saturated_benchmark(
     progress: bool = True,
     echo: Any = print,
     device: str = "cpu",
+    images: int = 0,
 ) -> dict[str, Any]:
-    """The saturated stratum of the randomised benchmark: audits until ``n`` drawn classifiers are saturated.
+    """The saturated stratum of the randomised benchmark: audits until ``n`` drawn classifiers are saturated (with
+    ``images`` as :func:`run_random_benchmark`).
 
-    A classifier can only be saturated (baseline p(target) >= :data:`SATURATION_THRESHOLD`) through a value it
-    relies on when the generator draws that value by default, so draws are restricted (rejection sampling over the
-    benchmark's own distribution) to ``(class, factor=value)`` pairs the oracle reads on at least
-    :data:`SATURABLE_SHARE` of the class's baseline images (:func:`default_shares`, measured at run time). Each
-    drawn classifier is trained, its baseline p(target) measured on the audit's baseline images, and only the
-    saturated ones are audited; the others are listed as screened out. Stops after ``n`` saturated cases or
-    ``max_draws`` draws (default ``6 n``). Writes ``OUT/saturated_benchmark.json``.
+    Only a classifier relying on a value the generator draws by default can be saturated (baseline p(target) >=
+    :data:`SATURATION_THRESHOLD`), so draws are restricted (rejection sampling) to ``(class, factor=value)`` pairs the
+    oracle reads on >= :data:`SATURABLE_SHARE` of the class's baseline images (:func:`default_shares`). Each drawn
+    classifier is trained and its baseline p(target) measured; unsaturated ones are listed as screened out. Stops
+    after ``n`` saturated cases or ``max_draws`` draws (default ``6 n``); writes ``OUT/saturated_benchmark.json``.
     """
     from ...engine.objectives import SATURATION_THRESHOLD
     from ...io import write_json
@@ -391,7 +400,9 @@ def run_saturated_benchmark(
             screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
             echo(f"{case['name']:<8} {case['bias']:<36} screened out: baseline p(target) {p0:.2f} < 0.9")
         else:
-            row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference)
+            row = _audit_case(
+                case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
+            )
             row["seconds"] = time.perf_counter() - t
             rows.append(row)
             echo(format_row(row))
@@ -418,7 +429,10 @@ def run_saturated_benchmark(
 
 
 def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Recall@1/@3 among relied-on cases, precision, false confirmations on clean classifiers, saturated subset."""
+    """Recall@1/@3 among relied-on cases, precision, false confirmations on clean classifiers, saturated subset, and
+    with the user's images each evidence channel's own recall and precision."""
+    from .user_images import channel_summary
+
     biased = [r for r in rows if r["planted"]]
     relied = [r for r in biased if r["relied"]]
     saturated = [r for r in relied if (r["baseline_target_prob"] or 0) >= 0.9]
@@ -451,6 +465,7 @@ def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "n_clean": len(clean),
         "clean_false_confirmations": sum(len(r["confirmed"]) for r in clean),
+        "channels": channel_summary(rows),
     }
 
 
@@ -485,5 +500,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"saturated (p0 >= 0.9) recall@3 {f(s['saturated_recall@3'])} ({s['n_saturated']}; planted in the top 3 "
         f"of the scan's effects, confirmed or not: {f(s.get('saturated_causal_top3'))}); "
         f"false confirmations on {s['n_clean']} clean classifiers: {s['clean_false_confirmations']}"
+        + "".join(
+            f"; {ch}: recall {f(c['recall'])}, precision {f(c['precision'])} ({c['n_significant']}), clean "
+            f"{c['clean_false_positives']}"
+            for ch, c in (s.get("channels") or {}).items()
+        )
         + (f"; wall time {s['wall_seconds'] / 60:.1f} min" if "wall_seconds" in s else "")
     )

@@ -224,7 +224,7 @@ def test_benchmark_audits_against_the_reference_and_records_how(tmp_path, monkey
         rb, "_classifier", lambda case, folder, steps, progress, device: (None, tmp_path / "c.pt")
     )
 
-    def fake_audit(case, clf, path, pipe, out, settings, overrides, progress, reference):
+    def fake_audit(case, clf, path, pipe, out, settings, overrides, progress, reference, images=0):
         seen.append((settings, reference))
         return {
             **case,
