@@ -38,6 +38,16 @@ def test_notebook_runs_and_shows_the_report(tmp_path, monkeypatch):
     ]
     assert len(images) >= 3  # the static figures and the edit grid of the last cell
     assert (tmp_path / "reports" / "circle" / "index.html").is_file()
+    text = "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("name") == "stdout"
+    )
+    assert (
+        "evidence:" in text and "16 of your images" in text
+    )  # the last section: the user's images as evidence
     import json
 
     doc = json.loads((tmp_path / "reports" / "circle" / "report.json").read_text())
