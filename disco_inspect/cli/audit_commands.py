@@ -536,8 +536,9 @@ def _add_analysis_args(p: argparse.ArgumentParser, audit: argparse._ActionsConta
     audit.add_argument(
         "--images",
         default=None,
-        help="also edit your own images with the learned token (a folder or glob): adds an edit section "
-        "(and OUT/.../edits/) to the report; see `disco-inspect edit`",
+        help="your own images of the class (a folder or glob) as evidence: the classifier on each, a real-data "
+        "slice per concept (with vs without it) and edits toward each shortlisted concept, beside the generated "
+        "interventions; also edited with the learned token (OUT/.../edits/, see `disco-inspect edit`)",
     )
     g.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
     g.add_argument(
