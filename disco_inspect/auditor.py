@@ -379,7 +379,7 @@ def audit(
     out_dir = Path(out) if out is not None else None
     _check_inputs(settings, _reference_list(reference), user_images, out_dir)
     ctx = _context(pipe, classifier, scorer, config, settings, reference, progress)
-    loaded = _load_user_images(pipe, user_images)  # read once, before training
+    loaded, others = _load_user_images(ctx, target, user_images)  # read once, before training
     timings, parts = {}, {}
     # 2. the class token (a matching finished run in out/run is reused)
     with _timed(timings, "token"):
@@ -398,7 +398,7 @@ def audit(
         parts["factors"], examples = _interventions(ctx, run, factors)
     # 7. the user's images as evidence (real-data reliance per concept); each factor's evidence side by side
     with _timed(timings, "real_data"):
-        parts["evidence"], parts["factors"] = _image_evidence(ctx, run, loaded, parts["factors"])
+        parts["evidence"], parts["factors"] = _image_evidence(ctx, run, loaded, others, parts["factors"])
     # 8. Captum attributions against the object masks
     with _timed(timings, "attributions"):
         parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images, progress)
@@ -498,11 +498,12 @@ def _check_inputs(
             "same task) or leave it False."
         )
     if user_images is not None:
-        from .editing.images import find_images
+        from .editing.images import class_folders, find_images
 
         if out_dir is None:
             raise DiscoInspectError("`user_images` are edited into the audit folder; pass `out` as well.")
-        find_images(user_images)
+        if class_folders(user_images) is None:  # a labelled tree DIR/<class>/ is resolved with the classifier
+            find_images(user_images)
 
 
 def _train(
@@ -666,18 +667,37 @@ def _intervention_method(
     return {"interventions": text, "scan_scale": scale, "confirm_min": margin}
 
 
-def _load_user_images(pipe: Any, user_images: Any) -> Any:
-    """The user's images read once at the pipeline's size (an unreadable file is listed and skipped; none readable is
-    an error, before any training), or ``None``."""
+def _load_user_images(ctx: _Context, target: str | int, user_images: Any) -> tuple[Any, Any]:
+    """The user's images of the class and, from a labelled tree ``DIR/<class>/...``, those of the other classes, each
+    read once at the pipeline's size (an unreadable file is listed and skipped; none readable is an error, before any
+    training); ``(None, None)`` without images."""
     if user_images is None:
-        return None
-    from .editing.images import load_images
+        return None, None
+    from .editing.images import class_folders, load_images
     from .engine.sampling import image_size
 
-    return load_images(user_images, image_size(pipe)[0])
+    size, tree = image_size(ctx.pipe)[0], class_folders(user_images)
+    if tree is None:
+        return load_images(user_images, size), None
+    index = ctx.classifier.resolve_class(target)
+    mine, other = [], []
+    for name, folder in tree.items():
+        try:
+            (mine if ctx.classifier.resolve_class(name) == index else other).append(folder)
+        except DiscoInspectError as e:
+            raise DiscoInspectError(
+                f"`user_images` folder '{folder}' is not a class of the classifier ({e}); name each subfolder by "
+                "its class, or pass the folder of the audited class's images only."
+            ) from e
+    if not mine:
+        raise DiscoInspectError(
+            f"`user_images` = '{user_images}' holds class folders ({', '.join(tree)}) but none for the audited "
+            f"class {ctx.classifier.class_name(index)!r}; add one named after it."
+        )
+    return load_images(mine, size), load_images(other, size) if other else None
 
 
-def _image_evidence(ctx: _Context, run: Any, loaded: Any, factors: Any) -> tuple[Any, Any]:
+def _image_evidence(ctx: _Context, run: Any, loaded: Any, others: Any, factors: Any) -> tuple[Any, Any]:
     """What the user's images show (:func:`~disco_inspect.analysis.evidence.image_evidence`, ``None`` without
     images) and the factors with their lines of evidence side by side (:func:`~.analysis.evidence.triangulate`)."""
     from .analysis.evidence import image_evidence, triangulate
@@ -694,6 +714,7 @@ def _image_evidence(ctx: _Context, run: Any, loaded: Any, factors: Any) -> tuple
         margin_p=s.confirm_min_effect,
         margin_logodds=s.confirm_min_logodds,
         scale=s.real_data_scale,
+        others=others,
     )
     return evidence, triangulate(factors, evidence)
 

@@ -22,6 +22,10 @@ from .reliance import RealDataReliance, concept_groups, real_data_reliance
 
 #: Fewest readable images from which the real-image channels conclude anything.
 MIN_USABLE = 8
+#: Smallest rise of p(target) on images of *other* classes that counts as false-positive reliance: there p(target)
+#: sits near 0, so the in-class margin (0.05) would hide it (on 153 rendered non-circles a green background raised
+#: p(circle) from 0.000 to 0.112 for the classifier with the green shortcut; q 0.43 at a 0.05 margin).
+OTHER_CLASS_MARGIN = 0.01
 
 TRIANGULATION_RULE = (
     "confirmed by the generated intervention (the scan's rule); the user's images (the real-data slice: images with "
@@ -46,11 +50,16 @@ class ImageEvidence:
     real_data: RealDataReliance | None
     cannot_conclude: str | None = None
     files: list[str] = field(default_factory=list, repr=False)
+    other_classes: RealDataReliance | None = None
+    """From a labelled tree: the same slice on the images of the *other* classes (p(target) with vs without each
+    concept: false-positive reliance, e.g. plates raising p(lobster) on non-lobsters); ``None`` without them."""
+    n_other: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (report.json's ``evidence.images``)."""
         d = asdict(self)
         d["real_data"] = None if self.real_data is None else self.real_data.to_dict()
+        d["other_classes"] = None if self.other_classes is None else self.other_classes.to_dict()
         d["n_off_class"] = len(self.off_class)
         d["n_unreadable"] = len(self.unreadable)
         return d
@@ -68,13 +77,15 @@ def image_evidence(
     margin_logodds: float = 1.0,
     scale: str = "p",
     seed: int = 0,
+    others: Any = None,
 ) -> ImageEvidence:
     """The classifier and the concept scorer on the user's images of class ``target`` (``loaded``: an
     :class:`~disco_inspect.editing.images.ImageLoad`), and the real-data reliance of every concept.
 
     ``scale``: ``p`` (the target probability, default), ``logodds`` or ``auto`` (log-odds when the classifier already
     recognises the class on these images, mean p(target) >= the saturation threshold), with the margin of that
-    scale. Log-odds are not the default: on 64 rendered circles the world's *clean* classifier, accurate on every
+    scale. ``others`` (images of the other classes, from a labelled tree) get the same slice of p(target): what raises
+    the class's probability where the class is absent. Log-odds are not the default: on 64 rendered circles the world's *clean* classifier, accurate on every
     value, is far surer of white and of large circles (+10.7 and +13.2 log-odds, q < 0.01), which is confidence, not
     reliance (docs/method.md, "The user's images as evidence")."""
     from ..engine.objectives import regime
@@ -114,7 +125,41 @@ def image_evidence(
         rule=rule,
         seed=seed,
     )
-    return ImageEvidence(len(images), regime=reg, scale=scale, real_data=real, files=files, **common)
+    other = _other_classes(classifier, target, others, scorer, alpha, seed) if others is not None else None
+    n_other = 0 if others is None else len(others.images)
+    return ImageEvidence(
+        len(images),
+        regime=reg,
+        scale=scale,
+        real_data=real,
+        files=files,
+        other_classes=other,
+        n_other=n_other,
+        **common,
+    )
+
+
+def _other_classes(
+    classifier: Any, target: int, others: Any, scorer: Any, alpha: float, seed: int
+) -> RealDataReliance | None:
+    """The real-data slice of p(target) on the other classes' images, margin :data:`OTHER_CLASS_MARGIN` (``None``
+    below :data:`MIN_USABLE` of them)."""
+    from ..engine.records import target_probabilities
+
+    if len(others.images) < MIN_USABLE:
+        return None
+    values = target_probabilities(classifier, others.images, target).double()
+    present, absent, rule = concept_groups(scorer, scorer.score(others.images))
+    return real_data_reliance(
+        list(scorer.concepts),
+        present,
+        absent,
+        values,
+        margin=OTHER_CLASS_MARGIN,
+        alpha=alpha,
+        rule=rule,
+        seed=seed,
+    )
 
 
 def _generated_line(iv: Any) -> dict[str, Any] | None:
@@ -180,10 +225,11 @@ def _real_edit_line(e: Any, scale: str) -> dict[str, Any] | None:
 
 def triangulate(factors: Any, images: ImageEvidence | None, real_edits: Any = None) -> Any:
     """A copy of ``factors`` (a :class:`~disco_inspect.analysis.factors.FactorAudit`) whose every factor carries its
-    ``evidence`` lines (``generated``, ``real_data``, ``real_edit``), which ``agree``, and ``only_user_images`` when
+    ``evidence`` lines (``generated``, ``real_data``, ``real_edit``, ``other_classes``), which ``agree``, and ``only_user_images`` when
     the user's images alone support it; the rule is recorded in ``method["triangulation"]``. Ranking and
     confirmation are unchanged (:data:`TRIANGULATION_RULE`)."""
     real = images.real_data if images is not None else None
+    other = images.other_classes if images is not None else None
     edited = real_edits.concepts if real_edits is not None else {}
     out = []
     for f in factors.factors:
@@ -193,6 +239,7 @@ def triangulate(factors: Any, images: ImageEvidence | None, real_edits: Any = No
             "real_edit": None
             if real_edits is None
             else _real_edit_line(edited.get(f.concept), real_edits.scale),
+            "other_classes": None if other is None else _real_data_line(other.slices.get(f.concept), "p"),
         }
         supporting = sorted(k for k, v in lines.items() if v and v["supports"])
         evidence = {

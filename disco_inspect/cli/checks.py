@@ -145,10 +145,11 @@ def check_images(spec: str, flag: str = "--images") -> None:
     """``spec`` names image files and at least one of them is a readable image (as the edit needs)."""
     from PIL import Image
 
-    from ..editing.images import find_images
+    from ..editing.images import class_folders, find_images
 
+    tree = class_folders(spec) if flag == "--images" else None
     try:
-        paths = find_images(spec)
+        paths = [p for folder in tree.values() for p in find_images(folder)] if tree else find_images(spec)
     except DiscoInspectError as e:
         raise DiscoInspectError(f"`{flag}` = {spec!r}: {e}") from e
     failures = []

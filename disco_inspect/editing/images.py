@@ -111,6 +111,22 @@ def _find(spec: Any) -> list[tuple[Path, str]]:
     return out
 
 
+def class_folders(spec: Any) -> dict[str, Path] | None:
+    """A labelled tree ``DIR/<class>/...``: ``{folder name: folder}`` of the subfolders holding images, when ``spec``
+    is one folder with no images of its own; else ``None`` (``spec`` names the images themselves)."""
+    if not isinstance(spec, (str, Path)):
+        return None
+    d = Path(os.path.expanduser(os.fspath(spec)))
+    if not d.is_dir() or any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in d.iterdir()):
+        return None
+    subs = {
+        e.name: e
+        for e in sorted(d.iterdir())
+        if e.is_dir() and any(f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS) for f in e.iterdir())
+    }
+    return subs or None
+
+
 def find_images(spec: str | Path | Sequence[str | Path]) -> list[Path]:
     """The image files ``spec`` names: a folder (its image files, sorted, not recursive), a glob pattern (sorted
     matches, any extension), a single file, or a list of these (in order; a file named twice is kept once).

@@ -117,6 +117,14 @@ def evidence_summary(result: Any) -> dict[str, Any]:
                 + (f" ({', '.join(sig[:3])})" if sig else "")
                 + f", {len(real['slices']) - judged} not judgeable"
             )
+        other = images.get("other_classes")
+        if images.get("n_other"):
+            raised = [c for c, s in (other or {}).get("slices", {}).items() if s["significant"]]
+            parts.append(
+                f"{images['n_other']} images of other classes: "
+                + (f"{len(raised)} concepts raise p(target) there" if other else "too few to conclude")
+                + (f" ({', '.join(raised[:3])})" if raised else "")
+            )
     edits = result.real_edits.to_dict() if getattr(result, "real_edits", None) is not None else None
     if edits is not None:
         took = [e["took_rate"] for e in edits["concepts"].values()]

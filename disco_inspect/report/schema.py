@@ -135,6 +135,7 @@ _EVIDENCE = {
         "generated": _LINE,
         "real_data": _LINE,
         "real_edit": _LINE,
+        "other_classes": _LINE,
         "agree": {"type": "array", "items": {"type": "string"}},
         "contradicted_by": {"type": "array", "items": {"type": "string"}},
         "only_user_images": {"type": "boolean"},
@@ -161,6 +162,12 @@ _SLICE = {
     },
 }
 
+_RELIANCE = {
+    "type": ["object", "null"],
+    "required": ["slices", "n_images", "scale", "margin", "alpha", "rule", "min_group", "method"],
+    "properties": {"slices": {"type": "object", "additionalProperties": _SLICE}},
+}
+
 _IMAGES = {
     "type": ["object", "null"],
     "required": [
@@ -185,11 +192,9 @@ _IMAGES = {
         "regime": {"enum": ["saturated", "learning", "unknown"]},
         "scale": {"enum": ["p", "logodds"]},
         "cannot_conclude": {"type": ["string", "null"]},
-        "real_data": {
-            "type": ["object", "null"],
-            "required": ["slices", "n_images", "scale", "margin", "alpha", "rule", "min_group", "method"],
-            "properties": {"slices": {"type": "object", "additionalProperties": _SLICE}},
-        },
+        "real_data": _RELIANCE,
+        "other_classes": _RELIANCE,
+        "n_other": {"type": "integer", "minimum": 0},
     },
 }
 

@@ -97,3 +97,18 @@ def test_triangulation_says_when_only_the_real_data_support_a_factor(scorer):
     line = out.get("background=green").evidence
     assert line["only_user_images"] and not out.get("background=green").confirmed
     assert torch.isfinite(torch.tensor(line["real_data"]["effect"]))
+
+
+def test_images_of_other_classes_show_false_positive_reliance(scorer):
+    """From a labelled tree: on squares and triangles, a green background raises p(circle) for the classifier that
+    learned the shortcut, and not for the clean one."""
+    scenes = generate_scenes(200, seed=21)
+    others = _load(scenes.images[scenes.factors["shape"] != 0])
+    mine = _load(_circles())
+    biased = image_evidence(load_classifier("world:biased_circle_green"), 0, mine, scorer, others=others)
+    assert biased.n_other == len(others.images)
+    assert "background=green" in biased.other_classes.significant
+    clean = image_evidence(load_classifier("world:clean"), 0, mine, scorer, others=others)
+    assert clean.other_classes.significant == []
+    line = triangulate(FactorAudit([_factor("background=green", True)], 0.05, 0.05, 32), biased)
+    assert line.get("background=green").evidence["other_classes"]["supports"]

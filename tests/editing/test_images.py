@@ -213,3 +213,17 @@ def test_bad_arguments(tmp_path, kw):
     _rgb(tmp_path / "a.png")
     with pytest.raises(DiscoInspectError, match="positive whole number"):
         load_images(tmp_path, **kw)
+
+
+def test_class_folders_finds_a_labelled_tree_and_nothing_else(tmp_path):
+    from disco_inspect.cli.checks import check_images
+    from disco_inspect.editing.images import class_folders
+    from disco_inspect.engine.run_folder import save_png
+
+    for label in ("cat", "dog"):
+        save_png(tmp_path / "tree" / label / "a.png", torch.rand(3, 8, 8))
+    (tmp_path / "tree" / "empty").mkdir()
+    assert sorted(class_folders(tmp_path / "tree")) == ["cat", "dog"]
+    assert class_folders(tmp_path / "tree" / "cat") is None  # a folder of images is not a tree
+    assert class_folders([tmp_path / "tree"]) is None and class_folders(tmp_path / "missing") is None
+    check_images(str(tmp_path / "tree"))  # the CLI's early check accepts a tree

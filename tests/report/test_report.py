@@ -372,6 +372,64 @@ def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
     assert "edits of 12 of your images toward" in doc["evidence"]["summary"]
 
 
+def test_a_labelled_tree_gives_the_other_classes_as_evidence_and_bad_trees_fail_before_training(
+    tmp_path, monkeypatch
+):
+    """`user_images` = DIR/<class>/...: the audited class's folder is the evidence, the other classes' images give
+    the false-positive slice; a tree without the class, or with a folder that is no class, is refused first."""
+    from disco_inspect.editor import EditSettings
+    from disco_inspect.engine.run_folder import save_png
+    from disco_inspect.testing import tiny_pipeline
+
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
+    tree = tmp_path / "val"
+    for label in ("cat", "dog"):
+        for i in range(9):
+            g = torch.Generator().manual_seed(hash(label) % 1000 + i)
+            save_png(tree / label / f"{label}_{i}.png", torch.rand(3, 32, 32, generator=g))
+    base = {"scorer": ColourScorer(), "progress": False}
+
+    def boom(*a, **k):
+        raise AssertionError("trained before checking the images")
+
+    with monkeypatch.context() as m:
+        m.setattr("disco_inspect.engine.optimize.train_token", boom)
+        with pytest.raises(DiscoInspectError, match="none for the audited class 'bird'"):
+            audit(tiny_pipeline(seed=0), clf, "bird", out=tmp_path / "a", user_images=tree, **base)
+        (tree / "zebra").mkdir()
+        save_png(tree / "zebra" / "z.png", torch.rand(3, 32, 32))
+        with pytest.raises(DiscoInspectError, match="zebra.*not a class of the classifier"):
+            audit(tiny_pipeline(seed=0), clf, "cat", out=tmp_path / "b", user_images=tree, **base)
+    shutil.rmtree(tree / "zebra")
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=1, patience=3, lr=0.05)
+    settings = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        attribution_images=0,
+        min_effect=0.0,
+        alpha=0.5,
+        real_edit_images=0,
+        adaptive_seeds=False,
+    )
+    res = audit(
+        tiny_pipeline(seed=0),
+        clf,
+        "cat",
+        config=cfg,
+        settings=settings,
+        out=tmp_path / "c",
+        user_images=tree,
+        edit_settings=EditSettings(num_inference_steps=2, samples=1),
+        **base,
+    )
+    doc = json.loads((tmp_path / "c" / "report.json").read_text())
+    validate_report(doc)
+    assert res.evidence.n_read == 9 and res.evidence.n_other == 9
+    assert doc["evidence"]["images"]["other_classes"] is not None
+    assert "9 images of other classes" in doc["evidence"]["summary"]
+    assert all("other_classes" in f["evidence"] for f in doc["factors"]["ranked"])
+
+
 def test_report_images_are_checked_before_training(tmp_path, monkeypatch):
     from disco_inspect.testing import tiny_pipeline
 

@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import DiscoInspectError
 
 #: The evidence channels, as every factor's ``evidence`` names them.
-CHANNELS = ("generated", "real_data", "real_edit")
+CHANNELS = ("generated", "real_data", "real_edit", "other_classes")
 #: Seed offset of the validation split (the classifier trains on seeds ``20_000_033 * (seed + 1) + step``).
 SPLIT_SEED = 7_000_001
 
@@ -66,14 +66,16 @@ def channel_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     relied = [r for r in with_channels if r["planted"] and r["relied"]]
     clean = [r for r in with_channels if not r["planted"]]
+    none: dict[str, Any] = {"significant": [], "real": {}}
     out = {}
     for ch in CHANNELS:
-        judged = [v for r in with_channels if r["planted"] for v in r["channels"][ch]["real"].values()]
-        hits = [r["planted"] in r["channels"][ch]["significant"] for r in relied]
+        line = {id(r): r["channels"].get(ch, none) for r in with_channels}
+        judged = [v for r in with_channels if r["planted"] for v in line[id(r)]["real"].values()]
+        hits = [r["planted"] in line[id(r)]["significant"] for r in relied]
         out[ch] = {
             "recall": sum(hits) / len(hits) if hits else None,
             "precision": sum(judged) / len(judged) if judged else None,
             "n_significant": len(judged),
-            "clean_false_positives": sum(len(r["channels"][ch]["significant"]) for r in clean),
+            "clean_false_positives": sum(len(line[id(r)]["significant"]) for r in clean),
         }
     return out
