@@ -278,6 +278,18 @@ def check_edit_args(args: argparse.Namespace) -> Any:
     return settings
 
 
+def _check_images_per_class(args: argparse.Namespace) -> None:
+    """With several classes, ``--images`` must say which images are of which class: a tree DIR/<class>/..."""
+    from ..editing.images import class_folders
+
+    several = bool(args.classes) and (args.classes.strip().lower() == "all" or "," in args.classes)
+    if several and class_folders(args.images) is None:
+        raise DiscoInspectError(
+            f"`--images` = {args.images!r} with `--classes` {args.classes!r}: each class needs its own images; pass a "
+            "folder of class folders (DIR/<class>/...), and each audit takes its class's folder."
+        )
+
+
 def check_report_args(args: argparse.Namespace) -> None:
     """``report``: the config, the analysis settings, ``--images``, the concepts and their scorer, and ``--out``
     (the class folders are checked by :func:`check_report_folder` once the classes are known)."""
@@ -287,6 +299,7 @@ def check_report_args(args: argparse.Namespace) -> None:
     audit_settings(args)
     if args.images:
         check_images(args.images)
+        _check_images_per_class(args)
     check_concepts(args)
     if not args.clip_weights:
         _check_default_scorer(args.pipeline)

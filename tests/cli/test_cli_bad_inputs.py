@@ -321,3 +321,11 @@ def test_torchscript_failures_show_the_real_cause(refused, tmp_path):
         torch.jit.save(torch.jit.script(_NeedsGrey()), str(tmp_path / "grey.pt"))
     line = refused(["train", "grey.pt", "--class", "0", "--out", "run"], "expects 1-channel images")
     assert "TorchScript interpreter" not in line
+
+
+def test_report_images_for_several_classes_must_be_a_labelled_tree(refused, image_file):
+    refused(
+        ["report", "world:clean", "--classes", "circle,square", "--images", image_file],
+        "`--images`",
+        "DIR/<class>/",
+    )
