@@ -155,13 +155,19 @@ def test_adaptive_seeds_settings():
     from disco_inspect.auditor import extra_seed_list, intervention_seed_list
 
     s = AuditSettings()
-    assert s.adaptive_seeds and s.max_intervention_seeds > s.intervention_seeds
-    first = intervention_seed_list(s, "learning")
-    extra = extra_seed_list(s, first)
+    assert s.adaptive_scan == "saturated" and s.max_intervention_seeds > s.intervention_seeds
+    first = intervention_seed_list(s, "saturated")
+    extra = extra_seed_list(s, first, "saturated")
     assert len(first) + len(extra) == s.max_intervention_seeds and extra[0] == first[-1] + 1
-    assert extra_seed_list(AuditSettings(adaptive_seeds=False), first) == []
-    assert extra_seed_list(AuditSettings(saturated_intervention_seeds=64), list(range(64))) == []
+    assert (
+        extra_seed_list(s, first, "learning") == []
+    )  # the default spends more seeds where effects are compressed
+    assert extra_seed_list(AuditSettings(adaptive_scan="all"), first, "learning") == extra
+    assert extra_seed_list(AuditSettings(adaptive_scan="off"), first, "saturated") == []
+    assert extra_seed_list(AuditSettings(saturated_intervention_seeds=64), list(range(64)), "saturated") == []
+    with pytest.raises(DiscoInspectError, match="`adaptive_scan` = 'yes' is invalid"):
+        AuditSettings(adaptive_scan="yes")
     with pytest.raises(DiscoInspectError, match="`max_intervention_seeds` = 16 leaves no seeds"):
         AuditSettings(max_intervention_seeds=16)
-    with pytest.raises(DiscoInspectError, match="`max_intervention_seeds`.*`adaptive_seeds` is off"):
-        AuditSettings(adaptive_seeds=False, max_intervention_seeds=64)
+    with pytest.raises(DiscoInspectError, match="`max_intervention_seeds`.*`adaptive_scan` is 'off'"):
+        AuditSettings(adaptive_scan="off", max_intervention_seeds=64)

@@ -58,7 +58,7 @@ FIELD_FLAGS = {
     "intervention_seeds": "--intervention-seeds",
     "saturated_intervention_seeds": "--saturated-intervention-seeds",
     "max_intervention_seeds": "--max-intervention-seeds",
-    "adaptive_seeds": "--one-stage-scan",
+    "adaptive_scan": "--adaptive-scan",
     "alpha": "--alpha",
     "min_effect": "--min-effect",
     "scan_scale": "--scan-scale",
@@ -465,7 +465,10 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         f"{_audit_default('max_intervention_seeds')})",
     )
     g.add_argument(
-        "--one-stage-scan",
-        action="store_true",
-        help="turn adaptive seeds off: the scan in one stage, every concept on --intervention-seeds only",
+        "--adaptive-scan",
+        choices=("saturated", "all", "off"),
+        default=None,
+        help="where the scan measures undecided concepts again on fresh seeds, up to --max-intervention-seeds: only "
+        "when the classifier already recognises the class at baseline (saturated, default), in every regime (all), "
+        "or never (off)",
     )

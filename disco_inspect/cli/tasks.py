@@ -151,7 +151,7 @@ def audit_settings(args: argparse.Namespace) -> Any:
         "intervention_seeds": args.intervention_seeds,
         "saturated_intervention_seeds": args.saturated_intervention_seeds,
         "max_intervention_seeds": args.max_intervention_seeds,
-        "adaptive_seeds": False if args.one_stage_scan else None,
+        "adaptive_scan": args.adaptive_scan,
         "alpha": args.alpha,
         "min_effect": args.min_effect,
         "attribution_images": 0 if args.no_attributions else None,

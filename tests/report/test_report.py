@@ -338,7 +338,7 @@ def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
         attribution_images=0,
         min_effect=0.0,
         alpha=0.5,
-        adaptive_seeds=False,
+        adaptive_scan="off",
     )
     out = tmp_path / "audit"
     res = audit(
@@ -409,7 +409,7 @@ def test_a_labelled_tree_gives_the_other_classes_as_evidence_and_bad_trees_fail_
         min_effect=0.0,
         alpha=0.5,
         real_edit_images=0,
-        adaptive_seeds=False,
+        adaptive_scan="off",
     )
     res = audit(
         tiny_pipeline(seed=0),
