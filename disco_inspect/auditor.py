@@ -729,8 +729,9 @@ def _image_evidence(ctx: _Context, run: Any, loaded: Any, others: Any, factors: 
 
 def _edit_user_images(
     ctx: _Context, run: Any, user_images: Any, out_dir: Path, edit_settings: Any
-) -> dict[str, Any]:
-    """Invert and edit the user's images with the learned token (into ``out/edits``); the report's section."""
+) -> tuple[dict[str, Any], Any]:
+    """Invert and edit the user's images with the learned token (into ``out/edits``): the report's section, and the
+    inversion (the counterfactual scan edits it further)."""
     from .editor import edit_images
 
     job = edit_images(
