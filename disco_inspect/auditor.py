@@ -770,12 +770,14 @@ def _edit_stages(
     with _timed(timings, "edits"):
         edits, inversion = _edit_user_images(ctx, run, loaded, out_dir, edit_settings)
     with _timed(timings, "real_edits"):
-        real_edits, factors = _real_edits(ctx, run, inversion, parts, edit_settings)
+        real_edits, factors = _real_edits(
+            ctx, run, inversion, parts, edit_settings, out_dir / "edits" / "cache"
+        )
     return {"edits": edits, "real_edits": real_edits, "factors": factors}
 
 
 def _real_edits(
-    ctx: _Context, run: Any, inversion: Any, parts: dict[str, Any], edit_settings: Any
+    ctx: _Context, run: Any, inversion: Any, parts: dict[str, Any], edit_settings: Any, cache_dir: Path
 ) -> tuple[Any, Any]:
     """The real-image counterfactual scan on a shortlist (:func:`shortlist`), and the factors with its line; ``None``
     (factors unchanged) when it is off, the scorer cannot intervene or too few images were usable."""
@@ -801,7 +803,11 @@ def _real_edits(
         margin=s.confirm_min_effect if evidence.scale == "p" else s.confirm_min_logodds,
         alpha=s.alpha,
         shortlist_rule=rule,
-        edit_options={"cross_replace": knobs["cross_replace"], "self_replace": knobs["self_replace"]},
+        edit_options={
+            "cross_replace": knobs["cross_replace"],
+            "self_replace": knobs["self_replace"],
+            "cache_dir": cache_dir,  # an interrupted run keeps the concept edits it finished
+        },
         progress=ctx.progress,
     )
     return scan, triangulate(parts["factors"], evidence, scan)

@@ -5,7 +5,8 @@
 diversity, concept shifts; a per-method summary; unreadable files), ``index.html`` (rows: source |
 reconstruction | deterministic edit | samples, p(target) under each) and the PNGs
 ``images/<name>/source.png``, ``reconstruction.png``, ``edit.png``, ``sample_NN.png``. The inversions are cached in
-``out/cache`` (safetensors) and reused by the next run with the same images, prompt and settings.
+``out/cache`` (safetensors) and reused by the next run with the same images, prompt and settings; so are the edits
+(per image, keyed by the token and the edit settings), so an interrupted run keeps what it finished.
 """
 
 from __future__ import annotations
@@ -253,6 +254,7 @@ def _edit(req: _Request, inv: Any, scorer: Any, distance: Any) -> Any:
         features=distance.features,
         classifier=req.classifier,
         target=req.target,
+        cache_dir=req.out / "cache",
         progress=req.progress,
     )
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..errors import DiscoInspectError
+from .edit_cache import EditCache, tensor_identity
 from .inversion import Inversion, ddim_scheduler, ddim_step, guided_eps
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,18 @@ class _Rows:
     self_replace: float
     batch_size: int
 
+    @property
+    def prompts(self) -> tuple[list[str], list[str]]:
+        """The source and edit prompt of each image."""
+        return self.source_prompts, self.edit_prompts
+
+    def cache(
+        self, cache_dir: Any, inversion: Inversion, identity: bytes, per_index: bool
+    ) -> EditCache | None:
+        """The edit cache of one pass with these rows (:meth:`EditCache.build`)."""
+        knobs = (self.cross_replace, self.self_replace)
+        return EditCache.build(cache_dir, inversion, self.prompts, knobs, identity, per_index)
+
 
 @dataclass
 class _VAETraining:
@@ -194,6 +207,7 @@ def edit(
     classifier: Any = None,
     target: int | None = None,
     batch_size: int = 4,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> EditResult:
     """Edit inverted images with the class token (deterministic), plus ``samples`` stochastic edits by ``method``.
@@ -215,6 +229,8 @@ def edit(
             and the image features of its diversity loss (e.g. ``classifier_features(clf).features``).
         classifier, target: ``cond-vae``: the audited classifier and class index (the token's meaning in the loss).
         batch_size: images edited together (each brings 2 + ``samples`` rows).
+        cache_dir: a folder for per-image edits (:mod:`~disco_inspect.editing.edit_cache`), used when the
+            inversion was cached: a resumed run reads the edits it finished instead of sampling them again.
         progress: show progress bars.
     """
     # 1. check the inputs; install the token and write the edit prompts
@@ -225,7 +241,8 @@ def edit(
     rows = _Rows(source_prompts, edit_prompts, cross_replace, self_replace, batch_size)
     n_samples = samples if method != "none" else 0
     # 2. the deterministic edit (and the source rows), recording the edit's latents
-    det = _sample(pipe, inversion, rows, extra=None, progress=progress)
+    cache = rows.cache(cache_dir, inversion, tensor_identity(vector), per_index=False)
+    det = _sample(pipe, inversion, rows, extra=None, progress=progress, cache=cache)
     result = EditResult(
         sources=inversion.images,
         reconstructions=det["source"],
@@ -241,17 +258,37 @@ def edit(
     if not n_samples:
         return result
     # 3. the stochastic rows' embeddings: the token's noise, or samples of a VAE (trained unless given)
-    if method == "noise":
-        extra = _noise_rows(pipe, token_str, vector, edit_prompts, n_samples, sigma, seed)
-        found: dict[str, Any] = {}
-    else:
-        training = _VAETraining(dict(vae_options or {}), scorer, features, classifier, target)
-        vae, history = _vae(pipe, inversion, method, vae, training, det["edit_latents"], rows, progress)
-        extra = vae.sampler(pipe, inversion, edit_prompts, n_samples, seed)
-        found = {"vae": vae, "vae_history": history}
+    training = _VAETraining(dict(vae_options or {}), scorer, features, classifier, target)
+    spec = (method, n_samples, sigma, seed)
+    extra, found = _stochastic_rows(
+        pipe, inversion, rows, det["edit_latents"], (token_str, vector), spec, vae, training, progress
+    )
+    identity = tensor_identity(vector, found.get("vae"), extra=f"{method}|{sigma}|{seed}|{n_samples}")
     # 4. the stochastic edits
-    out = _sample(pipe, inversion, rows, extra=extra, progress=progress)
+    cache = rows.cache(cache_dir, inversion, identity, per_index=True)
+    out = _sample(pipe, inversion, rows, extra=extra, progress=progress, cache=cache)
     return replace(result, samples=out["samples"], **found)
+
+
+def _stochastic_rows(
+    pipe: Any,
+    inversion: Inversion,
+    rows: _Rows,
+    edit_latents: torch.Tensor,
+    token: tuple[str, torch.Tensor],
+    spec: tuple[str, int, float, int],
+    vae: Any,
+    training: _VAETraining,
+    progress: bool,
+) -> tuple[_Extra, dict[str, Any]]:
+    """Step 3 of :func:`edit`: the stochastic rows (``noise``: the token's noise; else samples of a VAE, trained
+    unless given) and what :class:`EditResult` gets from them (the VAE and its history)."""
+    method, n, sigma, seed = spec
+    if method == "noise":
+        return _noise_rows(pipe, token[0], token[1], rows.edit_prompts, n, sigma, seed), {}
+    vae, history = _vae(pipe, inversion, method, vae, training, edit_latents, rows, progress)
+    extra = vae.sampler(pipe, inversion, rows.edit_prompts, n, seed)
+    return extra, {"vae": vae, "vae_history": history}
 
 
 def edit_to_prompts(
@@ -262,11 +299,13 @@ def edit_to_prompts(
     cross_replace: float = CROSS_REPLACE,
     self_replace: float = SELF_REPLACE,
     batch_size: int = 4,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """Edit every inverted image toward each of ``prompts`` (whole prompts, e.g. "a circle on a green background"),
     with prompt-to-prompt from the image's source prompt: the words they share keep the source's attention maps.
-    Returns the edits ``[len(prompts), B, 3, H, W]``, CPU float32 in [0, 1]."""
+    Returns the edits ``[len(prompts), B, 3, H, W]``, CPU float32 in [0, 1]. With ``cache_dir`` (and a cached
+    inversion) each image's edit is cached, as in :func:`edit`."""
     from tqdm.auto import tqdm
 
     if not prompts:
@@ -276,7 +315,8 @@ def edit_to_prompts(
         rows = _Rows(
             list(inversion.prompts), [prompt] * len(inversion), cross_replace, self_replace, batch_size
         )
-        out.append(_sample(pipe, inversion, rows, extra=None, progress=False)["edit"])
+        cache = rows.cache(cache_dir, inversion, b"", per_index=False)
+        out.append(_sample(pipe, inversion, rows, extra=None, progress=False, cache=cache)["edit"])
     return torch.stack(out)
 
 
@@ -365,9 +405,16 @@ _Extra = Callable[[int, int, list[int]], dict[str, torch.Tensor]]
 
 
 def _sample(
-    pipe: Any, inversion: Inversion, rows: _Rows, *, extra: _Extra | None, progress: bool
+    pipe: Any,
+    inversion: Inversion,
+    rows: _Rows,
+    *,
+    extra: _Extra | None,
+    progress: bool,
+    cache: EditCache | None = None,
 ) -> dict[str, Any]:
-    """Denoise the source and edit rows (``extra`` None) or the source and stochastic rows of every image.
+    """Denoise the source and edit rows (``extra`` None) or the source and stochastic rows of every image; a batch
+    whose images are all in ``cache`` is read from it, the others are written to it.
 
     ``extra(step, t, images)`` returns the stochastic rows' ``cond`` and/or ``uncond`` embeddings, image-major
     ``[len(images) * n, L, D]``; a key it leaves out is the deterministic edit's.
@@ -381,19 +428,21 @@ def _sample(
         disable=not progress,
         leave=False,
     )
-    parts = [
-        _sample_batch(
-            pipe,
-            inversion,
-            sched,
-            rows,
-            list(range(s, min(s + rows.batch_size, len(inversion)))),
-            extra,
-            bar.update,
-        )
-        for s in range(0, len(inversion), rows.batch_size)
-    ]
+    parts, hits = [], 0
+    for s in range(0, len(inversion), rows.batch_size):
+        images = list(range(s, min(s + rows.batch_size, len(inversion))))
+        part = cache.load(images) if cache is not None else None
+        if part is None:
+            part = _sample_batch(pipe, inversion, sched, rows, images, extra, bar.update)
+            if cache is not None:  # saved per batch: an interrupted run keeps the edits it finished
+                cache.save(images, part)
+        else:
+            hits += len(images)
+            bar.update(len(images) * len(sched.timesteps))
+        parts.append(part)
     bar.close()
+    if cache is not None:
+        logger.info("Edit cache `%s`: %d read, %d written.", cache.folder, hits, len(inversion) - hits)
     res: dict[str, Any] = {"source": torch.cat([p["source"] for p in parts])}
     if extra is None:
         res["edit"] = torch.cat([p["edit"] for p in parts])

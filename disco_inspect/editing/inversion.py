@@ -54,6 +54,8 @@ class Inversion:
         null_loss: the final MSE of each step's null-text fit ``[steps, B]`` (diagnostics).
         num_inference_steps, guidance_scale, timestep_spacing: the sampler settings the inversion holds for;
             edits must use the same ones.
+        cached: per image, whether its inversion came from the cache.
+        keys: per image, its inversion's cache key (empty without a cache; edits are cached under it).
     """
 
     images: torch.Tensor
@@ -66,6 +68,7 @@ class Inversion:
     guidance_scale: float
     timestep_spacing: str
     cached: list[bool] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -89,6 +92,7 @@ class Inversion:
             guidance_scale=self.guidance_scale,
             timestep_spacing=self.timestep_spacing,
             cached=[self.cached[i] for i in idx] if self.cached else [],
+            keys=[self.keys[i] for i in idx] if self.keys else [],
         )
 
     def settings(self) -> dict[str, Any]:
@@ -456,6 +460,7 @@ def _assemble(job: _InversionJob, parts: dict[int, dict[str, torch.Tensor]], cac
         guidance_scale=job.settings["guidance_scale"],
         timestep_spacing=job.settings["timestep_spacing"],
         cached=[i in cached for i in range(n)],
+        keys=list(job.keys),
     )
 
 

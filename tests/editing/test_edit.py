@@ -83,6 +83,56 @@ def test_inversion_is_cached_and_reused(tiny_pipe, tmp_path, monkeypatch):
     assert torch.equal(first.latents, second.latents)
 
 
+def test_an_interrupted_edit_keeps_the_edits_it_finished(tiny_pipe, tmp_path, monkeypatch):
+    """A crash during the third image's edit: the rerun reads the first two from the cache, samples only the rest,
+    and gives the edits an uninterrupted run gives (token edits with noise samples, and concept edits)."""
+    from disco_inspect.editing import edit as edit_module
+    from disco_inspect.editing.edit import edit_to_prompts
+
+    _ = tiny_pipe.load_textual_inversion({"<S>": _token(tiny_pipe)[1]})
+    inv = invert(
+        tiny_pipe,
+        _images(3),
+        "a photo of a circle",
+        num_inference_steps=3,
+        guidance_scale=3.0,
+        cache_dir=tmp_path / "inv",
+        progress=False,
+    )
+    kw = {"class_name": "circle", "method": "noise", "samples": 2, "batch_size": 1, "progress": False}
+    clean = edit(tiny_pipe, inv, _token(tiny_pipe), **kw)
+    real_batch, calls, crash = edit_module._sample_batch, [], [True]
+
+    def crash_on_third(pipe, inversion, sched, rows, images, extra, on_step):
+        calls.append(images[0])
+        if crash[0] and len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_batch(pipe, inversion, sched, rows, images, extra, on_step)
+
+    monkeypatch.setattr(edit_module, "_sample_batch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        edit(tiny_pipe, inv, _token(tiny_pipe), cache_dir=tmp_path / "edits", **kw)
+    crash[0] = False
+    calls.clear()
+    again = edit(tiny_pipe, inv, _token(tiny_pipe), cache_dir=tmp_path / "edits", **kw)
+    assert calls == [2, 0, 1, 2]  # deterministic pass: image 2 only; the stochastic pass had not started
+    assert torch.allclose(again.edits, clean.edits) and torch.allclose(again.samples, clean.samples)
+    assert torch.allclose(again.edit_latents, clean.edit_latents)
+    calls.clear()
+    other = edit(tiny_pipe, inv, _token(tiny_pipe, scale=2.0), cache_dir=tmp_path / "edits", **kw)
+    assert len(calls) == 6 and not torch.allclose(other.edits, clean.edits)  # another token: nothing reused
+    # concept edits: the second call reads every image of every prompt from the cache
+    prompts = ["a circle on a green background", "a circle on a red background"]
+    first = edit_to_prompts(
+        tiny_pipe, inv, prompts, batch_size=1, cache_dir=tmp_path / "edits", progress=False
+    )
+    calls.clear()
+    second = edit_to_prompts(
+        tiny_pipe, inv, prompts, batch_size=1, cache_dir=tmp_path / "edits", progress=False
+    )
+    assert calls == [] and torch.equal(first, second)
+
+
 def test_inversion_refuses_bad_input(tiny_pipe):
     with pytest.raises(DiscoInspectError, match="works at 32x32"):
         invert(tiny_pipe, torch.rand(1, 3, 16, 16), "a circle", progress=False)

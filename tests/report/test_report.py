@@ -370,6 +370,10 @@ def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
         assert line["took_rate"] == e["took_rate"] and line["n"] == 12
     assert html.count("Your images edited:") == len(edits["concepts"]) and "real_edits" in res.timings
     assert "edits of 12 of your images toward" in doc["evidence"]["summary"]
+    # every edit is cached per image beside the inversions (an interrupted run keeps them): the token edit and its
+    # sample, and the concept edits (each concept's factor prompt, and at least one contrast)
+    cached = list((out / "edits" / "cache").glob("edit-*.safetensors"))
+    assert len(cached) >= 12 * (2 + len(edits["concepts"]) + 1)
 
 
 def test_a_labelled_tree_gives_the_other_classes_as_evidence_and_bad_trees_fail_before_training(
