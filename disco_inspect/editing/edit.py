@@ -39,6 +39,9 @@ CROSS_REPLACE = 0.8
 SELF_REPLACE = 0.4
 #: Default noise on the token's embedding for ``noise``, as a multiple of the embedding's RMS.
 NOISE_SIGMA = 0.5
+#: Rows one UNet call of :func:`edit_to_prompts` holds by default before guidance doubles them: a batch of images,
+#: each with its source row and one edit row per prompt of the pass.
+MAX_ROWS = 32
 
 
 @dataclass
@@ -163,6 +166,7 @@ class _Rows:
     cross_replace: float
     self_replace: float
     batch_size: int
+    edit_sets: list[list[str]] | None = None  # per image, the prompt of each edit row (else its edit prompt)
 
     @property
     def prompts(self) -> tuple[list[str], list[str]]:
@@ -299,25 +303,80 @@ def edit_to_prompts(
     cross_replace: float = CROSS_REPLACE,
     self_replace: float = SELF_REPLACE,
     batch_size: int = 4,
+    prompts_per_pass: int | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """Edit every inverted image toward each of ``prompts`` (whole prompts, e.g. "a circle on a green background"),
     with prompt-to-prompt from the image's source prompt: the words they share keep the source's attention maps.
-    Returns the edits ``[len(prompts), B, 3, H, W]``, CPU float32 in [0, 1]. With ``cache_dir`` (and a cached
-    inversion) each image's edit is cached, as in :func:`edit`."""
+
+    The source rows are shared: a pass denoises each image's source row once beside one edit row per prompt of the
+    pass (``prompts_per_pass``; default: as many as keep ``batch_size`` images within :data:`MAX_ROWS` rows per
+    UNet call), so ``k`` prompts cost ``k + ceil(k / prompts_per_pass)`` rows per image instead of ``2k``. Returns
+    the edits ``[len(prompts), B, 3, H, W]``, CPU float32 in [0, 1]. With ``cache_dir`` (and a cached inversion)
+    each image's edit toward each prompt is cached, as in :func:`edit`."""
     from tqdm.auto import tqdm
 
+    # 1. check the inputs; split the prompts into passes
     if not prompts:
         raise DiscoInspectError("`prompts` is empty; give at least one prompt to edit the images toward.")
-    out = []
-    for prompt in tqdm(prompts, desc="concept edits of your images", unit="prompt", disable=not progress):
-        rows = _Rows(
-            list(inversion.prompts), [prompt] * len(inversion), cross_replace, self_replace, batch_size
-        )
-        cache = rows.cache(cache_dir, inversion, b"", per_index=False)
-        out.append(_sample(pipe, inversion, rows, extra=None, progress=False, cache=cache)["edit"])
-    return torch.stack(out)
+    per = prompts_per_pass if prompts_per_pass is not None else max(1, MAX_ROWS // batch_size - 1)
+    if not isinstance(per, int) or per < 1:
+        raise DiscoInspectError(f"`prompts_per_pass` = {per!r} is invalid; use a positive integer, e.g. 4.")
+    n, sources = len(inversion), list(inversion.prompts)
+    sched = ddim_scheduler(pipe, inversion.num_inference_steps, inversion.timestep_spacing)
+    bar = tqdm(total=len(prompts) * n, desc="concept edits of your images", unit="edit", disable=not progress)
+    # 2. each pass, batch by batch (a batch whose edits are all cached is read), split back per prompt
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in prompts}
+    for group in [prompts[i : i + per] for i in range(0, len(prompts), per)]:
+        rows = _Rows(sources, [group[0]] * n, cross_replace, self_replace, batch_size, [group] * n)
+        one = [_Rows(sources, [p] * n, cross_replace, self_replace, batch_size) for p in group]
+        caches = [r.cache(cache_dir, inversion, b"", per_index=False) for r in one]
+        extra = _prompt_rows(pipe, group)
+        for s in range(0, n, batch_size):
+            images = list(range(s, min(s + batch_size, n)))
+            for p, e in zip(
+                group, _prompt_batch(pipe, inversion, sched, rows, images, extra, caches), strict=True
+            ):
+                out[p].append(e)
+            bar.update(len(images) * len(group))
+    bar.close()
+    return torch.stack([torch.cat(out[p]) for p in prompts])
+
+
+def _prompt_rows(pipe: Any, prompts: list[str]) -> _Extra:
+    """``extra`` of one pass of :func:`edit_to_prompts`: each image's edit rows are the pass's prompts, in order."""
+    from ..engine.sampling import encode
+
+    with torch.no_grad():
+        cond = encode(pipe, prompts).float().cpu()  # [k, L, D]
+
+    def rows(step: int, t: int, images: list[int]) -> dict[str, torch.Tensor]:
+        return {"cond": cond.repeat(len(images), 1, 1)}
+
+    return rows
+
+
+def _prompt_batch(
+    pipe: Any,
+    inversion: Inversion,
+    sched: Any,
+    rows: _Rows,
+    images: list[int],
+    extra: _Extra,
+    caches: list[EditCache | None],
+) -> list[torch.Tensor]:
+    """One batch of one pass of :func:`edit_to_prompts`: per prompt, the edits ``[b, 3, H, W]`` (read from the caches
+    when every one is there, else sampled and written to them)."""
+    found = [c.load(images) if c is not None else None for c in caches]
+    if all(f is not None for f in found):
+        return [f["edit"] for f in found]  # type: ignore[index]
+    part = _sample_batch(pipe, inversion, sched, rows, images, extra, lambda _: None)
+    edits = [part["samples"][:, k] for k in range(len(caches))]
+    for cache, e in zip(caches, edits, strict=True):
+        if cache is not None:  # saved per batch: an interrupted run keeps the edits it finished
+            cache.save(images, {"source": part["source"], "edit": e})
+    return edits
 
 
 def _settings(
@@ -442,7 +501,7 @@ def _sample(
         parts.append(part)
     bar.close()
     if cache is not None:
-        logger.info("Edit cache `%s`: %d read, %d written.", cache.folder, hits, len(inversion) - hits)
+        logger.debug("Edit cache `%s`: %d read, %d written.", cache.folder, hits, len(inversion) - hits)
     res: dict[str, Any] = {"source": torch.cat([p["source"] for p in parts])}
     if extra is None:
         res["edit"] = torch.cat([p["edit"] for p in parts])
@@ -460,7 +519,8 @@ def _injection(pipe: Any, rows: _Rows, images: list[int], n: int, n_steps: int) 
     sources = list(range(b)) + [j for j in range(b) for _ in range(n)]  # image-major
     src, edt = rows.source_prompts, rows.edit_prompts
     aligned = [token_alignment(pipe.tokenizer, src[i], src[i]) for i in images]
-    aligned += [token_alignment(pipe.tokenizer, src[i], edt[i]) for i in images for _ in range(n)]
+    sets = rows.edit_sets or [[p] * n for p in edt]
+    aligned += [token_alignment(pipe.tokenizer, src[i], sets[i][k]) for i in images for k in range(n)]
     return AttentionInjection(sources, aligned, n_steps, rows.cross_replace, rows.self_replace)
 
 

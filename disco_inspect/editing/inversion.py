@@ -116,18 +116,60 @@ def ddim_scheduler(pipe: Any, num_inference_steps: int, timestep_spacing: str = 
             f"`timestep_spacing` = {timestep_spacing!r} is unknown; use one of {', '.join(SPACINGS)}."
         )
     cfg = {k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")}
-    if cfg.get("prediction_type", "epsilon") != "epsilon":
-        raise DiscoInspectError(
-            f"The pipeline's scheduler predicts {cfg['prediction_type']!r}; inversion supports epsilon-prediction "
-            "pipelines (SD 1.x, SD 2.x base, the world). Use an epsilon-prediction model."
-        )
-    keep = set(DDIMScheduler.__init__.__code__.co_varnames)
-    sched = DDIMScheduler(
-        **{k: v for k, v in cfg.items() if k in keep and k != "timestep_spacing"},
-        timestep_spacing=timestep_spacing,
-    )
+    check_prediction_type(pipe)
+    # from_config keeps the pipeline's betas (DDIMScheduler.__init__ is wrapped, so its own code names no arguments)
+    sched = DDIMScheduler.from_config(cfg, timestep_spacing=timestep_spacing)
     sched.set_timesteps(num_inference_steps, device=pipe.device)
     return sched
+
+
+#: What the UNet can predict for DDIM inversion and editing: noise (SD 1.x, SD 2.x base, the world), v (SD 2.x
+#: 768-v), or the clean sample; v and sample are converted to noise with the scheduler's alphas (as
+#: ``DDIMScheduler.step`` does), so every step below works on noise.
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def check_prediction_type(pipe: Any) -> str:
+    """The scheduler's ``prediction_type``, refused in one line when DDIM inversion cannot convert it."""
+    kind = pipe.scheduler.config.get("prediction_type", "epsilon")
+    if kind not in PREDICTION_TYPES:
+        raise DiscoInspectError(
+            f"{type(pipe).__name__}'s scheduler predicts {kind!r}; inversion and editing support "
+            f"{', '.join(PREDICTION_TYPES)}. Use a model with one of those prediction types."
+        )
+    if pipe.scheduler.config.get("rescale_betas_zero_snr", False):
+        raise DiscoInspectError(
+            f"{type(pipe).__name__}'s scheduler rescales betas to zero terminal SNR; DDIM inversion cannot start "
+            "from a pure-noise last step. Use the model's scheduler without `rescale_betas_zero_snr`."
+        )
+    return kind
+
+
+def to_epsilon(pipe: Any, output: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+    """The noise the UNet's ``output`` at ``t`` on ``x`` stands for (identity for epsilon prediction).
+
+    v prediction: ``eps = sqrt(a) v + sqrt(1 - a) x``; sample prediction: ``eps = (x - sqrt(a) x0) / sqrt(1 - a)``,
+    with ``a`` the scheduler's ``alphas_cumprod[t]``. Linear in ``output``, so guidance before or after is the same.
+    """
+    kind = pipe.scheduler.config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        return output
+    a = _alphas_cumprod(pipe)[int(t)].to(x.device, torch.float32)
+    if kind == "v_prediction":
+        eps = a.sqrt() * output.float() + (1 - a).sqrt() * x.float()
+    else:
+        eps = (x.float() - a.sqrt() * output.float()) / (1 - a).sqrt()
+    return eps.to(output.dtype)
+
+
+def _alphas_cumprod(pipe: Any) -> torch.Tensor:
+    """The training noise schedule's cumulative alphas (every diffusers scheduler of the config holds the same)."""
+    found = getattr(pipe.scheduler, "alphas_cumprod", None)
+    if found is None:
+        from diffusers import DDIMScheduler
+
+        found = DDIMScheduler.from_config(pipe.scheduler.config).alphas_cumprod
+    return found
 
 
 def _alpha_pair(sched: Any, t: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +209,8 @@ def guided_eps(
     uncond: torch.Tensor | None,
     guidance_scale: float,
 ) -> torch.Tensor:
-    """Classifier-free-guided noise prediction for ``x`` [B, ...] (one UNet call on ``[uncond, cond]``).
+    """Classifier-free-guided noise prediction for ``x`` [B, ...] (one UNet call on ``[uncond, cond]``); a v- or
+    sample-predicting UNet's output is converted to noise (:func:`to_epsilon`).
 
     ``uncond`` None (or guidance <= 1) predicts with ``cond`` alone. A UNet with a guidance embedding (LCM) gets
     the guidance scale as its input, as the stock pipeline does.
@@ -180,13 +223,14 @@ def guided_eps(
         g = torch.tensor(guidance_scale - 1).repeat(x.shape[0])
         tcond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(x)
     if uncond is None or not uses_cfg(pipe, guidance_scale):
-        return unet(
+        out = unet(
             x.to(dtype), t, encoder_hidden_states=cond.to(dtype), timestep_cond=tcond, return_dict=False
-        )[0]
+        )
+        return to_epsilon(pipe, out[0], t, x)
     hidden = torch.cat([uncond.to(dtype), cond.to(dtype)])
     eps = unet(torch.cat([x, x]).to(dtype), t, encoder_hidden_states=hidden, return_dict=False)[0]
     eps_u, eps_c = eps.chunk(2)
-    return eps_u + guidance_scale * (eps_c - eps_u)
+    return to_epsilon(pipe, eps_u + guidance_scale * (eps_c - eps_u), t, x)
 
 
 @torch.no_grad()
@@ -339,7 +383,7 @@ def invert(
     """Invert ``images`` with their source ``prompts``: DDIM inversion, then null-text inversion.
 
     Args:
-        pipe: a diffusers Stable Diffusion pipeline (epsilon prediction) or the bundled world.
+        pipe: a diffusers Stable Diffusion pipeline (epsilon, v or sample prediction) or the bundled world.
         images: float ``[N, 3, H, W]`` in [0, 1] at the pipeline's resolution (see
             :func:`~disco_inspect.editing.images.load_images`).
         prompts: the source prompt of each image (a single string is used for all), e.g. ``"a photo of a lobster"``.
@@ -493,14 +537,12 @@ def _invert_batch(
         last = torch.zeros(len(images))
         if tune:
             with torch.no_grad():
-                eps_c = pipe.unet(latent, t, encoder_hidden_states=cond, return_dict=False)[0].float()
+                eps_c = guided_eps(pipe, latent, t, cond, None, 1.0).float()
             u = uncond.clone().requires_grad_(True)
             opt = torch.optim.Adam([u], lr=NULL_LR * (1.0 - i / 100.0))
             tol = NULL_TOL + i * NULL_TOL_STEP
             for _ in range(settings["inner_steps"]):
-                eps_u = pipe.unet(latent, t, encoder_hidden_states=u.to(pipe.unet.dtype), return_dict=False)[
-                    0
-                ].float()
+                eps_u = guided_eps(pipe, latent, t, u, None, 1.0).float()
                 x_prev = ddim_step(sched, eps_u + g * (eps_c - eps_u), t, latent.float())
                 per = F.mse_loss(x_prev, target.float(), reduction="none").flatten(1).mean(1)
                 opt.zero_grad(set_to_none=True)

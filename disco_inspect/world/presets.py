@@ -32,14 +32,15 @@ def world_config(**overrides: object) -> DiscoConfig:
 
 
 #: Editing defaults for the world (``disco-inspect edit`` on ``world``): prompts in the captions' style ("a circle"),
-#: 20 DDIM steps at the world's CFG 4; the source's cross-attention for the first 30 % of the steps and
-#: self-attention for the first 10 % (measured on two tokens: docs/editing.md).
+#: 20 DDIM steps at the world's CFG 4; no attention injection: the edit rows start from the image's inverted noise
+#: with its tuned null embeddings, which keep the shape (measured on two tokens with the pipeline's own noise
+#: schedule: any injection kept the 1-thread token's green rate under 0.5; docs/editing.md).
 WORLD_EDIT: dict[str, object] = {
     "prompt": "a {class_name}",
     "num_inference_steps": 20,
     "guidance_scale": 4.0,
-    "cross_replace": 0.3,
-    "self_replace": 0.1,
+    "cross_replace": 0.0,
+    "self_replace": 0.0,
 }
 
 

@@ -7,6 +7,7 @@ import torch
 
 from disco_inspect import load_classifier
 from disco_inspect.analysis.counterfactual import counterfactual_scan
+from disco_inspect.world.presets import WORLD_EDIT
 from disco_inspect.world.scenes import generate_scenes
 from disco_inspect.world.scorer import OracleScorer
 
@@ -36,7 +37,7 @@ def test_editing_real_circles_toward_the_shortcut_raises_p_circle(inverted):
         CONCEPTS,
         shortlist_rule="test",
         progress=False,
-        edit_options={"cross_replace": 0.3, "self_replace": 0.1},
+        edit_options={k: WORLD_EDIT[k] for k in ("cross_replace", "self_replace")},
     )
     green = res.concepts["background=green"]
     assert green.editable and green.took_rate >= 0.75

@@ -10,6 +10,7 @@ import torch
 from disco_inspect.cli import main
 from disco_inspect.engine.run_folder import save_png
 from disco_inspect.engine.token import save_token
+from disco_inspect.world.presets import WORLD_EDIT
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,10 @@ def test_edit_writes_json_html_and_pngs(image_dir, tmp_path, capsys):
     )  # the world's default prompt is its caption style, "a {class_name}"
     again = json.loads((out / "edit.json").read_text())
     assert [r["inversion_cached"] for r in again["images"]] == [True, True]
-    assert again["images"][0]["edit_prompt"] == "a <S> circle" and again["settings"]["cross_replace"] == 0.3
+    assert (
+        again["images"][0]["edit_prompt"] == "a <S> circle"
+        and again["settings"]["cross_replace"] == WORLD_EDIT["cross_replace"]
+    )
 
 
 def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch, capsys):
