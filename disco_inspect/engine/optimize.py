@@ -40,7 +40,12 @@ def package_versions() -> dict[str, str]:
 
 
 def check_pipeline(pipe: Any) -> None:
-    """Raise unless ``pipe`` has the parts a DisCo run needs."""
+    """Raise unless ``pipe`` has the parts a DisCo run needs (one text encoder: SDXL's two are refused by name)."""
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        raise DiscoInspectError(
+            f"{type(pipe).__name__} has two text encoders (SDXL); disco-inspect runs StableDiffusionPipeline "
+            "(SD 1.x, 2.x, Turbo, LCM). SDXL is not supported yet; use an SD 1.x/2.x model."
+        )
     for part in ("tokenizer", "text_encoder", "unet", "vae", "scheduler"):
         if getattr(pipe, part, None) is None:
             raise DiscoInspectError(

@@ -31,6 +31,11 @@ def world_pipeline_path() -> Path:
     return Path(__file__).resolve().parent.parent / "world" / "assets" / "pipeline"
 
 
+#: The diffusers pipeline classes a folder may name in its model_index.json (an LCM folder holds the same parts,
+#: its UNet with a guidance embedding; it loads as a ``StableDiffusionPipeline``).
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "LatentConsistencyModelPipeline")
+
+
 def _check_folder(path: Path) -> None:
     """Raise unless ``path`` is a diffusers folder with the parts a text-to-image pipeline needs."""
     if not (path / "model_index.json").is_file():
@@ -44,6 +49,12 @@ def _check_folder(path: Path) -> None:
         raise DiscoInspectError(
             f"`{path / 'model_index.json'}` is not valid JSON ({e}); re-save the pipeline."
         ) from e
+    kind = index.get("_class_name", "StableDiffusionPipeline")
+    if kind not in SUPPORTED_PIPELINES:
+        raise DiscoInspectError(
+            f"Pipeline folder `{path}` is a {kind} folder; disco-inspect runs {', '.join(SUPPORTED_PIPELINES)} "
+            "folders (SD 1.x, SD 2.x incl. 768-v, SD-Turbo, LCM). SDXL is not supported yet; use an SD 1.x/2.x model."
+        )
     for part in _REQUIRED:
         entry = index.get(part)
         if not entry or entry[0] is None or not (path / part).is_dir():

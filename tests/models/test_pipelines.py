@@ -79,3 +79,29 @@ def test_folder_without_tokenizer_gets_offline_clip_tokenizer(tiny_pipe, tmp_pat
     shutil.rmtree(tmp_path / "p" / "tokenizer")
     pipe = load_pipeline(tmp_path / "p")
     assert pipe.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def test_a_pipeline_folder_of_another_class_is_refused_naming_it(tiny_pipe, tmp_path):
+    """An SDXL folder (or any class but StableDiffusionPipeline) is refused in one line before any weights load."""
+    import json
+
+    tiny_pipe.save_pretrained(tmp_path / "xl")
+    index = json.loads((tmp_path / "xl" / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionXLPipeline"
+    (tmp_path / "xl" / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        DiscoInspectError, match=r"is a StableDiffusionXLPipeline folder; .* SDXL is not supported"
+    ):
+        load_pipeline(tmp_path / "xl")
+
+
+def test_a_pipeline_object_with_two_text_encoders_is_refused_before_training(tiny_pipe, tiny_clf):
+    """An SDXL-like pipeline object (a second text encoder) passed to the API: one line naming its class."""
+    import copy
+
+    from disco_inspect.engine.optimize import train_token
+
+    xl = copy.copy(tiny_pipe)
+    xl.text_encoder_2 = tiny_pipe.text_encoder
+    with pytest.raises(DiscoInspectError, match="StableDiffusionPipeline has two text encoders .SDXL."):
+        train_token(xl, tiny_clf, 0, progress=False)
