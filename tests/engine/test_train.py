@@ -251,3 +251,31 @@ def test_with_a_seed_pool_only_same_seed_iterations_are_judged(tiny_pipe, tiny_c
     assert run.stopped in ("max_iters", "patience")
     if run.stopped == "patience":
         assert run.trajectory[-1]["validation"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_pipeline_trains_the_token_in_float32(tiny_clf, tmp_path, dtype, monkeypatch):
+    """GPUs run float16 (bfloat16 where it is fast): the token's one optimised parameter is float32 (cast
+    into the half-precision table) and gets finite gradients, only its new row is added, and the classifier keeps its own dtype."""
+    from disco_inspect.engine.token import load_token
+
+    trained: list[torch.dtype] = []
+    adamw = torch.optim.AdamW
+
+    def recording(params, *a, **k):
+        params = list(params)
+        trained.extend(p.dtype for p in params)
+        return adamw(params, *a, **k)
+
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    pipe = tiny_pipeline().to(dtype)
+    before = pipe.text_encoder.get_input_embeddings().weight.detach().clone()
+    cfg = DiscoConfig(n_images=1, num_inference_steps=1, guidance_scale=0.0, max_iters=2)
+    run = train_token(pipe, tiny_clf, 0, config=cfg, out=tmp_path / "run", progress=False)
+    table = pipe.text_encoder.get_input_embeddings().weight
+    assert table.dtype == dtype and torch.equal(table[: len(before)], before)
+    assert all(r["grad_norm"] > 0 and r["grad_norm"] == r["grad_norm"] for r in run.trajectory)
+    _, vector = load_token(run.token_path)
+    assert torch.isfinite(vector).all() and not torch.equal(table[len(before)].float(), vector * 0)
+    assert next(tiny_clf.parameters()).dtype == torch.float32
+    assert trained == [torch.float32]  # the one optimised parameter, the token's row, is float32
