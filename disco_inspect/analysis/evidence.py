@@ -178,6 +178,22 @@ def _generated_line(iv: Any) -> dict[str, Any] | None:
     }
 
 
+def _judged(x: Any, scale: str) -> dict[str, Any]:
+    """The judged part of a real-image evidence line: effect, CI, q-value, and whether it supports or contradicts."""
+    return {
+        "effect": x.effect,
+        "ci_low": x.ci_low,
+        "ci_high": x.ci_high,
+        "q_value": x.q_value,
+        "scale": scale,
+        "supports": bool(x.significant),
+        "contradicts": bool(x.ci_high is not None and x.ci_high < 0),
+    }
+
+
+_UNJUDGED = {"supports": False, "contradicts": False}
+
+
 def _real_data_line(s: Any, scale: str) -> dict[str, Any] | None:
     """A concept's real-data slice as an evidence line (``judgeable`` False with the reason when too few images)."""
     if s is None:
@@ -189,18 +205,8 @@ def _real_data_line(s: Any, scale: str) -> dict[str, Any] | None:
         "unit": "your images",
     }
     if not s.judgeable:
-        return {**line, "judgeable": False, "reason": s.reason, "supports": False, "contradicts": False}
-    return {
-        **line,
-        "judgeable": True,
-        "effect": s.effect,
-        "ci_low": s.ci_low,
-        "ci_high": s.ci_high,
-        "q_value": s.q_value,
-        "scale": scale,
-        "supports": bool(s.significant),
-        "contradicts": bool(s.ci_high is not None and s.ci_high < 0),
-    }
+        return {**line, "judgeable": False, "reason": s.reason, **_UNJUDGED}
+    return {**line, "judgeable": True, **_judged(s, scale)}
 
 
 def _real_edit_line(e: Any, scale: str) -> dict[str, Any] | None:
@@ -210,17 +216,8 @@ def _real_edit_line(e: Any, scale: str) -> dict[str, Any] | None:
         return None
     line = {"n": e.n_images, "unit": "your images, edited", "took_rate": e.took_rate, "editable": e.editable}
     if not e.editable:
-        return {**line, "reason": e.reason, "supports": False, "contradicts": False}
-    return {
-        **line,
-        "effect": e.effect,
-        "ci_low": e.ci_low,
-        "ci_high": e.ci_high,
-        "q_value": e.q_value,
-        "scale": scale,
-        "supports": bool(e.significant),
-        "contradicts": bool(e.ci_high is not None and e.ci_high < 0),
-    }
+        return {**line, "reason": e.reason, **_UNJUDGED}
+    return {**line, **_judged(e, scale)}
 
 
 def triangulate(factors: Any, images: ImageEvidence | None, real_edits: Any = None) -> Any:

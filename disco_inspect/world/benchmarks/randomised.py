@@ -145,6 +145,7 @@ def _audit_case(
     a validation split of its training distribution as the user's images), and judge the audit against the scenes
     (the caller adds ``seconds``)."""
     from ...auditor import audit
+    from ...report.build import evidence_summary
     from ..presets import world_config
     from .user_images import channel_row, validation_split
 
@@ -184,7 +185,7 @@ def _audit_case(
     row["planted_causal_rank"] = causal_rank(res.factors.to_dict(), planted) if planted else None
     row["planted_confirmed"] = bool(planted and planted in confirmed)
     row["channels"] = channel_row(res.factors, truth, REAL_GAP) if images else None
-    row["evidence"] = res.to_dict()["evidence"]["summary"]
+    row["evidence"] = evidence_summary(res)["summary"]
     return row
 
 
