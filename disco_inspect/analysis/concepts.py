@@ -19,54 +19,9 @@ from ..errors import DiscoInspectError, missing_extra
 #: The open_clip architecture assumed for ``--clip-weights`` when none is named.
 DEFAULT_CLIP_ARCH = "ViT-B-32"
 
-#: A default concept bank for real pipelines: backgrounds, scenes, co-occurring objects, person attributes.
-DEFAULT_CONCEPTS: tuple[str, ...] = (
-    # backgrounds and scenes
-    "a plate",
-    "a table",
-    "water",
-    "the sea",
-    "grass",
-    "snow",
-    "sand",
-    "a forest",
-    "a street",
-    "a room",
-    "the sky",
-    "a white background",
-    "a dark background",
-    "a gym",
-    "a kitchen",
-    "a market",
-    "an aquarium",
-    "a beach",
-    # co-occurring objects
-    "a person",
-    "a hand",
-    "food",
-    "a car",
-    "a dog",
-    "a tree",
-    "a flower",
-    "a net",
-    "a cage",
-    "a bowl",
-    "text",
-    # person attributes
-    "an old person",
-    "a young person",
-    "a child",
-    "a man",
-    "a woman",
-    "glasses",
-    "a beard",
-    "an athlete",
-    # image properties
-    "a close-up",
-    "a drawing",
-    "a blurry photo",
-    "a black and white photo",
-)
+#: The shipped concept bank for real pipelines (backgrounds and surfaces, scenes, co-occurring objects, people and
+#: their attributes, text and watermarks, image style), each concept with its own phrasing and real contrasts.
+DEFAULT_BANK_FILE = Path(__file__).with_name("concept_bank.txt")
 
 
 @runtime_checkable
@@ -127,6 +82,15 @@ def load_concepts(path: str | Path) -> list[str]:
     return load_concept_file(path)[0]
 
 
+def _default_bank() -> tuple[tuple[str, ...], dict[str, tuple[str, list[str]]]]:
+    concepts, interventions = load_concept_file(DEFAULT_BANK_FILE)
+    return tuple(concepts), interventions
+
+
+#: The default bank's concepts and their prompts (:data:`DEFAULT_BANK_FILE`).
+DEFAULT_CONCEPTS, DEFAULT_INTERVENTIONS = _default_bank()
+
+
 class OpenClipScorer:
     """Zero-shot concept presence with an open_clip model.
 
@@ -138,8 +102,9 @@ class OpenClipScorer:
             ``get_model_preprocess_cfg``: size, mean, std, interpolation, resize_mode), which is the default;
             applied with differentiable torch ops.
         template: how a concept becomes a caption; ``neutral`` is the caption it competes against.
-        interventions: per concept, a factor prompt and contrast prompts with ``{class_name}``
-            (default: "a photo of a {class_name} with {concept}" vs "a photo of a {class_name}").
+        interventions: per concept, a factor prompt and contrast prompts with ``{class_name}``, on top of the
+            shipped bank's (:data:`DEFAULT_BANK_FILE`); a concept in neither gets "a photo of a {class_name} with
+            {concept}" vs "a photo of a {class_name}".
     """
 
     def __init__(
@@ -158,7 +123,7 @@ class OpenClipScorer:
         interventions: dict[str, tuple[str, list[str]]] | None = None,
     ) -> None:
         self.model = model.eval()
-        self.interventions = dict(interventions or {})
+        self.interventions = {**DEFAULT_INTERVENTIONS, **(interventions or {})}
         self.tokenizer = tokenizer
         self.concepts = list(concepts or DEFAULT_CONCEPTS)
         if not self.concepts:
@@ -238,7 +203,8 @@ class OpenClipScorer:
         return 1 - (img * text.to(img.device)).sum(-1)
 
     def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
-        """The concept file's prompts, or "a photo of a {class} with {concept}" vs "a photo of a {class}"."""
+        """The concept's prompts (the user's concept file, else the shipped bank); a concept in neither gets
+        "a photo of a {class} with {concept}" vs "a photo of a {class}"."""
         factor, contrasts = self.interventions.get(
             concept, ("a photo of a {class_name} with " + concept, ["a photo of a {class_name}"])
         )

@@ -96,8 +96,41 @@ def test_intervention_prompts_of_both_scorers(tiny_clip):
         interventions={"a plate": ("a {class_name} on a plate", ["a {class_name} in the sea"])},
     )
     assert scorer.intervention("a plate", "lobster") == ("a lobster on a plate", ["a lobster in the sea"])
-    plain = OpenClipScorer(model, tok, ["a dog"], image_size=32)
-    assert plain.intervention("a dog", "leash") == ("a photo of a leash with a dog", ["a photo of a leash"])
+    plain = OpenClipScorer(model, tok, ["a kite"], image_size=32)  # in no bank: the stated fallback
+    assert plain.intervention("a kite", "leash") == ("a photo of a leash with a kite", ["a photo of a leash"])
+
+
+def test_the_shipped_bank_phrases_each_kind_with_real_contrasts(tiny_clip):
+    """The paper's cases and one concept of each kind, as exact prompt strings; no contrast is the bare class."""
+    from disco_inspect.analysis.concepts import DEFAULT_CONCEPTS, DEFAULT_INTERVENTIONS
+
+    scorer = OpenClipScorer(*tiny_clip, image_size=32)
+    assert scorer.concepts == list(DEFAULT_CONCEPTS) and set(DEFAULT_INTERVENTIONS) == set(DEFAULT_CONCEPTS)
+    assert scorer.intervention("a plate", "lobster") == (
+        "a photo of a lobster on a plate",
+        ["a photo of a lobster on a table", "a photo of a lobster in the sea"],
+    )
+    assert scorer.intervention("the sea", "lobster")[0] == "a photo of a lobster in the sea"
+    assert scorer.intervention("an athlete", "horizontal bar") == (
+        "a photo of a horizontal bar with an athlete",
+        [
+            "a photo of a horizontal bar with a person in everyday clothes",
+            "a photo of a horizontal bar on its own",
+        ],
+    )
+    assert scorer.intervention("an old person", "bald")[1][0] == "a photo of a bald with a young person"
+    assert scorer.intervention("a hand", "dog")[0] == "a photo of a dog held in a hand"
+    assert scorer.intervention("a watermark", "dog") == (
+        "a photo of a dog with a watermark",
+        ["a photo of a dog without a watermark"],
+    )
+    assert scorer.intervention("a black and white photo", "dog") == (
+        "a black and white photo of a dog",
+        ["a colour photo of a dog"],
+    )
+    for concept in DEFAULT_CONCEPTS:
+        factor, contrasts = scorer.intervention(concept, "dog")
+        assert " with the " not in factor and "a photo of a dog" not in contrasts and len(contrasts) >= 1
 
 
 def test_open_clip_scorer_uses_the_models_preprocess_cfg(tiny_clip):
