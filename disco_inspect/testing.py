@@ -29,10 +29,7 @@ def tiny_pipeline(
     guidance-scale embedding, as distilled (LCM) UNets have.
     """
     n_vae_blocks = {2: 2, 4: 3, 8: 4}[vae_factor]
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    from .models.pipelines import set_scheduler
-    from .models.tokenizers import clip_tokenizer
+    from diffusers import DDIMScheduler
 
     # 1. the random components, each from its own seed
     unet = _tiny_unet(seed, sample_size, text_width, time_cond_proj_dim)
@@ -46,7 +43,19 @@ def tiny_pipeline(
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    # 2. the pipeline, frozen, with the offline CLIP tokenizer
+    # 2. the pipeline, frozen, with the offline CLIP tokenizer, DDIM trailing spacing and its source recorded
+    return assemble_pipeline(unet, vae, text_encoder, scheduler, source=f"tiny-random(seed={seed})")
+
+
+def assemble_pipeline(unet: Any, vae: Any, text_encoder: Any, scheduler: Any, *, source: str) -> Any:
+    """A ``StableDiffusionPipeline`` of given (random-weight) components, as tests use it: the offline CLIP
+    tokenizer, no safety checker, frozen eval-mode parts, no progress bars, DDIM with trailing spacing, and
+    ``source`` recorded in run folders."""
+    from diffusers import StableDiffusionPipeline
+
+    from .models.pipelines import set_scheduler
+    from .models.tokenizers import clip_tokenizer
+
     pipe = StableDiffusionPipeline(
         unet=unet,
         vae=vae,
@@ -61,9 +70,8 @@ def tiny_pipeline(
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.requires_grad_(False).eval()
-    # 3. DDIM with trailing spacing, and the source recorded in run folders
     set_scheduler(pipe, "ddim", "trailing")
-    pipe._disco_source = f"tiny-random(seed={seed})"
+    pipe._disco_source = source
     return pipe
 
 

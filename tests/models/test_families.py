@@ -80,32 +80,17 @@ SD21_SCHEDULER = {
 @pytest.fixture(scope="module")
 def sd21():
     """An SD-2.1-shaped ``StableDiffusionPipeline`` with random weights at 64 px (see the module docs)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from disco_inspect.models.pipelines import set_scheduler
-    from disco_inspect.models.tokenizers import clip_tokenizer
+    from disco_inspect.testing import assemble_pipeline
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config({**SD21_UNET, "sample_size": 8})  # 64 px images
     vae = AutoencoderKL.from_config({**SD21_VAE, "sample_size": 64})
     text = CLIPTextModel(CLIPTextConfig(**SD21_TEXT))
-    pipe = StableDiffusionPipeline(
-        unet=unet,
-        vae=vae,
-        text_encoder=text,
-        tokenizer=clip_tokenizer(),
-        scheduler=DDIMScheduler.from_config(SD21_SCHEDULER),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
-        part.requires_grad_(False).eval()
-    set_scheduler(pipe, "ddim", "trailing")
-    pipe._disco_source = "sd21-shaped-random"
-    return pipe
+    scheduler = DDIMScheduler.from_config(SD21_SCHEDULER)
+    return assemble_pipeline(unet, vae, text, scheduler, source="sd21-shaped-random")
 
 
 def test_the_sd21_shaped_pipeline_has_the_real_layout(sd21):
