@@ -56,3 +56,71 @@ def test_images_flag_is_checked_before_any_work(capsys):
     assert "`--images` = 8 is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["world", "benchmark", "--random", "1", "--images", "x"])
+
+
+def test_candidate_rules_are_judged_on_the_stored_evidence_lines():
+    from disco_inspect.world.benchmarks.user_images import rule_summary
+
+    def line(effect, low, supports, gap):
+        return {"effect": effect, "ci_low": low, "supports": supports, "gap": gap}
+
+    def row(planted, lines):  # lines: concept -> channel -> line
+        channels = {}
+        for concept, per in lines.items():
+            for ch, ln in per.items():
+                c = channels.setdefault(ch, {"significant": [], "real": {}, "lines": {}})
+                c["lines"][concept] = ln
+        return {"planted": planted, "relied": bool(planted), "channels": channels}
+
+    rows = [
+        # found by the generated scan
+        row(
+            "a=1", {"a=1": {"generated": line(0.2, 0.1, True, 0.3), "real_edit": line(0.1, 0.05, True, 0.3)}}
+        ),
+        # found only by the real edits; the generated effect points the same way
+        row(
+            "b=1",
+            {"b=1": {"generated": line(0.1, -0.1, False, 0.2), "real_edit": line(0.1, 0.04, True, 0.2)}},
+        ),
+        # a near-miss the edits call (gap 0.04 < 0.05), its interval just above zero, generated disagreeing
+        row(
+            "c=1",
+            {"d=1": {"generated": line(-0.1, -0.3, False, 0.04), "real_edit": line(0.03, 0.01, True, 0.04)}},
+        ),
+        row(None, {"e=1": {"real_edit": line(0.1, 0.05, True, 0.0)}}),
+        {
+            "planted": "x=1",
+            "relied": True,
+            "channels": {"generated": {"significant": [], "real": {}}},
+        },  # old row
+    ]
+    s = rule_summary(rows, real_gap=0.05)
+    assert s["generated"] == {
+        "recall": 1 / 3,
+        "precision": 1.0,
+        "n_confirmed": 1,
+        "clean_confirmations": 0,
+        "n_rows": 4,
+    }
+    assert s["generated or edit"]["recall"] == 2 / 3 and s["generated or edit"]["precision"] == 2 / 3
+    assert s["generated or edit"]["clean_confirmations"] == 1
+    assert s["generated or edit (CI low >= 0.02)"]["precision"] == 1.0
+    assert s["generated or edit with generated agreeing"]["recall"] == 2 / 3
+    assert s["generated or edit with generated agreeing"]["precision"] == 1.0
+    assert s["two channels"]["recall"] == 1 / 3
+
+
+def test_a_finished_case_is_not_audited_again(tmp_path, monkeypatch):
+    from disco_inspect.world.benchmarks import randomised
+
+    calls = []
+
+    def fake(case, *a, **k):
+        calls.append(case["name"])
+        return {"name": case["name"], "planted": None}
+
+    monkeypatch.setattr(randomised, "_audit_and_judge", fake)
+    case = {"name": "clean0"}
+    first = randomised._audit_case(case, None, None, None, tmp_path, None, None, False)
+    again = randomised._audit_case(case, None, None, None, tmp_path, None, None, False)
+    assert calls == ["clean0"] and again == first and "seconds" in again

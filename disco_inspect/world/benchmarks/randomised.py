@@ -143,7 +143,37 @@ def _audit_case(
 ) -> dict[str, Any]:
     """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given; with ``images``
     a validation split of its training distribution as the user's images), and judge the audit against the scenes
-    (the caller adds ``seconds``)."""
+    (with the audit's ``seconds``, classifier training excluded). A finished case's row is kept in ``OUT/<case>/benchmark_row.json`` and reused
+    (resumable across sessions: copy the rows back)."""
+    import json
+
+    from ...io import write_json
+
+    kept = out / case["name"] / "benchmark_row.json"
+    if kept.is_file():
+        return json.loads(kept.read_text())
+    t = time.perf_counter()
+    row = _audit_and_judge(
+        case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
+    )
+    row["seconds"] = time.perf_counter() - t
+    write_json(kept, row)
+    return row
+
+
+def _audit_and_judge(
+    case: dict[str, Any],
+    clf: Any,
+    path: Path,
+    pipe: Any,
+    out: Path,
+    settings: Any,
+    config_overrides: dict[str, Any] | None,
+    progress: bool,
+    reference: Any = None,
+    images: int = 0,
+) -> dict[str, Any]:
+    """:func:`_audit_case` without the kept row."""
     from ...auditor import audit
     from ...report.build import evidence_summary
     from ..presets import world_config
@@ -254,7 +284,7 @@ def run_random_benchmark(
         t = time.perf_counter()
         clf, path = _classifier(case, out / "classifiers", steps, progress, device)
         row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference, images)
-        row["seconds"] = time.perf_counter() - t
+        row.setdefault("seconds", time.perf_counter() - t)
         rows.append(row)
         echo(format_row(row))
         write_json(
@@ -404,7 +434,7 @@ def run_saturated_benchmark(
             row = _audit_case(
                 case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
             )
-            row["seconds"] = time.perf_counter() - t
+            row.setdefault("seconds", time.perf_counter() - t)
             rows.append(row)
             echo(format_row(row))
         summary = {**benchmark_summary(rows), "n_draws": draws, "n_screened_out": len(screened)}
@@ -432,7 +462,7 @@ def run_saturated_benchmark(
 def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Recall@1/@3 among relied-on cases, precision, false confirmations on clean classifiers, saturated subset, and
     with the user's images each evidence channel's own recall and precision."""
-    from .user_images import channel_summary
+    from .user_images import channel_summary, rule_summary
 
     biased = [r for r in rows if r["planted"]]
     relied = [r for r in biased if r["relied"]]
@@ -467,6 +497,7 @@ def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "n_clean": len(clean),
         "clean_false_confirmations": sum(len(r["confirmed"]) for r in clean),
         "channels": channel_summary(rows),
+        "rules": rule_summary(rows, REAL_GAP) if any(r.get("channels") for r in rows) else {},
     }
 
 
@@ -505,6 +536,12 @@ def format_summary(s: dict[str, Any]) -> str:
             f"; {ch}: recall {f(c['recall'])}, precision {f(c['precision'])} ({c['n_significant']}), clean "
             f"{c['clean_false_positives']}"
             for ch, c in (s.get("channels") or {}).items()
+        )
+        + "".join(
+            f"; rule '{name}': recall {f(c['recall'])}, precision {f(c['precision'])} ({c['n_confirmed']}), clean "
+            f"{c['clean_confirmations']}"
+            for name, c in (s.get("rules") or {}).items()
+            if c["n_rows"]
         )
         + (f"; wall time {s['wall_seconds'] / 60:.1f} min" if "wall_seconds" in s else "")
     )

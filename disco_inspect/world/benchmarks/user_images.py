@@ -45,16 +45,98 @@ def validation_split(case: dict[str, Any], k: int, folder: Path) -> Path:
     return folder
 
 
+#: The parts of an evidence line a benchmark row keeps (enough to judge any candidate rule afterwards).
+LINE_KEYS = (
+    "effect",
+    "ci_low",
+    "ci_high",
+    "q_value",
+    "n",
+    "supports",
+    "contradicts",
+    "took_rate",
+    "editable",
+)
+
+
 def channel_row(factors: Any, truth: dict[str, dict[str, float]], real_gap: float) -> dict[str, Any]:
-    """Per channel: the concepts it calls significant (``supports``) and whether each is real on scenes."""
+    """Per channel: the concepts it calls significant (``supports``), whether each is real on scenes, and every
+    concept's evidence line in that channel (``lines``, with the concept's gap on scenes) so that candidate
+    confirmation rules (:data:`CANDIDATE_RULES`) can be judged on the stored rows."""
     out: dict[str, Any] = {}
     for ch in CHANNELS:
-        found = [
-            f.concept for f in factors.factors if f.evidence and (f.evidence.get(ch) or {}).get("supports")
-        ]
+        lines = {f.concept: (f.evidence or {}).get(ch) for f in factors.factors}
+        lines = {c: v for c, v in lines.items() if v}
+        found = [c for c, v in lines.items() if v.get("supports")]
         out[ch] = {
             "significant": found,
             "real": {c: truth[c]["gap"] >= real_gap for c in found if c in truth},
+            "lines": {
+                c: {**{k: v[k] for k in LINE_KEYS if k in v}, "gap": truth[c]["gap"] if c in truth else None}
+                for c, v in lines.items()
+            },
+        }
+    return out
+
+
+def _supports(lines: dict[str, Any], ch: str, min_low: float = 0.0) -> bool:
+    """Whether channel ``ch`` supports the concept, with its interval's lower end at least ``min_low``."""
+    line = lines.get(ch) or {}
+    return bool(line.get("supports")) and (line.get("ci_low") or 0.0) >= min_low
+
+
+def _agrees(lines: dict[str, Any], ch: str) -> bool:
+    """Whether channel ``ch`` points the same way (a positive point effect) without necessarily being significant."""
+    return ((lines.get(ch) or {}).get("effect") or 0.0) > 0
+
+
+#: Candidate confirmation rules over a concept's evidence lines (channel -> line), judged by
+#: :func:`rule_summary` on the benchmark with images; the audit's own rule is ``evidence.TRIANGULATION_RULE``.
+CANDIDATE_RULES = {
+    "generated": lambda ls: _supports(ls, "generated"),
+    "generated or edit": lambda ls: _supports(ls, "generated") or _supports(ls, "real_edit"),
+    "generated or edit (CI low >= 0.02)": lambda ls: (
+        _supports(ls, "generated") or _supports(ls, "real_edit", 0.02)
+    ),
+    "generated or edit with generated agreeing": lambda ls: (
+        _supports(ls, "generated") or (_supports(ls, "real_edit") and _agrees(ls, "generated"))
+    ),
+    "two channels": lambda ls: sum(_supports(ls, ch) for ch in CHANNELS) >= 2,
+}
+
+
+def _by_concept(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A row's evidence lines regrouped per concept: concept -> channel -> line."""
+    out: dict[str, dict[str, Any]] = {}
+    for ch, c in row["channels"].items():
+        for concept, line in c.get("lines", {}).items():
+            out.setdefault(concept, {})[ch] = line
+    return out
+
+
+def rule_summary(rows: list[dict[str, Any]], real_gap: float) -> dict[str, Any]:
+    """Per candidate rule: recall of the planted factor (relied-on cases), precision of what it confirms (real when
+    the concept's gap on scenes is >= ``real_gap``) and confirmations on the clean classifiers; rows recorded
+    before lines were kept are skipped (``n_rows`` says how many were judged)."""
+    judged = [r for r in rows if r.get("channels") and any("lines" in c for c in r["channels"].values())]
+    out = {}
+    for name, rule in CANDIDATE_RULES.items():
+        hits, real, clean = [], [], 0
+        for r in judged:
+            confirmed = {c: ls for c, ls in _by_concept(r).items() if rule(ls)}
+            if not r["planted"]:
+                clean += len(confirmed)
+                continue
+            gaps = [next(iter(ls.values()))["gap"] for ls in confirmed.values()]
+            real += [g is not None and g >= real_gap for g in gaps]
+            if r["relied"]:
+                hits.append(r["planted"] in confirmed)
+        out[name] = {
+            "recall": sum(hits) / len(hits) if hits else None,
+            "precision": sum(real) / len(real) if real else None,
+            "n_confirmed": len(real),
+            "clean_confirmations": clean,
+            "n_rows": len(judged),
         }
     return out
 
