@@ -32,6 +32,7 @@ _PUBLIC = {
     "audit": "disco_inspect.auditor",
     "AuditSettings": "disco_inspect.auditor",
     "AuditResult": "disco_inspect.auditor",
+    "plan_audit": "disco_inspect.planner",
     "train_token": "disco_inspect.engine.optimize",
     "TokenRun": "disco_inspect.engine.token_run",
     "evaluate_accuracy": "disco_inspect.engine.evaluate",

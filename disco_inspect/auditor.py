@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 
 from .config import ConfigMixin, DiscoConfig
 from .defaults import default_config, default_scorer, is_world_pipeline  # noqa: F401 - re-exported
+from .engine.counting import StageClock
 from .errors import DiscoInspectError
 
 logger = logging.getLogger(__name__)
@@ -227,6 +226,9 @@ class AuditResult:
     """``baseline``/``token`` evaluation images, their ``*_masks``/``*_attention``, ``attr_*`` saliency maps and
     ``intervention_*`` examples."""
     timings: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per stage, the model calls it made (:mod:`~disco_inspect.engine.counting`): UNet evaluations with and without
+    gradients, VAE decodes and encodes, classifier images."""
     versions: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None
     control: dict[str, Any] | None = None
@@ -331,14 +333,6 @@ class _Evaluation:
     reference: dict[str, Any] | None
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Record the wall time of one stage in ``timings[stage]``."""
-    t = time.perf_counter()
-    yield
-    timings[stage] = time.perf_counter() - t
-
-
 def audit(
     pipe: Any,
     classifier: Any,
@@ -387,34 +381,35 @@ def audit(
     out_dir = Path(out) if out is not None else None
     _check_inputs(settings, _reference_list(reference), user_images, out_dir)
     ctx = _context(pipe, classifier, scorer, config, settings, reference, progress)
-    loaded, others = _load_user_images(ctx, target, user_images)  # read once, before training
-    timings, parts = {}, {}
+    clock, parts = StageClock(ctx.pipe, ctx.classifier), {}  # each stage timed, its model calls counted
+    with clock.stage("user_images"):
+        loaded, others = _load_user_images(ctx, target, user_images)  # read once, before training
     # 2. the class token (a matching finished run in out/run is reused)
-    with _timed(timings, "token"):
+    with clock.stage("token"):
         run = _train(ctx, target, out_dir, overwrite, allow_unfinished)
     # 3. paired evaluation images with and without the token
-    with _timed(timings, "evaluation"):
+    with clock.stage("evaluation"):
         ev = _evaluate(ctx, run)
     # 4. the null control: concept scores under control tokens
-    with _timed(timings, "null_control"):
+    with clock.stage("null_control"):
         control_scores, parts["control"] = _control(ctx, run, ev)
     # 5. factors: concept shifts token vs control, along the trajectory
-    with _timed(timings, "factors"):
+    with clock.stage("factors"):
         factors, parts["trajectory_concepts"] = _factors(ctx, run, ev, control_scores)
     # 6. interventions, one rule: the scan's test over every concept or over the top factors
-    with _timed(timings, "interventions"):
+    with clock.stage("interventions"):
         parts["factors"], examples = _interventions(ctx, run, factors)
     # 7. the user's images as evidence (real-data reliance per concept); each factor's evidence side by side
-    with _timed(timings, "real_data"):
+    with clock.stage("real_data"):
         parts["evidence"], parts["factors"] = _image_evidence(ctx, run, loaded, others, parts["factors"])
     # 8. Captum attributions against the object masks
-    with _timed(timings, "attributions"):
+    with clock.stage("attributions"):
         parts["attribution"], maps = _attributions(ctx.classifier, run.target, settings, ev.images, progress)
-    # 9. the user's images, edited with the token
-    if loaded is not None:  # then toward each shortlisted concept: a third line of evidence
-        parts.update(_edit_stages(ctx, run, loaded, out_dir, edit_settings, parts, timings))
+    if loaded is not None:  # 9. the user's images edited with the token, then toward each shortlisted concept
+        parts.update(_edit_stages(ctx, run, loaded, out_dir, edit_settings, parts, clock))
     # 10. the result, and its report
-    result = _result(ctx, run, ev, images={**examples, **maps}, timings=timings, out_dir=out_dir, **parts)
+    parts.update(images={**examples, **maps}, timings=clock.timings, calls=clock.calls, out_dir=out_dir)
+    result = _result(ctx, run, ev, **parts)
     if save and out_dir is not None:
         _save(result, out_dir)
     return result
@@ -763,13 +758,13 @@ def _edit_stages(
     out_dir: Path,
     edit_settings: Any,
     parts: dict[str, Any],
-    timings: dict[str, float],
+    clock: Any,
 ) -> dict[str, Any]:
     """The user's images edited with the token (``edits``), then the real-image counterfactual scan (``real_edits``)
-    and the factors with its line (``factors``); each stage timed."""
-    with _timed(timings, "edits"):
+    and the factors with its line (``factors``); each stage timed and counted on ``clock``."""
+    with clock.stage("edits"):
         edits, inversion = _edit_user_images(ctx, run, loaded, out_dir, edit_settings)
-    with _timed(timings, "real_edits"):
+    with clock.stage("real_edits"):
         real_edits, factors = _real_edits(
             ctx, run, inversion, parts, edit_settings, out_dir / "edits" / "cache"
         )

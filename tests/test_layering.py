@@ -26,7 +26,7 @@ RANKS = {
     "face": 8,
 }
 BASE = {"errors", "io", "config", "registry", "_lazy"}
-ORCHESTRATION = {"auditor", "editor", "runner", "defaults"}
+ORCHESTRATION = {"auditor", "editor", "runner", "defaults", "planner"}
 FACE = {"", "cli", "testing", "__main__"}
 
 

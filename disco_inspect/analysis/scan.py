@@ -242,7 +242,7 @@ def _check_inputs(
                 f"Concept {c!r} has no contrasting prompt for {prompt!r}; give at least one."
             )
     _warn_if_too_few_seeds(len(seeds), len(plans), alpha)
-    prompts = list(dict.fromkeys(p for prompt, contrasts in plans.values() for p in (prompt, *contrasts)))
+    prompts = scan_prompts(scorer, class_name, concepts)
     return _Plan(
         plans={c: (p, list(cs)) for c, (p, cs) in plans.items()},
         prompts=prompts,
@@ -250,6 +250,13 @@ def _check_inputs(
         references=refs,
         reference_targets=[int(t) for t in ref_targets],
     )
+
+
+def scan_prompts(scorer: Any, class_name: str, concepts: Sequence[str] | None = None) -> list[str]:
+    """The distinct prompts the scan generates for ``concepts`` (default: all of ``scorer.concepts``): each concept's
+    factor prompt and its contrasts, every prompt once (as :func:`scan_interventions` plans them)."""
+    plans = [scorer.intervention(c, class_name) for c in (scorer.concepts if concepts is None else concepts)]
+    return list(dict.fromkeys(p for prompt, contrasts in plans for p in (prompt, *contrasts)))
 
 
 def _warn_if_too_few_seeds(n_seeds: int, n_concepts: int, alpha: float) -> None:

@@ -30,11 +30,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report.requirements import check_report_dependencies
     from ..runner import run_tasks
     from .checks import check_report_args, check_report_folder
-    from .tasks import audit_job, clear_runs, model_list, model_root, new_run_id, plan_tasks
+    from .tasks import audit_job, clear_runs, model_list, model_root, new_run_id, plan_job, plan_tasks
 
     check_report_args(args)  # every flag that needs no model, before anything loads
     new_run_id(args)  # one command: the class-name check and in-process tasks share loaded models
     tasks = plan_tasks(args)  # every class name checked against every model before any work
+    if args.plan:  # the cost of each audit, and nothing generated or written
+        print("\n".join(plan_job(args, task) for task in tasks), flush=True)
+        return 0
     for task in tasks:
         check_report_folder(task.folder)  # no foreign index.html/report.json, a run folder that is ours
     if len(tasks) > 1:
@@ -496,6 +499,12 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
         "--report-unfinished",
         action="store_true",
         help="on Ctrl-C during training, report the best token so far instead of stopping",
+    )
+    out.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what each audit will cost per stage (images, UNet evaluations with and without gradients, VAE "
+        "decodes, an estimated time from one probed call of each model) and exit: nothing is generated or written",
     )
     out.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_report)

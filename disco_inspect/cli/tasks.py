@@ -209,6 +209,29 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
     }
 
 
+def plan_job(args: argparse.Namespace, task: Task) -> str:
+    """``report --plan``: what auditing ``task`` will cost, per stage (the audit's own defaults), as a table;
+    nothing is generated (one probed call of the UNet, the VAE and the classifier times the estimate)."""
+    from ..auditor import default_config
+    from ..planner import plan_audit
+
+    pipe, clf = _pipeline(args), _classifier(args, task.model)
+    scorer = _cached(
+        args,
+        ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
+        lambda: scorer_from(args, pipe),
+    )
+    plan = plan_audit(
+        pipe,
+        task.class_name,
+        scorer=scorer,
+        config=config_from(args, default_config(pipe)),
+        settings=audit_settings(args),
+        classifier=clf,
+    )
+    return f"{task.label}: the audit's cost plan\n{plan.format()}"
+
+
 def summary_lines(res: Any, folder: Path) -> list[str]:
     """The console summary of one audit."""
     top = res.factors.top(3)

@@ -84,8 +84,15 @@ def report_dict(result: Any) -> dict[str, Any]:
         "attribution": result.attribution or None,
         "evidence": evidence_summary(result),
         "timings": result.timings,
+        "calls": {**result.calls, "total": _total_calls(result.calls)} if result.calls else None,
         **({"edits": {k: v for k, v in result.edits.items() if k != "tensors"}} if result.edits else {}),
     }
+
+
+def _total_calls(calls: dict[str, dict[str, int]]) -> dict[str, int]:
+    """The per-stage model calls summed over the stages."""
+    keys = sorted({k for c in calls.values() for k in c})
+    return {k: sum(c.get(k, 0) for c in calls.values()) for k in keys}
 
 
 def evidence_summary(result: Any) -> dict[str, Any]:

@@ -433,6 +433,16 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
         "timings": {"type": "object", "additionalProperties": _num},
+        "calls": {
+            "description": "Per stage (and 'total'), the model calls it made: 'unet' and 'unet_grad' (UNet "
+            "evaluations, rows of a batch, without and with gradients; a guided step on 8 images is 16), "
+            "'vae_decode', 'vae_encode' (images), 'classifier_images'. None for a result loaded without them.",
+            "type": ["object", "null"],
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+            },
+        },
         "edits": {
             "type": "object",
             "required": ["href", "method", "summary", "images", "failures"],

@@ -317,3 +317,14 @@ def test_world_benchmark_trains_its_classifiers_on_device(mode, monkeypatch, tmp
         ]
     )
     assert seen == {"device": "meta"}
+
+
+def test_report_plan_prints_the_cost_per_stage_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from disco_inspect.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["report", "world:biased_circle_green", "--class", "circle", "--plan", "--out", "out"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "the audit's cost plan" in text and "interventions" in text and "estimated time" in text
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())

@@ -1,0 +1,65 @@
+"""What one audit costs at the paper's defaults on an SD-1.5-shaped pipeline, counted by `plan_audit` (issue 23).
+
+The counts depend on the scheduler (SD 1.5 ships PNDM with ``skip_prk_steps``: 30 steps are 31 UNet calls), on
+classifier-free guidance, on the audit's settings and on the concept bank's prompts, not on the UNet's weights or
+widths, so the tiny random pipeline with SD 1.5's scheduler configuration gives the real numbers; nothing is
+generated (``probe=False``: no time estimate, which needs the user's device). Run:
+``python benchmarks/audit_plan.py`` (prints the plan; writes benchmarks/results/audit-plan-sd15.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from diffusers import PNDMScheduler
+
+from disco_inspect import AuditSettings, DiscoConfig
+from disco_inspect.analysis.concepts import DEFAULT_CONCEPTS, DEFAULT_INTERVENTIONS
+from disco_inspect.planner import plan_audit
+from disco_inspect.testing import tiny_pipeline
+
+#: runwayml/stable-diffusion-v1-5 scheduler/scheduler_config.json (the published file's fields).
+SD15_SCHEDULER = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+    "clip_sample": False,
+}
+
+
+class BankPrompts:
+    """The shipped concept bank's prompts (what OpenClipScorer intervenes with), without CLIP weights."""
+
+    concepts = list(DEFAULT_CONCEPTS)
+
+    def intervention(self, concept: str, class_name: str) -> tuple[str, list[str]]:
+        factor, contrasts = DEFAULT_INTERVENTIONS[concept]
+        return factor.format(class_name=class_name), [c.format(class_name=class_name) for c in contrasts]
+
+
+def main() -> dict:
+    pipe = tiny_pipeline(seed=0)
+    pipe.scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
+    plan = plan_audit(
+        pipe,
+        "American lobster",
+        scorer=BankPrompts(),
+        config=DiscoConfig(),
+        settings=AuditSettings(),
+        probe=False,
+    )
+    print(plan.format())
+    doc = {"pipeline": "SD-1.5 scheduler (PNDM), paper defaults", **plan.to_dict()}
+    out = Path(__file__).parent / "results" / "audit-plan-sd15.json"
+    out.write_text(json.dumps(doc, indent=1))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
