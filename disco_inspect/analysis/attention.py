@@ -66,7 +66,9 @@ class _Recording:
                 enc = attention_context(attn, hidden_states, encoder_hidden_states)
                 probs = attention_probs(attn, hidden_states, enc)  # [B*heads, Q, L]
                 self.recorder.add(probs.view(hidden_states.shape[0], attn.heads, *probs.shape[1:]))
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        if temb is not None:  # passed on only when given: SlicedAttnProcessor (attention slicing) takes none
+            kwargs["temb"] = temb
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
 
 
 class CrossAttentionRecorder(AttentionProcessorSwap):

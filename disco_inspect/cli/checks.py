@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiscoInspectError
-from .options import config_from, flag_message, parse_seeds, preset_config
+from .options import config_from, flag_message, memory_from, parse_seeds, preset_config
 
 #: The files ``generate`` writes (``seed_0000.png``), and the temporary files of their atomic writes.
 _GENERATED = re.compile(r"\.?seed_\d+\.png(\.[0-9a-f]{12}\.tmp)?")
@@ -297,6 +297,7 @@ def check_report_args(args: argparse.Namespace) -> None:
 
     config_from(args)
     audit_settings(args)
+    memory_from(args)
     if args.images:
         check_images(args.images)
         _check_images_per_class(args)

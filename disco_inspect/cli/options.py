@@ -200,6 +200,12 @@ def add_pipeline_args(
         default=None,
         help="torch CPU threads (per task when tasks run in parallel; default: torch's choice, 1 per Ray task)",
     )
+    p.add_argument(
+        "--memory",
+        default="",
+        help="memory options for one GPU, comma-separated: attention-slicing, vae-slicing, vae-tiling, "
+        "cpu-offload (CUDA only); e.g. --memory attention-slicing,vae-slicing",
+    )
 
 
 def preset_config(pipeline: str | None) -> DiscoConfig:
@@ -374,6 +380,16 @@ def dtype_from(args: argparse.Namespace, device: Any) -> Any:
     return getattr(torch, name)
 
 
+def memory_from(args: argparse.Namespace) -> list[str]:
+    """``--memory`` as a checked list of :data:`~disco_inspect.models.pipelines.MEMORY_OPTIONS` (before any model
+    loads)."""
+    from ..models.pipelines import check_memory_options
+
+    return check_memory_options(
+        str(getattr(args, "memory", "") or "").split(","), device_from(args), flag="--memory"
+    )
+
+
 def setup(args: argparse.Namespace) -> Any:
     import torch
 
@@ -388,6 +404,7 @@ def setup(args: argparse.Namespace) -> Any:
         timestep_spacing=args.timestep_spacing,
         device=str(device),
         torch_dtype=dtype_from(args, device),
+        memory=memory_from(args),
     )
 
 

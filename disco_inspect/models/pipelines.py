@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ def load_pipeline(
     torch_dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     local_files_only: bool | None = None,
+    memory: Sequence[str] = (),
 ) -> Any:
     """Load a :class:`diffusers.StableDiffusionPipeline`.
 
@@ -84,13 +85,16 @@ def load_pipeline(
         torch_dtype: weights dtype; keep float32 on CPU (bf16 is far slower on CPUs without bf16 units: docs/lab-notes.md).
         device: where to put the pipeline.
         local_files_only: for hub ids; defaults to True when the env var ``HF_HUB_OFFLINE`` is set.
+        memory: memory options for one GPU (:data:`MEMORY_OPTIONS`: ``attention-slicing``, ``vae-slicing``,
+            ``vae-tiling``, ``cpu-offload``), checked before anything loads.
 
     Returns:
         The pipeline, with ``safety_checker`` disabled and progress bars off.
     """
     from diffusers import StableDiffusionPipeline
 
-    # 1. where to load from: a checked local folder (the world's by default) or a hub id
+    # 1. where to load from: a checked local folder (the world's by default) or a hub id; the memory options
+    check_memory_options(memory, device)
     src = _resolve_world(str(source))
     load_from, where = _load_target(src, local_files_only)
     # 2. load, with loading chatter silenced and diffusers' errors as one type
@@ -110,13 +114,57 @@ def load_pipeline(
             f"Could not load the pipeline `{src}`: {type(e).__name__}: {e}. For a hub id on an offline machine, "
             "download it elsewhere and pass the local folder."
         ) from e
-    # 3. device, frozen eval-mode parts, no progress bars, the scheduler
-    pipe = pipe.to(device)
+    # 3. device (or offload), frozen eval-mode parts, no progress bars, the scheduler
+    pipe = pipe if "cpu-offload" in memory else pipe.to(device)
+    apply_memory_options(pipe, memory, device)
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.requires_grad_(False).eval()
     set_scheduler(pipe, scheduler, timestep_spacing)
     pipe._disco_source = str(source)  # recorded in run folders
+    return pipe
+
+
+#: Memory options for one GPU (``load_pipeline(memory=...)``, ``--memory``): diffusers' own switches.
+MEMORY_OPTIONS = {
+    "attention-slicing": "attention computed in slices (UNet.set_attention_slice); less memory, a little slower",
+    "vae-slicing": "the VAE decodes and encodes one image at a time (AutoencoderKL.enable_slicing)",
+    "vae-tiling": "the VAE works in overlapping tiles, for large images (AutoencoderKL.enable_tiling)",
+    "cpu-offload": "each model moves to the GPU only while it runs (accelerate; needs CUDA)",
+}
+
+
+def check_memory_options(
+    options: Sequence[str], device: str | torch.device, flag: str = "memory"
+) -> list[str]:
+    """``options`` checked (known names; ``cpu-offload`` only with a CUDA device) before any model loads."""
+    names = [str(o).strip() for o in options if str(o).strip()]
+    for name in names:
+        if name not in MEMORY_OPTIONS:
+            raise DiscoInspectError(
+                f"`{flag}` = {name!r} is not a memory option; use any of {', '.join(MEMORY_OPTIONS)} "
+                "(comma-separated)."
+            )
+    if "cpu-offload" in names and not str(device).startswith("cuda"):
+        raise DiscoInspectError(
+            f"`{flag}` cpu-offload moves models to a CUDA device while they run; the device is {device}. "
+            "Drop cpu-offload or use --device cuda."
+        )
+    return names
+
+
+def apply_memory_options(pipe: Any, options: Sequence[str], device: str | torch.device = "cpu") -> Any:
+    """Turn on the memory ``options`` of :data:`MEMORY_OPTIONS` on ``pipe`` (checked first); returns ``pipe``."""
+    names = check_memory_options(options, device)
+    if "attention-slicing" in names:
+        pipe.enable_attention_slicing("auto")
+    if "vae-slicing" in names:
+        pipe.vae.enable_slicing()
+    if "vae-tiling" in names:
+        pipe.vae.enable_tiling()
+    if "cpu-offload" in names:
+        pipe.enable_model_cpu_offload(device=device)
+    pipe._disco_memory = names
     return pipe
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -425,12 +426,14 @@ def run_saturated_benchmark(
     echo(HEADER)
     for draws, case in enumerate(draw_saturable(seed, saturable), start=1):
         t = time.perf_counter()
-        clf, path = _classifier(case, out / "classifiers", steps, progress, device)
-        p0 = baseline_target_prob(pipe, clf, case["class_name"], cfg)
+        p0 = _screened_p0(
+            case, out, partial(_classifier, case, out / "classifiers", steps, progress, device), pipe, cfg
+        )
         if p0 < SATURATION_THRESHOLD:
             screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
             echo(f"{case['name']:<8} {case['bias']:<36} screened out: baseline p(target) {p0:.2f} < 0.9")
         else:
+            clf, path = _classifier(case, out / "classifiers", steps, progress, device)
             row = _audit_case(
                 case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
             )
@@ -457,6 +460,22 @@ def run_saturated_benchmark(
     write_json(out / "saturated_benchmark.json", doc)
     echo(format_summary(summary) + f"; drawn {summary['n_draws']}, screened out {summary['n_screened_out']}")
     return doc
+
+
+def _screened_p0(case: dict[str, Any], out: Path, classifier: Any, pipe: Any, cfg: Any) -> float:
+    """The drawn classifier's baseline p(target) (``classifier()`` trains or loads it), kept in
+    ``OUT/screening/<case>.json`` and reused, so a resumed run skips the classifiers it screened out."""
+    import json
+
+    from ...io import write_json
+
+    kept = out / "screening" / f"{case['name']}.json"
+    if kept.is_file():
+        return float(json.loads(kept.read_text())["baseline_target_prob"])
+    clf, _ = classifier()
+    p0 = baseline_target_prob(pipe, clf, case["class_name"], cfg)
+    write_json(kept, {"bias": case["bias"], "baseline_target_prob": p0})
+    return p0
 
 
 def benchmark_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

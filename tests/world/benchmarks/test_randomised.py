@@ -203,6 +203,14 @@ def test_saturated_benchmark_audits_only_saturated_draws(tmp_path, monkeypatch):
     s = json.loads((tmp_path / "saturated_benchmark.json").read_text())["summary"]
     assert s["n_draws"] == 4 and s["n_screened_out"] == 2 and s["saturated_recall@3"] == 1.0
     assert "screened out" in "\n".join(lines)
+    # resumed: the screening is kept, so no classifier is trained or scored again for the screened-out draws
+    trained = []
+    monkeypatch.setattr(
+        rb, "_classifier", lambda case, *a: trained.append(case["name"]) or (None, tmp_path / "c.pt")
+    )
+    monkeypatch.setattr(rb, "baseline_target_prob", lambda *a: pytest.fail("scored again"))
+    again = rb.run_saturated_benchmark(2, 0, out=tmp_path, pipe=object(), echo=lines.append)
+    assert [c["name"] for c in again["screened_out"]] == ["sat00", "sat02"] and trained == ["sat01", "sat03"]
     with pytest.raises(DiscoInspectError, match="--saturated"):
         rb.run_saturated_benchmark(0, 0, out=tmp_path, pipe=object())
 
