@@ -121,6 +121,13 @@ def test_a_finished_case_is_not_audited_again(tmp_path, monkeypatch):
 
     monkeypatch.setattr(randomised, "_audit_and_judge", fake)
     case = {"name": "clean0"}
-    first = randomised._audit_case(case, None, None, None, tmp_path, None, None, False)
-    again = randomised._audit_case(case, None, None, None, tmp_path, None, None, False)
+    trained = []
+
+    def classifier():
+        trained.append(1)
+        return None, None
+
+    first = randomised._audit_case(case, classifier, None, tmp_path, None, None, False)
+    again = randomised._audit_case(case, classifier, None, tmp_path, None, None, False)
     assert calls == ["clean0"] and again == first and "seconds" in again
+    assert trained == [1]  # the kept row needs no classifier

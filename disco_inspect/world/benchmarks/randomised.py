@@ -132,8 +132,7 @@ def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool, 
 
 def _audit_case(
     case: dict[str, Any],
-    clf: Any,
-    path: Path,
+    classifier: Any,
     pipe: Any,
     out: Path,
     settings: Any,
@@ -142,10 +141,11 @@ def _audit_case(
     reference: Any = None,
     images: int = 0,
 ) -> dict[str, Any]:
-    """Measure the case's classifier on rendered scenes, audit it (against ``reference`` when given; with ``images``
-    a validation split of its training distribution as the user's images), and judge the audit against the scenes
-    (with the audit's ``seconds``, classifier training excluded). A finished case's row is kept in ``OUT/<case>/benchmark_row.json`` and reused
-    (resumable across sessions: copy the rows back)."""
+    """Measure the case's classifier (``classifier()`` trains or loads it: ``(clf, path)``) on rendered scenes, audit
+    it (against ``reference`` when given; with ``images`` a validation split of its training distribution as the
+    user's images), and judge the audit against the scenes (with the audit's ``seconds``, classifier training
+    excluded). A finished case's row is kept in ``OUT/<case>/benchmark_row.json`` and reused without training
+    anything (resumable across sessions: copy the rows back)."""
     import json
 
     from ...io import write_json
@@ -153,6 +153,7 @@ def _audit_case(
     kept = out / case["name"] / "benchmark_row.json"
     if kept.is_file():
         return json.loads(kept.read_text())
+    clf, path = classifier()
     t = time.perf_counter()
     row = _audit_and_judge(
         case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
@@ -283,8 +284,8 @@ def run_random_benchmark(
     echo(HEADER)
     for case in draw_cases(n, seed, clean):
         t = time.perf_counter()
-        clf, path = _classifier(case, out / "classifiers", steps, progress, device)
-        row = _audit_case(case, clf, path, pipe, out, settings, config_overrides, progress, reference, images)
+        trained = partial(_classifier, case, out / "classifiers", steps, progress, device)
+        row = _audit_case(case, trained, pipe, out, settings, config_overrides, progress, reference, images)
         row.setdefault("seconds", time.perf_counter() - t)
         rows.append(row)
         echo(format_row(row))
@@ -433,9 +434,9 @@ def run_saturated_benchmark(
             screened.append({**case, "baseline_target_prob": p0, "seconds": time.perf_counter() - t})
             echo(f"{case['name']:<8} {case['bias']:<36} screened out: baseline p(target) {p0:.2f} < 0.9")
         else:
-            clf, path = _classifier(case, out / "classifiers", steps, progress, device)
+            trained = partial(_classifier, case, out / "classifiers", steps, progress, device)
             row = _audit_case(
-                case, clf, path, pipe, out, settings, config_overrides, progress, reference, images
+                case, trained, pipe, out, settings, config_overrides, progress, reference, images
             )
             row.setdefault("seconds", time.perf_counter() - t)
             rows.append(row)
