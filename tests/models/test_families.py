@@ -1,10 +1,12 @@
-"""Real Stable Diffusion families with random weights: the SD 2.1 768-v model (v-prediction), nothing downloaded.
+"""Real Stable Diffusion families with random weights: SD 1.5, the SD 2.1 768-v model (v-prediction) and an
+SD-Turbo-shaped few-step configuration (SD 2.1's architecture, one step, no guidance), nothing downloaded.
 
 The components are built with ``from_config`` from the model's published configuration (stabilityai/
 stable-diffusion-2-1: the UNet at its full widths, 865 M parameters; the VAE; the OpenCLIP-H text tower as
 ``CLIPTextModel``, 23 layers; DDIM with ``prediction_type="v_prediction"``). Only the resolution (64 px instead of
 768) and the step counts (2) are scaled down, for time; memory does not force anything else (6.6 GB peak RSS,
-~80 s on the project's 2-core CPU, measured 2026-12-03).
+~80 s on the project's 2-core CPU, measured 2026-12-03). SD 1.5 likewise (its published UNet and CLIP ViT-L/14 text
+configurations at 64 px). The module: 10.6 GB peak RSS, ~5 min (AMD EPYC 2-core, 2026-12-04).
 """
 
 from __future__ import annotations
@@ -125,3 +127,97 @@ def test_train_two_iterations_then_edit_one_image_on_sd21(sd21, tmp_path):
     assert torch.isfinite(reconstruct(sd21, inv)).all()
     res = edit(sd21, inv, run.token_path, class_name=name, progress=False)
     assert res.edits.shape == (1, 3, 64, 64) and torch.isfinite(res.edits).all()
+
+
+# --- SD 1.5 (runwayml/stable-diffusion-v1-5): CLIP ViT-L/14 text tower, 8 heads, no linear projection -------------
+
+SD15_UNET = {
+    **SD21_UNET,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 768,
+    "sample_size": 64,
+    "upcast_attention": False,
+    "use_linear_projection": False,
+}
+SD15_TEXT = {
+    **SD21_TEXT,
+    "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "projection_dim": 768,
+}
+SD15_SCHEDULER = {**SD21_SCHEDULER, "prediction_type": "epsilon"}
+
+
+@pytest.fixture(scope="module")
+def sd15():
+    """An SD-1.5-shaped ``StableDiffusionPipeline`` with random weights at 64 px (the VAE is SD 1.5's, the same
+    configuration as SD 2.1's; widths and layouts unchanged, only the resolution scaled down)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from disco_inspect.testing import assemble_pipeline
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config({**SD15_UNET, "sample_size": 8})
+    vae = AutoencoderKL.from_config({**SD21_VAE, "sample_size": 64})
+    text = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
+    return assemble_pipeline(
+        unet, vae, text, DDIMScheduler.from_config(SD15_SCHEDULER), source="sd15-shaped-random"
+    )
+
+
+def _audit_through_the_scan(pipe: object, tmp_path, steps: int = 2, guidance: float = 3.0) -> dict:
+    """`report` with the tiny colour scorer's 2 concepts (every one scanned on 4 paired seeds), then `evaluate` the
+    learned token: what each stage counted, as report.json holds it."""
+    import json
+
+    from disco_inspect.auditor import AuditSettings, audit
+    from disco_inspect.config import DiscoConfig
+    from disco_inspect.engine.evaluate import evaluate_accuracy
+    from disco_inspect.report.schema import validate_report
+    from disco_inspect.testing import ColourScorer, tiny_classifier
+
+    clf = tiny_classifier(seed=0, input_size=64)
+    cfg = DiscoConfig(max_iters=2, n_images=1, num_inference_steps=steps, guidance_scale=guidance, seed=0)
+    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, null_control=False)
+    res = audit(
+        pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path, progress=False
+    )
+    assert sorted(f.concept for f in res.factors.factors if f.intervention is not None) == ["green", "red"]
+    assert all(f.intervention.n == 4 for f in res.factors.factors)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate_report(doc)
+    acc = evaluate_accuracy(
+        pipe, clf, 0, res.run, n_seeds=2, num_inference_steps=steps, guidance_scale=guidance
+    )
+    assert acc.seeds and 0.0 <= acc.token["accuracy"] <= 1.0 and 0.0 <= acc.baseline["accuracy"] <= 1.0
+    return doc["calls"]
+
+
+def test_report_through_the_scan_and_evaluate_on_sd15(sd15, tmp_path):
+    assert sd15.unet.config.cross_attention_dim == 768 == sd15.text_encoder.config.hidden_size
+    calls = _audit_through_the_scan(sd15, tmp_path)
+    assert calls["interventions"]["unet"] == 3 * 4 * 2 * 2  # 3 distinct prompts x 4 seeds x 2 steps x CFG
+
+
+def test_report_through_the_scan_and_evaluate_on_sd21_v_prediction(sd21, tmp_path):
+    calls = _audit_through_the_scan(sd21, tmp_path)
+    assert calls["token"]["unet_grad"] == 2 * 1 * 2  # 2 iterations x 1 image x CFG x K=1 step
+
+
+def test_report_through_the_scan_on_a_turbo_shaped_few_step_pipeline(sd21, tmp_path):
+    """SD-Turbo is SD 2.1's architecture with epsilon prediction, one step and no guidance (trailing spacing): the
+    same random components with that scheduler; one UNet row per image and step, no unconditional branch."""
+    from diffusers import EulerDiscreteScheduler
+
+    from disco_inspect.models.pipelines import set_scheduler
+    from disco_inspect.testing import assemble_pipeline
+
+    shipped = EulerDiscreteScheduler.from_config({**SD21_SCHEDULER, "prediction_type": "epsilon"})
+    turbo = assemble_pipeline(sd21.unet, sd21.vae, sd21.text_encoder, shipped, source="turbo-shaped-random")
+    set_scheduler(turbo, "euler-ancestral", "trailing")  # a stochastic few-step sampler, seeded per image
+    calls = _audit_through_the_scan(turbo, tmp_path, steps=1, guidance=0.0)
+    assert calls["interventions"]["unet"] == 3 * 4 * 1  # 3 distinct prompts x 4 seeds x 1 step, no CFG
