@@ -174,7 +174,8 @@ def _report_docs(root):
     docs = {}
     for f in sorted(root.glob("clean/*/report.json")):
         doc = json.loads(f.read_text())
-        doc.pop("created"), doc.pop("timings")  # wall-clock facts of the run, not results
+        # facts of how the run went, not results: wall clock, and the model calls (a resumed task reuses its token)
+        doc.pop("created"), doc.pop("timings"), doc.pop("calls")
         docs[f.parent.name] = doc
     return docs
 

@@ -418,10 +418,8 @@ def run_saturated_benchmark(
     t_all = time.perf_counter()
     shares = default_shares(pipe, cfg)
     saturable = {(s, c) for s, row in shares.items() for c, v in row.items() if v >= SATURABLE_SHARE}
-    echo(
-        "saturable pairs (default share >= "
-        f"{SATURABLE_SHARE}): " + ", ".join(f"{s}: {c} ({shares[s][c]:.2f})" for s, c in sorted(saturable))
-    )
+    listed = ", ".join(f"{s}: {c} ({shares[s][c]:.2f})" for s, c in sorted(saturable))
+    echo(f"saturable pairs (default share >= {SATURABLE_SHARE}): {listed}")
     rows: list[dict[str, Any]] = []
     screened: list[dict[str, Any]] = []
     echo(HEADER)

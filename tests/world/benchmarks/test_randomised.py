@@ -210,7 +210,7 @@ def test_saturated_benchmark_audits_only_saturated_draws(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(rb, "baseline_target_prob", lambda *a: pytest.fail("scored again"))
     again = rb.run_saturated_benchmark(2, 0, out=tmp_path, pipe=object(), echo=lines.append)
-    assert [c["name"] for c in again["screened_out"]] == ["sat00", "sat02"] and trained == ["sat01", "sat03"]
+    assert [c["name"] for c in again["screened_out"]] == ["sat00", "sat02"] and trained == []
     with pytest.raises(DiscoInspectError, match="--saturated"):
         rb.run_saturated_benchmark(0, 0, out=tmp_path, pipe=object())
 
@@ -232,7 +232,7 @@ def test_benchmark_audits_against_the_reference_and_records_how(tmp_path, monkey
         rb, "_classifier", lambda case, folder, steps, progress, device: (None, tmp_path / "c.pt")
     )
 
-    def fake_audit(case, clf, path, pipe, out, settings, overrides, progress, reference, images=0):
+    def fake_audit(case, classifier, pipe, out, settings, overrides, progress, reference, images=0):
         seen.append((settings, reference))
         return {
             **case,
