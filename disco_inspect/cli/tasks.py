@@ -175,6 +175,17 @@ def audit_settings(args: argparse.Namespace) -> Any:
     return AuditSettings(**{k: v for k, v in given.items() if v is not None})
 
 
+def _audit_models(args: argparse.Namespace, task: Task) -> tuple[Any, Any, Any]:
+    """The pipeline, ``task``'s classifier and the concept scorer of an audit (loaded once per process)."""
+    pipe, clf = _pipeline(args), _classifier(args, task.model)
+    scorer = _cached(
+        args,
+        ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
+        lambda: scorer_from(args, pipe),
+    )
+    return pipe, clf, scorer
+
+
 def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> dict[str, Any]:
     """Audit ``task``'s class into its folder (resuming a token run there) and return what the index needs.
 
@@ -182,12 +193,8 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
     from ..auditor import audit, default_config
 
     settings = audit_settings(args)
-    pipe, clf, reference = _pipeline(args), _classifier(args, task.model), _references(args)
-    scorer = _cached(
-        args,
-        ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
-        lambda: scorer_from(args, pipe),
-    )
+    pipe, clf, scorer = _audit_models(args, task)
+    reference = _references(args)
     res = audit(
         pipe,
         clf,
@@ -215,12 +222,7 @@ def plan_job(args: argparse.Namespace, task: Task) -> str:
     from ..auditor import default_config
     from ..planner import plan_audit
 
-    pipe, clf = _pipeline(args), _classifier(args, task.model)
-    scorer = _cached(
-        args,
-        ("scorer", args.pipeline, args.concepts, args.clip_arch, args.clip_weights),
-        lambda: scorer_from(args, pipe),
-    )
+    pipe, clf, scorer = _audit_models(args, task)
     plan = plan_audit(
         pipe,
         task.class_name,
