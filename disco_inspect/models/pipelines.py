@@ -94,7 +94,7 @@ def load_pipeline(
     from diffusers import StableDiffusionPipeline
 
     # 1. where to load from: a checked local folder (the world's by default) or a hub id; the memory options
-    check_memory_options(memory, device)
+    memory = check_memory_options(memory, device)
     src = _resolve_world(str(source))
     load_from, where = _load_target(src, local_files_only)
     # 2. load, with loading chatter silenced and diffusers' errors as one type
