@@ -221,7 +221,7 @@ def plan_audit(
 def probe_costs(pipe: Any, classifier: Any = None) -> dict[str, float]:
     """Seconds of one UNet row, one VAE decode and one classifier image on the pipeline's device and dtype: a batch
     of :data:`PROBE_ROWS` as the audit batches them, one warm-up call, then the median of three, per row."""
-    from .engine.sampling import encode, image_size
+    from .engine.sampling import encode, image_size, unet_conditioning
 
     h, w = image_size(pipe)
     unet, vae = pipe.unet, pipe.vae
@@ -229,8 +229,9 @@ def probe_costs(pipe: Any, classifier: Any = None) -> dict[str, float]:
     lat = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(pipe.device, unet.dtype)
     hidden = encode(pipe, [""]).expand(PROBE_ROWS, -1, -1)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
+    text = unet_conditioning(pipe, hidden, lat)
     calls = {
-        "unet": lambda: unet(lat, t, encoder_hidden_states=hidden, return_dict=False),
+        "unet": lambda: unet(lat, t, return_dict=False, **text),
         "vae_decode": lambda: vae.decode(lat.to(vae.dtype), return_dict=False),
     }
     if classifier is not None:

@@ -47,6 +47,167 @@ def tiny_pipeline(
     return assemble_pipeline(unet, vae, text_encoder, scheduler, source=f"tiny-random(seed={seed})")
 
 
+def tiny_xl_pipeline(seed: int = 0, sample_size: int = 16) -> Any:
+    """A random-weight ``StableDiffusionXLPipeline`` in SDXL's layout at toy widths (as diffusers' own SDXL tests
+    build it): two CLIP text encoders (the second with a projection, giving the pooled embedding), a UNet with
+    SDXL's ``text_time`` added conditioning, linear projections and 1 then 2 transformer layers per level. Images are
+    ``2 * sample_size`` pixels square (32 by default); DDIM, trailing spacing."""
+    from diffusers import DDIMScheduler, StableDiffusionXLPipeline
+
+    from .models.pipelines import freeze, set_scheduler
+    from .models.tokenizers import clip_tokenizer
+
+    # 1. the random components: UNet (cross-attention over both encoders' states, 16 + 16), VAE, two encoders
+    unet = _tiny_unet(
+        seed,
+        sample_size,
+        32,
+        None,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 16,  # six time ids x 8 + the pooled embedding
+    )
+    vae = _tiny_vae(seed + 1, 2, 2 * sample_size)
+    text_encoder = _tiny_text_encoder(seed + 2, 16)
+    text_encoder_2 = _tiny_text_encoder(seed + 3, 16, projection_dim=16)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1
+    )
+    # 2. the pipeline with the offline CLIP tokenizer (twice), frozen, no progress bars, DDIM trailing
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=clip_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    freeze(pipe)
+    set_scheduler(pipe, "ddim", "trailing")
+    pipe._disco_source = f"tiny-random-xl(seed={seed})"
+    return pipe
+
+
+#: stabilityai/stable-diffusion-xl-base-1.0's published configurations (unet/, vae/, text_encoder/, text_encoder_2/).
+SDXL_UNET = {
+    "act_fn": "silu",
+    "addition_embed_type": "text_time",
+    "addition_embed_type_num_heads": 64,
+    "addition_time_embed_dim": 256,
+    "attention_head_dim": [5, 10, 20],
+    "block_out_channels": [320, 640, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 2048,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "projection_class_embeddings_input_dim": 2816,
+    "sample_size": 128,
+    "transformer_layers_per_block": [1, 2, 10],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "use_linear_projection": True,
+}
+SDXL_VAE = {
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "force_upcast": True,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 1024,
+    "scaling_factor": 0.13025,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+_CLIP_IDS = {
+    "vocab_size": 49408,
+    "max_position_embeddings": 77,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+}
+SDXL_TEXT = {
+    "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "projection_dim": 768,
+    **_CLIP_IDS,
+}
+SDXL_TEXT_2 = {
+    "hidden_act": "gelu",
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 20,
+    "num_hidden_layers": 32,
+    "projection_dim": 1280,
+    **_CLIP_IDS,
+}
+SDXL_SCHEDULER = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
+
+def sdxl_shaped_pipeline(
+    image_size: int = 64, unet_width: float = 1.0, text_2_layers: int | None = None
+) -> Any:
+    """A random-weight ``StableDiffusionXLPipeline`` from SDXL base's published configurations (:data:`SDXL_UNET`
+    and the others), nothing downloaded. ``unet_width`` scales the UNet's block widths (0.5 halves them; block
+    types, transformer depths 1/2/10, heads, the 2048-wide cross-attention and the 2816-wide added embedding are
+    kept); ``text_2_layers`` shortens the OpenCLIP-bigG tower (its 1280 width and pooled projection kept). At
+    1.0 and None every width is the real one (2.6 B + 0.8 B parameters: 13.7 GB peak in float32)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from .models.pipelines import freeze, set_scheduler
+    from .models.tokenizers import clip_tokenizer
+
+    # 1. the components from their configurations, at the stated scale
+    torch.manual_seed(0)
+    widths = [int(round(w * unet_width)) for w in SDXL_UNET["block_out_channels"]]
+    unet = UNet2DConditionModel.from_config(
+        {**SDXL_UNET, "block_out_channels": widths, "sample_size": image_size // 8}
+    )
+    vae = AutoencoderKL.from_config({**SDXL_VAE, "sample_size": image_size})
+    text_2 = {**SDXL_TEXT_2, "num_hidden_layers": text_2_layers or SDXL_TEXT_2["num_hidden_layers"]}
+    # 2. the pipeline with the offline CLIP tokenizer for both encoders, frozen, DDIM trailing
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(CLIPTextConfig(**SDXL_TEXT)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_2)),
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=clip_tokenizer(),
+        unet=unet,
+        scheduler=DDIMScheduler.from_config(SDXL_SCHEDULER),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    set_scheduler(freeze(pipe), "ddim", "trailing")
+    pipe._disco_source = f"sdxl-shaped-random(unet_width={unet_width}, text_2_layers={text_2_layers})"
+    return pipe
+
+
 def assemble_pipeline(unet: Any, vae: Any, text_encoder: Any, scheduler: Any, *, source: str) -> Any:
     """A ``StableDiffusionPipeline`` of given (random-weight) components, as tests use it: the offline CLIP
     tokenizer, no safety checker, frozen eval-mode parts, no progress bars, DDIM with trailing spacing, and
@@ -75,8 +236,10 @@ def assemble_pipeline(unet: Any, vae: Any, text_encoder: Any, scheduler: Any, *,
     return pipe
 
 
-def _tiny_unet(seed: int, sample_size: int, text_width: int, time_cond_proj_dim: int | None) -> Any:
-    """A random UNet with blocks (32, 64), one cross-attention level."""
+def _tiny_unet(
+    seed: int, sample_size: int, text_width: int, time_cond_proj_dim: int | None, **extra: Any
+) -> Any:
+    """A random UNet with blocks (32, 64), one cross-attention level (``extra``: more or other config entries)."""
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
@@ -89,9 +252,9 @@ def _tiny_unet(seed: int, sample_size: int, text_width: int, time_cond_proj_dim:
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=text_width,
-        attention_head_dim=8,
         norm_num_groups=16,
         time_cond_proj_dim=time_cond_proj_dim,
+        **{"attention_head_dim": 8, **extra},
     )
 
 
@@ -112,9 +275,9 @@ def _tiny_vae(seed: int, n_blocks: int, image_size: int) -> Any:
     )
 
 
-def _tiny_text_encoder(seed: int, text_width: int) -> Any:
-    """A random 2-layer CLIP text encoder over the CLIP vocabulary."""
-    from transformers import CLIPTextConfig, CLIPTextModel
+def _tiny_text_encoder(seed: int, text_width: int, projection_dim: int | None = None) -> Any:
+    """A random 2-layer CLIP text encoder over the CLIP vocabulary (with a projection: SDXL's second encoder)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
     te_cfg = CLIPTextConfig(
@@ -128,8 +291,9 @@ def _tiny_text_encoder(seed: int, text_width: int) -> Any:
         num_hidden_layers=2,
         vocab_size=49408,
         max_position_embeddings=77,
+        projection_dim=projection_dim or 512,
     )
-    return CLIPTextModel(te_cfg)
+    return CLIPTextModel(te_cfg) if projection_dim is None else CLIPTextModelWithProjection(te_cfg)
 
 
 #: A 3-layer CNN classifier (random or trained), for tests: the world's scene classifier architecture.

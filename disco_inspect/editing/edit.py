@@ -95,7 +95,7 @@ def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
     embedding width) is refused before any work.
     """
     from ..engine.run_folder import TOKEN_FILE
-    from ..engine.token import load_token, put_token
+    from ..engine.token import load_token, put_token, read_token_rows
 
     if isinstance(token, tuple):
         name, vector = token
@@ -114,8 +114,7 @@ def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
         name, vector = load_token(path)
         return put_token(pipe, name, vector, source=f"Token file `{path}`"), vector
     if isinstance(token, str) and token in pipe.tokenizer.get_added_vocab():
-        emb = pipe.text_encoder.get_input_embeddings().weight
-        return token, emb[pipe.tokenizer.convert_tokens_to_ids(token)].detach().float().cpu()
+        return token, read_token_rows(pipe, token)
     raise DiscoInspectError(
         f"`token` = {token!r} is neither a token file, a run folder, nor a token of this "
         "pipeline; pass the learned_embeds.safetensors of a run (or its folder)."
@@ -124,17 +123,15 @@ def resolve_token(pipe: Any, token: Any) -> tuple[str, torch.Tensor]:
 
 @contextmanager
 def token_vector(pipe: Any, token: str, vector: torch.Tensor) -> Iterator[None]:
-    """Temporarily give ``token`` the embedding ``vector`` (restored on exit)."""
-    emb = pipe.text_encoder.get_input_embeddings().weight
-    tid = pipe.tokenizer.convert_tokens_to_ids(token)
-    saved = emb[tid].detach().clone()
-    with torch.no_grad():
-        emb[tid] = vector.to(emb)
+    """Temporarily give ``token`` the embedding ``vector`` (restored on exit; every text encoder's row)."""
+    from ..engine.token import read_token_rows, write_token_rows
+
+    saved = read_token_rows(pipe, token)
+    write_token_rows(pipe, token, vector)
     try:
         yield
     finally:
-        with torch.no_grad():
-            emb[tid] = saved
+        write_token_rows(pipe, token, saved)
 
 
 def _check(inversion: Inversion, method: str, samples: int, sigma: float) -> None:

@@ -215,7 +215,7 @@ def guided_eps(
     ``uncond`` None (or guidance <= 1) predicts with ``cond`` alone. A UNet with a guidance embedding (LCM) gets
     the guidance scale as its input, as the stock pipeline does.
     """
-    from ..engine.sampling import uses_cfg
+    from ..engine.sampling import unet_conditioning, uses_cfg
 
     unet, dtype = pipe.unet, pipe.unet.dtype
     tcond = None
@@ -223,21 +223,25 @@ def guided_eps(
         g = torch.tensor(guidance_scale - 1).repeat(x.shape[0])
         tcond = pipe.get_guidance_scale_embedding(g, embedding_dim=unet.config.time_cond_proj_dim).to(x)
     if uncond is None or not uses_cfg(pipe, guidance_scale):
-        out = unet(
-            x.to(dtype), t, encoder_hidden_states=cond.to(dtype), timestep_cond=tcond, return_dict=False
-        )
+        text = unet_conditioning(pipe, cond.to(dtype), x)
+        out = unet(x.to(dtype), t, timestep_cond=tcond, return_dict=False, **text)
         return to_epsilon(pipe, out[0], t, x)
     hidden = torch.cat([uncond.to(dtype), cond.to(dtype)])
-    eps = unet(torch.cat([x, x]).to(dtype), t, encoder_hidden_states=hidden, return_dict=False)[0]
+    text = unet_conditioning(pipe, hidden, torch.cat([x, x]))
+    eps = unet(torch.cat([x, x]).to(dtype), t, return_dict=False, **text)[0]
     eps_u, eps_c = eps.chunk(2)
     return to_epsilon(pipe, eps_u + guidance_scale * (eps_c - eps_u), t, x)
 
 
 @torch.no_grad()
 def encode_images(pipe: Any, images: torch.Tensor) -> torch.Tensor:
-    """VAE latents of images in [0, 1] (the posterior mean, scaled; deterministic)."""
-    x = images.to(pipe.device, pipe.vae.dtype) * 2 - 1
-    return pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+    """VAE latents of images in [0, 1] (the posterior mean, scaled; deterministic), in the UNet's dtype."""
+    from ..engine.sampling import vae_upcast
+
+    with vae_upcast(pipe) as dtype:
+        x = images.to(pipe.device, dtype) * 2 - 1
+        latents = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+    return latents.to(pipe.unet.dtype)
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from .objectives import make_objective, resolve_objective
 from .records import accuracy_summary, image_records
 from .run_folder import RunFolder, save_png
 from .sampling import decode, denoise, encode, image_size, initial_noise, seed_generators, uses_cfg
-from .token import ClassToken, save_token
+from .token import ClassToken
 from .token_run import TokenRun
 
 logger = logging.getLogger(__name__)
@@ -40,17 +40,16 @@ def package_versions() -> dict[str, str]:
 
 
 def check_pipeline(pipe: Any) -> None:
-    """Raise unless ``pipe`` has the parts a DisCo run needs (one text encoder: SDXL's two are refused by name)."""
+    """Raise unless ``pipe`` has the parts a DisCo run needs (SD 1.x/2.x, Turbo, LCM, SDXL base: a tokenizer and
+    text encoder; SDXL's second pair too). A pipeline without the first pair (the SDXL refiner) is refused by name."""
+    parts = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"]
     if getattr(pipe, "text_encoder_2", None) is not None:
-        raise DiscoInspectError(
-            f"{type(pipe).__name__} has two text encoders (SDXL); disco-inspect runs StableDiffusionPipeline "
-            "(SD 1.x, 2.x, Turbo, LCM). SDXL is not supported yet; use an SD 1.x/2.x model."
-        )
-    for part in ("tokenizer", "text_encoder", "unet", "vae", "scheduler"):
+        parts += ["tokenizer_2"]
+    for part in parts:
         if getattr(pipe, part, None) is None:
             raise DiscoInspectError(
-                f"The pipeline has no `{part}`; pass a Stable Diffusion pipeline with tokenizer, text_encoder, unet, "
-                "vae and scheduler (load_pipeline(...) gives one)."
+                f"{type(pipe).__name__} has no `{part}`; disco-inspect needs a text-to-image pipeline with "
+                f"{', '.join(parts)} (SD 1.x/2.x, Turbo, LCM or SDXL base; load_pipeline(...) gives one)."
             )
 
 
@@ -464,10 +463,10 @@ class _Trainer:
         if cfg.save_images and self.last_images is not None:
             for j, img in enumerate(self.last_images):
                 save_png(folder.image_path(step, j), img, cfg.image_save_size)
-        save_token(folder.token_path(step), cfg.token, judged)
+        token.save(folder.token_path(step), judged)
         folder.append_trajectory(record)
         if improved:
-            save_token(folder.token_path(), cfg.token, judged)
+            token.save(folder.token_path(), judged)
         done = state.stopped is not None
         folder.save_state(
             {

@@ -13,7 +13,8 @@ therefore depends on its seed only, not on the batch it is in nor on the global 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -68,10 +69,52 @@ def uses_cfg(pipe: Any, guidance_scale: float) -> bool:
     return guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
 
 
+def is_xl(pipe: Any) -> bool:
+    """Whether ``pipe`` is an SDXL pipeline (two text encoders; the UNet also takes pooled embeddings and time ids)."""
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
 def encode(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
-    """Text-encoder hidden states for ``prompts`` (through ``pipe.encode_prompt``; keeps gradients)."""
-    emb, _ = pipe.encode_prompt(list(prompts), pipe.device, 1, False)
-    return emb
+    """Text-encoder hidden states for ``prompts`` (through ``pipe.encode_prompt``; keeps gradients).
+
+    SD 1.x/2.x: [B, L, D]. SDXL: the two encoders' penultimate states side by side [B, L, D] (D = 768 + 1280, as
+    ``StableDiffusionXLPipeline.encode_prompt`` gives them) with the second encoder's pooled embedding packed as
+    one more row, zero-padded to D: [B, L + 1, D]. One tensor per prompt keeps every stage's batching, caching
+    and null-text optimisation unchanged; :func:`unet_conditioning` unpacks it for the UNet. The empty prompt
+    of a pipeline with ``force_zeros_for_empty_prompt`` (SDXL base) is zeros, as the stock pipeline's
+    unconditional branch.
+    """
+    if not is_xl(pipe):
+        emb, _ = pipe.encode_prompt(list(prompts), pipe.device, 1, False)
+        return emb
+    if all(p == "" for p in prompts) and getattr(pipe.config, "force_zeros_for_empty_prompt", False):
+        width = pipe.unet.config.cross_attention_dim
+        length = pipe.tokenizer.model_max_length + 1
+        return torch.zeros(len(prompts), length, width, device=pipe.device, dtype=pipe.text_encoder_2.dtype)
+    emb, _, pooled, _ = pipe.encode_prompt(
+        list(prompts), device=pipe.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+    )
+    row = torch.nn.functional.pad(pooled, (0, emb.shape[-1] - pooled.shape[-1])).unsqueeze(1)
+    return torch.cat([emb, row.to(emb)], dim=1)
+
+
+def unet_conditioning(pipe: Any, hidden: torch.Tensor, latents: torch.Tensor) -> dict[str, Any]:
+    """The UNet's text keyword arguments for ``hidden`` (from :func:`encode`) and a batch of ``latents``.
+
+    SD 1.x/2.x: ``encoder_hidden_states``. SDXL: the token rows as ``encoder_hidden_states`` and
+    ``added_cond_kwargs`` with the pooled row (``text_embeds``) and the micro-conditioning ``time_ids``
+    (original size = target size = the image size, no crop: the stock pipeline's defaults).
+    """
+    if not is_xl(pipe):
+        return {"encoder_hidden_states": hidden}
+    dtype = pipe.unet.dtype
+    pooled = hidden[:, -1, : pipe.text_encoder_2.config.projection_dim]
+    h, w = (int(n) * pipe.vae_scale_factor for n in latents.shape[-2:])
+    ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype, device=latents.device).repeat(hidden.shape[0], 1)
+    return {
+        "encoder_hidden_states": hidden[:, :-1].to(dtype),
+        "added_cond_kwargs": {"text_embeds": pooled.to(dtype), "time_ids": ids},
+    }
 
 
 def denoise(
@@ -131,9 +174,8 @@ def denoise(
             hidden = torch.cat([uncond, c]) if do_cfg else c
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = sched.scale_model_input(model_in, t)
-            eps = unet(
-                model_in, t, encoder_hidden_states=hidden, timestep_cond=timestep_cond, return_dict=False
-            )[0]
+            text = unet_conditioning(pipe, hidden, model_in)
+            eps = unet(model_in, t, timestep_cond=timestep_cond, return_dict=False, **text)[0]
             if do_cfg:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance_scale * (eps_c - eps_u)
@@ -142,9 +184,31 @@ def denoise(
 
 
 def decode(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
-    """VAE-decode latents to images in [0, 1] (differentiable), as the pipeline's postprocess does."""
-    x = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    return (x / 2 + 0.5).clamp(0, 1)
+    """VAE-decode latents to images in [0, 1] (differentiable), as the pipeline's postprocess does.
+
+    A float16 VAE whose config asks for ``force_upcast`` (SDXL's, which overflows in float16) decodes in float32,
+    as ``StableDiffusionXLPipeline`` does; the images come back in the latents' dtype.
+    """
+    vae = pipe.vae
+    with vae_upcast(pipe) as dtype:
+        x = vae.decode((latents / vae.config.scaling_factor).to(dtype), return_dict=False)[0]
+    return (x / 2 + 0.5).clamp(0, 1).to(latents.dtype)
+
+
+@contextmanager
+def vae_upcast(pipe: Any) -> Iterator[torch.dtype]:
+    """Within: the dtype to feed ``pipe.vae``; an SDXL float16 VAE with ``force_upcast`` runs in float32 (and is
+    cast back on exit)."""
+    vae = pipe.vae
+    upcast = is_xl(pipe) and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if not upcast:
+        yield vae.dtype
+        return
+    vae.to(torch.float32)
+    try:
+        yield torch.float32
+    finally:
+        vae.to(torch.float16)
 
 
 @torch.no_grad()

@@ -32,12 +32,34 @@ def world_pipeline_path() -> Path:
 
 
 #: The diffusers pipeline classes a folder may name in its model_index.json (an LCM folder holds the same parts,
-#: its UNet with a guidance embedding; it loads as a ``StableDiffusionPipeline``).
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "LatentConsistencyModelPipeline")
+#: its UNet with a guidance embedding; it loads as a ``StableDiffusionPipeline``; an SDXL base folder loads as a
+#: ``StableDiffusionXLPipeline``).
+SUPPORTED_PIPELINES = (
+    "StableDiffusionPipeline",
+    "LatentConsistencyModelPipeline",
+    "StableDiffusionXLPipeline",
+)
+_XL_REQUIRED = ("text_encoder_2", "tokenizer_2")
 
 
-def _check_folder(path: Path) -> None:
-    """Raise unless ``path`` is a diffusers folder with the parts a text-to-image pipeline needs."""
+def pipeline_class(kind: str | None) -> Any:
+    """The diffusers class a supported model_index ``_class_name`` loads as (SD 1.x/2.x/Turbo/LCM or SDXL)."""
+    import diffusers
+
+    if kind not in (None, *SUPPORTED_PIPELINES):
+        raise DiscoInspectError(
+            f"The pipeline is a {kind}; disco-inspect runs {', '.join(SUPPORTED_PIPELINES)} (SD 1.x, SD 2.x incl. "
+            "768-v, SD-Turbo, LCM, SDXL base; not the SDXL refiner or image-to-image pipelines)."
+        )
+    return (
+        diffusers.StableDiffusionXLPipeline
+        if kind == "StableDiffusionXLPipeline"
+        else diffusers.StableDiffusionPipeline
+    )
+
+
+def _check_folder(path: Path) -> str:
+    """Raise unless ``path`` is a diffusers folder with the parts a text-to-image pipeline needs; its class name."""
     if not (path / "model_index.json").is_file():
         raise DiscoInspectError(
             f"`pipeline` folder `{path}` has no model_index.json; pass a folder saved with "
@@ -53,15 +75,17 @@ def _check_folder(path: Path) -> None:
     if kind not in SUPPORTED_PIPELINES:
         raise DiscoInspectError(
             f"Pipeline folder `{path}` is a {kind} folder; disco-inspect runs {', '.join(SUPPORTED_PIPELINES)} "
-            "folders (SD 1.x, SD 2.x incl. 768-v, SD-Turbo, LCM). SDXL is not supported yet; use an SD 1.x/2.x model."
+            "folders (SD 1.x, SD 2.x incl. 768-v, SD-Turbo, LCM, SDXL base)."
         )
-    for part in _REQUIRED:
+    required = _REQUIRED + (_XL_REQUIRED if kind == "StableDiffusionXLPipeline" else ())
+    for part in required:
         entry = index.get(part)
         if not entry or entry[0] is None or not (path / part).is_dir():
             raise DiscoInspectError(
-                f"Pipeline folder `{path}` has no `{part}`; disco-inspect needs a text-to-image pipeline with "
-                f"{', '.join(_REQUIRED)} (a Stable Diffusion 1.x/2.x/Turbo folder)."
+                f"Pipeline folder `{path}` has no `{part}`; a {kind} needs {', '.join(required)} (save a complete "
+                "Stable Diffusion pipeline with `save_pretrained`)."
             )
+    return kind
 
 
 def load_pipeline(
@@ -91,12 +115,10 @@ def load_pipeline(
     Returns:
         The pipeline, with ``safety_checker`` disabled and progress bars off.
     """
-    from diffusers import StableDiffusionPipeline
-
     # 1. where to load from: a checked local folder (the world's by default) or a hub id; the memory options
     memory = check_memory_options(memory, device)
     src = _resolve_world(str(source))
-    load_from, where = _load_target(src, local_files_only)
+    load_from, where, kind = _load_target(src, local_files_only)
     # 2. load, with loading chatter silenced and diffusers' errors as one type
     kwargs: dict[str, Any] = {
         _dtype_keyword(): torch_dtype,
@@ -106,7 +128,9 @@ def load_pipeline(
     }
     try:
         with quiet_loading():
-            pipe = StableDiffusionPipeline.from_pretrained(load_from, **kwargs)
+            if kind is None:  # a hub id: its model_index.json names the class
+                kind = _hub_class_name(load_from, where)
+            pipe = pipeline_class(kind).from_pretrained(load_from, **kwargs)
     except DiscoInspectError:
         raise
     except Exception as e:  # diffusers raises many types; re-raise one, with context
@@ -118,11 +142,26 @@ def load_pipeline(
     pipe = pipe if "cpu-offload" in memory else pipe.to(device)
     apply_memory_options(pipe, memory, device)
     pipe.set_progress_bar_config(disable=True)
-    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
-        part.requires_grad_(False).eval()
+    freeze(pipe)
     set_scheduler(pipe, scheduler, timestep_spacing)
     pipe._disco_source = str(source)  # recorded in run folders
     return pipe
+
+
+def freeze(pipe: Any) -> Any:
+    """Every model of ``pipe`` (UNet, VAE, the text encoder or SDXL's two) frozen and in eval mode; ``pipe``."""
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        part = getattr(pipe, name, None)
+        if part is not None:
+            part.requires_grad_(False).eval()
+    return pipe
+
+
+def _hub_class_name(repo: str, where: dict[str, Any]) -> str:
+    """The pipeline class a hub repository's model_index.json names (one small file, cached like the weights)."""
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.load_config(repo, **where).get("_class_name", "StableDiffusionPipeline")
 
 
 #: Memory options for one GPU (``load_pipeline(memory=...)``, ``--memory``): diffusers' own switches.
@@ -189,13 +228,14 @@ def _resolve_world(src: str) -> str:
     return str(path)
 
 
-def _load_target(src: str, local_files_only: bool | None) -> tuple[str, dict[str, Any]]:
-    """What ``from_pretrained`` loads (a checked folder or a hub id) and the loading arguments it needs."""
+def _load_target(src: str, local_files_only: bool | None) -> tuple[str, dict[str, Any], str | None]:
+    """What ``from_pretrained`` loads (a checked folder or a hub id), the loading arguments it needs, and the
+    pipeline class a folder names (None for a hub id: read when loading)."""
     path = Path(src).expanduser()
     if path.exists():
         if not path.is_dir():
             raise DiscoInspectError(f"`pipeline` = `{path}` is a file; pass a diffusers pipeline folder.")
-        _check_folder(path)
+        kind = _check_folder(path)
         kwargs: dict[str, Any] = {"local_files_only": True}
         if not (path / "tokenizer").is_dir():
             kwargs["tokenizer"] = _fallback_tokenizer(path)
@@ -203,9 +243,9 @@ def _load_target(src: str, local_files_only: bool | None) -> tuple[str, dict[str
             (path / "text_encoder").glob("*.bin")
         ):
             kwargs["text_encoder"] = _packaged_text_encoder(path)
-        return str(path), kwargs
+        return str(path), kwargs, kind
     if src.count("/") == 1 and not src.startswith((".", "/", "~")):
-        return src, {} if local_files_only is None else {"local_files_only": local_files_only}
+        return src, {} if local_files_only is None else {"local_files_only": local_files_only}, None
     raise DiscoInspectError(
         f"`pipeline` = `{src}` is neither an existing folder nor a hub id (owner/name); "
         "pass 'world', a diffusers folder, or a hub id."
@@ -319,9 +359,9 @@ def recorded_scheduler(pipe: Any, recorded: Mapping[str, Any] | None) -> Iterato
 
 
 def describe_pipeline(pipe: Any) -> dict[str, Any]:
-    """JSON-friendly description of a pipeline for run folders and reports."""
+    """JSON-friendly description of a pipeline for run folders and reports (SDXL also names its second encoder)."""
     te = pipe.text_encoder
-    return {
+    out = {
         "source": getattr(
             pipe, "_disco_source", getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
         ),
@@ -333,6 +373,9 @@ def describe_pipeline(pipe: Any) -> dict[str, Any]:
         "sample_size": pipe.unet.config.sample_size * pipe.vae_scale_factor,
         "dtype": str(pipe.unet.dtype),
     }
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        out["text_encoder_2"] = type(pipe.text_encoder_2).__name__
+    return out
 
 
 _quiet_loading = quiet_loading  # the former private name

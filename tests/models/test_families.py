@@ -169,46 +169,18 @@ def sd15():
     )
 
 
-def _audit_through_the_scan(pipe: object, tmp_path, steps: int = 2, guidance: float = 3.0) -> dict:
-    """`report` with the tiny colour scorer's 2 concepts (every one scanned on 4 paired seeds), then `evaluate` the
-    learned token: what each stage counted, as report.json holds it."""
-    import json
-
-    from disco_inspect.auditor import AuditSettings, audit
-    from disco_inspect.config import DiscoConfig
-    from disco_inspect.engine.evaluate import evaluate_accuracy
-    from disco_inspect.report.schema import validate_report
-    from disco_inspect.testing import ColourScorer, tiny_classifier
-
-    clf = tiny_classifier(seed=0, input_size=64)
-    cfg = DiscoConfig(max_iters=2, n_images=1, num_inference_steps=steps, guidance_scale=guidance, seed=0)
-    settings = AuditSettings(eval_seeds=4, intervention_seeds=4, attribution_images=0, null_control=False)
-    res = audit(
-        pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=settings, out=tmp_path, progress=False
-    )
-    assert sorted(f.concept for f in res.factors.factors if f.intervention is not None) == ["green", "red"]
-    assert all(f.intervention.n == 4 for f in res.factors.factors)
-    doc = json.loads((tmp_path / "report.json").read_text())
-    validate_report(doc)
-    acc = evaluate_accuracy(
-        pipe, clf, 0, res.run, n_seeds=2, num_inference_steps=steps, guidance_scale=guidance
-    )
-    assert acc.seeds and 0.0 <= acc.token["accuracy"] <= 1.0 and 0.0 <= acc.baseline["accuracy"] <= 1.0
-    return doc["calls"]
-
-
-def test_report_through_the_scan_and_evaluate_on_sd15(sd15, tmp_path):
+def test_report_through_the_scan_and_evaluate_on_sd15(sd15, tmp_path, audit_through_the_scan):
     assert sd15.unet.config.cross_attention_dim == 768 == sd15.text_encoder.config.hidden_size
-    calls = _audit_through_the_scan(sd15, tmp_path)
+    calls = audit_through_the_scan(sd15, tmp_path)
     assert calls["interventions"]["unet"] == 3 * 4 * 2 * 2  # 3 distinct prompts x 4 seeds x 2 steps x CFG
 
 
-def test_report_through_the_scan_and_evaluate_on_sd21_v_prediction(sd21, tmp_path):
-    calls = _audit_through_the_scan(sd21, tmp_path)
+def test_report_through_the_scan_and_evaluate_on_sd21_v_prediction(sd21, tmp_path, audit_through_the_scan):
+    calls = audit_through_the_scan(sd21, tmp_path)
     assert calls["token"]["unet_grad"] == 2 * 1 * 2  # 2 iterations x 1 image x CFG x K=1 step
 
 
-def test_report_through_the_scan_on_a_turbo_shaped_few_step_pipeline(sd21, tmp_path):
+def test_report_through_the_scan_on_a_turbo_shaped_few_step_pipeline(sd21, tmp_path, audit_through_the_scan):
     """SD-Turbo is SD 2.1's architecture with epsilon prediction, one step and no guidance (trailing spacing): the
     same random components with that scheduler; one UNet row per image and step, no unconditional branch."""
     from diffusers import EulerDiscreteScheduler
@@ -219,5 +191,5 @@ def test_report_through_the_scan_on_a_turbo_shaped_few_step_pipeline(sd21, tmp_p
     shipped = EulerDiscreteScheduler.from_config({**SD21_SCHEDULER, "prediction_type": "epsilon"})
     turbo = assemble_pipeline(sd21.unet, sd21.vae, sd21.text_encoder, shipped, source="turbo-shaped-random")
     set_scheduler(turbo, "euler-ancestral", "trailing")  # a stochastic few-step sampler, seeded per image
-    calls = _audit_through_the_scan(turbo, tmp_path, steps=1, guidance=0.0)
+    calls = audit_through_the_scan(turbo, tmp_path, steps=1, guidance=0.0)
     assert calls["interventions"]["unet"] == 3 * 4 * 1  # 3 distinct prompts x 4 seeds x 1 step, no CFG

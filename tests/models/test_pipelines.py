@@ -81,27 +81,57 @@ def test_folder_without_tokenizer_gets_offline_clip_tokenizer(tiny_pipe, tmp_pat
     assert pipe.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 
-def test_a_pipeline_folder_of_another_class_is_refused_naming_it(tiny_pipe, tmp_path):
-    """An SDXL folder (or any class but StableDiffusionPipeline) is refused in one line before any weights load."""
+@pytest.mark.parametrize("kind", ["StableDiffusionXLImg2ImgPipeline", "StableDiffusionImg2ImgPipeline"])
+def test_a_pipeline_folder_of_another_class_is_refused_naming_it(tiny_pipe, tmp_path, kind):
+    """A folder of a class disco-inspect does not run (the SDXL refiner, image-to-image) is refused in one line
+    naming it, before any weights load."""
+    import json
+
+    tiny_pipe.save_pretrained(tmp_path / "other")
+    index = json.loads((tmp_path / "other" / "model_index.json").read_text())
+    index["_class_name"] = kind
+    (tmp_path / "other" / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(DiscoInspectError, match=rf"is a {kind} folder; disco-inspect runs .*SDXL base"):
+        load_pipeline(tmp_path / "other")
+
+
+def test_an_sdxl_folder_without_its_second_text_encoder_is_refused_naming_the_part(tiny_pipe, tmp_path):
     import json
 
     tiny_pipe.save_pretrained(tmp_path / "xl")
     index = json.loads((tmp_path / "xl" / "model_index.json").read_text())
     index["_class_name"] = "StableDiffusionXLPipeline"
     (tmp_path / "xl" / "model_index.json").write_text(json.dumps(index))
-    with pytest.raises(
-        DiscoInspectError, match=r"is a StableDiffusionXLPipeline folder; .* SDXL is not supported"
-    ):
+    with pytest.raises(DiscoInspectError, match="has no `text_encoder_2`; a StableDiffusionXLPipeline needs"):
         load_pipeline(tmp_path / "xl")
 
 
-def test_a_pipeline_object_with_two_text_encoders_is_refused_before_training(tiny_pipe, tiny_clf):
-    """An SDXL-like pipeline object (a second text encoder) passed to the API: one line naming its class."""
+def test_an_sdxl_folder_loads_as_the_sdxl_pipeline(tmp_path):
+    """A saved SDXL folder loads as StableDiffusionXLPipeline with both encoders frozen."""
+    from disco_inspect.testing import tiny_xl_pipeline
+
+    tiny_xl_pipeline(seed=0).save_pretrained(tmp_path / "xl")
+    pipe = load_pipeline(tmp_path / "xl")
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline"
+    assert not any(p.requires_grad for p in pipe.text_encoder_2.parameters())
+
+
+def test_a_pipeline_object_without_its_first_text_encoder_is_refused_before_training(tiny_pipe, tiny_clf):
+    """A refiner-like pipeline object (only a second text encoder) passed to the API: one line naming its class
+    and the missing part."""
     import copy
 
     from disco_inspect.engine.optimize import train_token
 
-    xl = copy.copy(tiny_pipe)
-    xl.text_encoder_2 = tiny_pipe.text_encoder
-    with pytest.raises(DiscoInspectError, match="StableDiffusionPipeline has two text encoders .SDXL."):
-        train_token(xl, tiny_clf, 0, progress=False)
+    refiner = copy.copy(tiny_pipe)
+    refiner.text_encoder_2, refiner.tokenizer_2 = tiny_pipe.text_encoder, tiny_pipe.tokenizer
+    refiner.text_encoder = None
+    with pytest.raises(DiscoInspectError, match="StableDiffusionPipeline has no `text_encoder`"):
+        train_token(refiner, tiny_clf, 0, progress=False)
+
+
+def test_a_hub_id_not_in_the_cache_is_one_error_offline(tmp_path, monkeypatch):
+    """Offline, a hub id whose files are not cached (its model_index.json names the class) is one clear error."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DiscoInspectError, match="Could not load the pipeline `someone/not-cached`"):
+        load_pipeline("someone/not-cached", local_files_only=True)
