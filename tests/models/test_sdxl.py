@@ -118,3 +118,24 @@ def test_report_through_the_scan_and_evaluate_on_sdxl(xl, tmp_path):
     assert doc["audited"]["pipeline"]["class"] == "StableDiffusionXLPipeline"
     acc = evaluate_accuracy(xl, clf, 0, res.run, n_seeds=2, num_inference_steps=2, guidance_scale=3.0)
     assert 0.0 <= acc.token["accuracy"] <= 1.0
+
+
+def test_a_float16_sdxl_vae_with_force_upcast_decodes_in_float32():
+    """SDXL's VAE overflows in float16, so (as StableDiffusionXLPipeline) one whose config sets force_upcast decodes
+    and encodes in float32 and is cast back after; the images come back in the latents' dtype."""
+    from disco_inspect.editing.inversion import encode_images
+    from disco_inspect.engine.sampling import decode
+
+    pipe = tiny_xl_pipeline(seed=0).to(torch.float16)
+    assert pipe.vae.config.force_upcast
+    seen = []
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+        for m in (pipe.vae.decoder, pipe.vae.encoder)
+    ]
+    latents = encode_images(pipe, torch.rand(1, 3, 32, 32))
+    images = decode(pipe, latents)
+    for h in hooks:
+        h.remove()
+    assert seen == [torch.float32, torch.float32] and pipe.vae.dtype == torch.float16
+    assert latents.dtype == images.dtype == torch.float16 and torch.isfinite(images).all()
