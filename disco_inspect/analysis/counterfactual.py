@@ -47,6 +47,10 @@ class EditedConcept:
     p_value: float | None = None
     q_value: float | None = None
     significant: bool = False
+    #: Other concepts of the bank the factor edits also moved (read more on the factor edit than on the contrast
+    #: edits, on at least ``min_took`` of the images): an edit toward "a blue background" that also turns a shape blue
+    #: lists the shape's colour, so an effect can be read against what else the edit changed.
+    also_moved: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -108,15 +112,19 @@ def _concept(
     index: dict[str, int],
     p: torch.Tensor,
     v: torch.Tensor,
-    read: torch.Tensor,
+    scores: torch.Tensor,
+    col: dict[str, int],
     margin: float,
     min_took: float,
 ) -> tuple[EditedConcept, Any]:
-    """One concept's edit-took rate and, when editable, its paired shift (factor edit minus mean contrast edit)."""
+    """One concept's edit-took rate, the other concepts its factor edits also moved, and, when editable, its paired
+    shift (factor edit minus mean contrast edit). ``scores`` [P, B, K]: the scorer on every edit."""
     prompt, contrasts = plan
     fi, ci = index[prompt], [index[x] for x in contrasts]
-    took = float((read[fi] > read[ci].mean(0)).double().mean())
+    rose = (scores[fi] > scores[ci].mean(0)).double().mean(0)  # [K]: share of images each concept rose on
+    took = float(rose[col[c]])
     row = EditedConcept(c, prompt, list(contrasts), p.shape[1], took, editable=took >= min_took)
+    row.also_moved = [k for k, j in col.items() if k != c and float(rose[j]) >= min_took]
     if not row.editable:
         row.reason = (
             f"not editable here: the edits took on {took:.0%} of the images (at least {min_took:.0%} needed)"
@@ -175,11 +183,11 @@ def counterfactual_scan(
     edits = edit_to_prompts(pipe, inversion, prompts, progress=progress, **(edit_options or {}))
     p, v = _values(classifier, edits, target, scale)
     col = {c: i for i, c in enumerate(scorer.concepts)}
-    scores = scorer.score(edits.flatten(0, 1)).view(len(prompts), len(inversion), -1)
+    scores = scorer.score(edits.flatten(0, 1)).view(len(prompts), len(inversion), -1).double()
     # 3. per concept: did the edits take, and the paired effect; BH across the editable concepts
     rows, shifts = {}, {}
     for c, plan in plans.items():
-        rows[c], shift = _concept(c, plan, index, p, v, scores[:, :, col[c]].double(), margin, min_took)
+        rows[c], shift = _concept(c, plan, index, p, v, scores, col, margin, min_took)
         if shift is not None:
             shifts[c] = shift
     q = benjamini_hochberg(torch.tensor([rows[c].p_value for c in shifts], dtype=torch.float64))

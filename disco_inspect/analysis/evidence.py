@@ -214,7 +214,13 @@ def _real_edit_line(e: Any, scale: str) -> dict[str, Any] | None:
     when the edits did not take)."""
     if e is None:
         return None
-    line = {"n": e.n_images, "unit": "your images, edited", "took_rate": e.took_rate, "editable": e.editable}
+    line = {
+        "n": e.n_images,
+        "unit": "your images, edited",
+        "took_rate": e.took_rate,
+        "editable": e.editable,
+        "also_moved": list(getattr(e, "also_moved", [])),
+    }
     if not e.editable:
         return {**line, "reason": e.reason, **_UNJUDGED}
     return {**line, **_judged(e, scale)}

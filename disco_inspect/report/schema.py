@@ -125,6 +125,7 @@ _LINE = {
         "n_absent": {"type": "integer", "minimum": 0},
         "took_rate": _prob,
         "editable": {"type": "boolean"},
+        "also_moved": {"type": "array", "items": {"type": "string"}},
     },
 }
 

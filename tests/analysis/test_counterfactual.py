@@ -48,6 +48,9 @@ def test_editing_real_circles_toward_the_shortcut_raises_p_circle(inverted):
     # the edit kept the shape: the oracle still reads circles
     assert (OracleScorer().oracle.probabilities(ex["factor"])["shape"].argmax(1) == 0).all()
     assert res.to_dict()["shortlist_rule"] == "test"
+    # what else the green-background edits moved is measured: no other background rose, every name is a bank concept
+    assert set(green.also_moved) <= set(OracleScorer().concepts) - {"background=green"}
+    assert not any(k.startswith("background=") for k in green.also_moved)
 
 
 class _Blind(OracleScorer):

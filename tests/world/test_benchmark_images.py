@@ -101,6 +101,7 @@ def test_candidate_rules_are_judged_on_the_stored_evidence_lines():
         "n_confirmed": 1,
         "clean_confirmations": 0,
         "n_rows": 4,
+        "n_rows_with_also_moved": 0,
     }
     assert s["generated or edit"]["recall"] == 2 / 3 and s["generated or edit"]["precision"] == 2 / 3
     assert s["generated or edit"]["clean_confirmations"] == 1
@@ -108,6 +109,39 @@ def test_candidate_rules_are_judged_on_the_stored_evidence_lines():
     assert s["generated or edit with generated agreeing"]["recall"] == 2 / 3
     assert s["generated or edit with generated agreeing"]["precision"] == 1.0
     assert s["two channels"]["recall"] == 1 / 3
+
+
+def test_an_edit_that_also_moved_a_generated_finding_is_explained_by_it():
+    """A classifier relying on the shape's colour: the edits toward a blue background also turned the shape blue
+    (``also_moved``), so their effect is the colour's, which the generated scan confirms; "generated or edit"
+    confirms the background falsely, the "not explained" rule does not, and keeps an edit-only finding that moved
+    nothing confirmed."""
+    from disco_inspect.world.benchmarks.user_images import rule_summary
+
+    def channels(lines):
+        out = {}
+        for concept, per in lines.items():
+            for ch, ln in per.items():
+                out.setdefault(ch, {"significant": [], "real": {}, "lines": {}})["lines"][concept] = ln
+        return out
+
+    edit = {"effect": 0.4, "ci_low": 0.2, "supports": True}
+    colour = {
+        "color=blue": {"generated": {"effect": 0.5, "ci_low": 0.3, "supports": True, "gap": 1.0}},
+        "background=blue": {
+            "generated": {"effect": 0.07, "ci_low": -0.1, "supports": False, "gap": 0.03},
+            "real_edit": {**edit, "also_moved": ["color=blue"], "gap": 0.03},
+        },
+    }
+    saturated = {"object=none": {"real_edit": {**edit, "also_moved": [], "gap": 0.3}}}
+    rows = [
+        {"planted": "color=blue", "relied": True, "channels": channels(colour)},
+        {"planted": "object=none", "relied": True, "channels": channels(saturated)},
+    ]
+    s = rule_summary(rows, real_gap=0.05)
+    assert s["generated or edit"]["recall"] == 1.0 and s["generated or edit"]["precision"] == 2 / 3
+    rule = s["generated or edit not explained by a generated finding"]
+    assert rule["recall"] == 1.0 and rule["precision"] == 1.0 and rule["n_rows_with_also_moved"] == 2
 
 
 def test_a_finished_case_is_not_audited_again(tmp_path, monkeypatch):

@@ -56,6 +56,7 @@ LINE_KEYS = (
     "contradicts",
     "took_rate",
     "editable",
+    "also_moved",
 )
 
 
@@ -90,18 +91,29 @@ def _agrees(lines: dict[str, Any], ch: str) -> bool:
     return ((lines.get(ch) or {}).get("effect") or 0.0) > 0
 
 
-#: Candidate confirmation rules over a concept's evidence lines (channel -> line), judged by
-#: :func:`rule_summary` on the benchmark with images; the audit's own rule is ``evidence.TRIANGULATION_RULE``.
+def _unexplained_edit(lines: dict[str, Any], by_generated: set[str]) -> bool:
+    """The real-image edits support the concept and their factor edits moved no concept the generated scan
+    confirms (an edit toward a blue background that also turns a blue-reliant shape blue is explained by it)."""
+    moved = (lines.get("real_edit") or {}).get("also_moved") or []
+    return _supports(lines, "real_edit") and not set(moved) & by_generated
+
+
+#: Candidate confirmation rules over a concept's evidence lines (channel -> line) and the concepts the generated
+#: channel supports in the same audit, judged by :func:`rule_summary` on the benchmark with images; the audit's own
+#: rule is ``evidence.TRIANGULATION_RULE``.
 CANDIDATE_RULES = {
-    "generated": lambda ls: _supports(ls, "generated"),
-    "generated or edit": lambda ls: _supports(ls, "generated") or _supports(ls, "real_edit"),
-    "generated or edit (CI low >= 0.02)": lambda ls: (
+    "generated": lambda ls, gen: _supports(ls, "generated"),
+    "generated or edit": lambda ls, gen: _supports(ls, "generated") or _supports(ls, "real_edit"),
+    "generated or edit (CI low >= 0.02)": lambda ls, gen: (
         _supports(ls, "generated") or _supports(ls, "real_edit", 0.02)
     ),
-    "generated or edit with generated agreeing": lambda ls: (
+    "generated or edit with generated agreeing": lambda ls, gen: (
         _supports(ls, "generated") or (_supports(ls, "real_edit") and _agrees(ls, "generated"))
     ),
-    "two channels": lambda ls: sum(_supports(ls, ch) for ch in CHANNELS) >= 2,
+    "generated or edit not explained by a generated finding": lambda ls, gen: (
+        _supports(ls, "generated") or _unexplained_edit(ls, gen)
+    ),
+    "two channels": lambda ls, gen: sum(_supports(ls, ch) for ch in CHANNELS) >= 2,
 }
 
 
@@ -114,16 +126,26 @@ def _by_concept(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _has_also_moved(row: dict[str, Any]) -> bool:
+    """Whether a row's edit lines record what else the edits moved (rows before it was measured do not)."""
+    return any(
+        "also_moved" in line for line in row["channels"].get("real_edit", {}).get("lines", {}).values()
+    )
+
+
 def rule_summary(rows: list[dict[str, Any]], real_gap: float) -> dict[str, Any]:
     """Per candidate rule: recall of the planted factor (relied-on cases), precision of what it confirms (real when
     the concept's gap on scenes is >= ``real_gap``) and confirmations on the clean classifiers; rows recorded
-    before lines were kept are skipped (``n_rows`` says how many were judged)."""
+    before lines were kept are skipped (``n_rows`` says how many were judged; ``n_rows_with_also_moved`` how many
+    record what else the edits moved: on the others the "not explained" rule is "generated or edit")."""
     judged = [r for r in rows if r.get("channels") and any("lines" in c for c in r["channels"].values())]
     out = {}
     for name, rule in CANDIDATE_RULES.items():
         hits, real, clean = [], [], 0
         for r in judged:
-            confirmed = {c: ls for c, ls in _by_concept(r).items() if rule(ls)}
+            lines = _by_concept(r)
+            by_generated = {c for c, ls in lines.items() if _supports(ls, "generated")}
+            confirmed = {c: ls for c, ls in lines.items() if rule(ls, by_generated)}
             if not r["planted"]:
                 clean += len(confirmed)
                 continue
@@ -137,6 +159,7 @@ def rule_summary(rows: list[dict[str, Any]], real_gap: float) -> dict[str, Any]:
             "n_confirmed": len(real),
             "clean_confirmations": clean,
             "n_rows": len(judged),
+            "n_rows_with_also_moved": sum(_has_also_moved(r) for r in judged),
         }
     return out
 
