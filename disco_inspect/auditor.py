@@ -774,17 +774,17 @@ def _edit_stages(
 def _real_edits(
     ctx: _Context, run: Any, inversion: Any, parts: dict[str, Any], edit_settings: Any, cache_dir: Path
 ) -> tuple[Any, Any]:
-    """The real-image counterfactual scan on a shortlist (:func:`shortlist`), and the factors with its line; ``None``
+    """The real-image counterfactual scan on a shortlist (:func:`~.analysis.evidence.edit_shortlist`), and the factors with its line; ``None``
     (factors unchanged) when it is off, the scorer cannot intervene or too few images were usable."""
     from .analysis.counterfactual import counterfactual_scan
-    from .analysis.evidence import MIN_USABLE, triangulate
+    from .analysis.evidence import MIN_USABLE, edit_shortlist, triangulate
     from .editor import EditSettings
 
     s, evidence = ctx.settings, parts["evidence"]
     n = min(s.real_edit_images, len(inversion))
     if not s.real_edit_images or not hasattr(ctx.scorer, "intervention") or n < MIN_USABLE:
         return None, parts["factors"]
-    concepts, rule = shortlist(parts["factors"], evidence, s.real_edit_concepts)
+    concepts, rule = edit_shortlist(parts["factors"], evidence, s.real_edit_concepts)
     knobs = (edit_settings or EditSettings()).resolved(ctx.pipe)
     scan = counterfactual_scan(
         ctx.pipe,
@@ -806,24 +806,6 @@ def _real_edits(
         progress=ctx.progress,
     )
     return scan, triangulate(parts["factors"], evidence, scan)
-
-
-def shortlist(factors: Any, evidence: Any, k: int) -> tuple[list[str], str]:
-    """The concepts the real-image counterfactual scan edits toward (at most ``k``) and the rule, stated: confirmed by
-    the generated scan (in rank order), then supported by the real data (by effect), then the rest by the generated
-    effect."""
-    real = evidence.real_data.slices if evidence is not None and evidence.real_data is not None else {}
-    confirmed = [f.concept for f in factors.factors if f.confirmed]
-    by_data = sorted((c for c, sl in real.items() if sl.significant), key=lambda c: -(real[c].effect or 0))
-    rest = sorted(
-        (f for f in factors.factors if f.intervention is not None), key=lambda f: -f.intervention.effect
-    )
-    ordered = list(dict.fromkeys([*confirmed, *by_data, *(f.concept for f in rest)]))
-    rule = (
-        f"at most {k}: the concepts the generated scan confirmed, then those the real data support, then the rest by "
-        "the generated effect"
-    )
-    return ordered[:k], rule
 
 
 def _save(result: AuditResult, out_dir: Path) -> None:

@@ -254,3 +254,21 @@ def triangulate(factors: Any, images: ImageEvidence | None, real_edits: Any = No
         out.append(replace(f, evidence=evidence))
     method = {**factors.method, "triangulation": TRIANGULATION_RULE}
     return replace(factors, factors=out, method=method)
+
+
+def edit_shortlist(factors: Any, evidence: Any, k: int) -> tuple[list[str], str]:
+    """The concepts the real-image counterfactual scan edits toward (at most ``k``) and the rule, stated: confirmed by
+    the generated scan (in rank order), then supported by the real data (by effect), then the rest by the generated
+    effect."""
+    real = evidence.real_data.slices if evidence is not None and evidence.real_data is not None else {}
+    confirmed = [f.concept for f in factors.factors if f.confirmed]
+    by_data = sorted((c for c, sl in real.items() if sl.significant), key=lambda c: -(real[c].effect or 0))
+    rest = sorted(
+        (f for f in factors.factors if f.intervention is not None), key=lambda f: -f.intervention.effect
+    )
+    ordered = list(dict.fromkeys([*confirmed, *by_data, *(f.concept for f in rest)]))
+    rule = (
+        f"at most {k}: the concepts the generated scan confirmed, then those the real data support, then the rest by "
+        "the generated effect"
+    )
+    return ordered[:k], rule

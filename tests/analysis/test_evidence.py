@@ -112,3 +112,28 @@ def test_images_of_other_classes_show_false_positive_reliance(scorer):
     assert clean.other_classes.significant == []
     line = triangulate(FactorAudit([_factor("background=green", True)], 0.05, 0.05, 32), biased)
     assert line.get("background=green").evidence["other_classes"]["supports"]
+
+
+def test_the_edit_shortlist_takes_confirmed_then_data_supported_then_by_generated_effect():
+    from types import SimpleNamespace as NS
+
+    from disco_inspect.analysis.evidence import edit_shortlist
+
+    def factor(concept, confirmed, effect):
+        return NS(concept=concept, confirmed=confirmed, intervention=NS(effect=effect))
+
+    factors = NS(
+        factors=[
+            factor("a", False, 0.3),
+            factor("b", True, 0.1),
+            factor("c", False, 0.2),
+            factor("d", False, 0.0),
+        ]
+    )
+    slices = {"d": NS(significant=True, effect=0.4), "c": NS(significant=False, effect=0.9)}
+    evidence = NS(real_data=NS(slices=slices))
+    concepts, rule = edit_shortlist(factors, evidence, 3)
+    assert concepts == ["b", "d", "a"] and rule.startswith(
+        "at most 3: the concepts the generated scan confirmed"
+    )
+    assert edit_shortlist(factors, None, 9)[0] == ["b", "a", "c", "d"]
