@@ -368,6 +368,9 @@ def test_report_with_enough_images_shows_the_evidence_side_by_side(tmp_path):
     for c, e in edits["concepts"].items():
         line = next(f for f in doc["factors"]["ranked"] if f["concept"] == c)["evidence"]["real_edit"]
         assert line["took_rate"] == e["took_rate"] and line["n"] == 12
+        assert line["also_moved"] == e["also_moved"] and set(e["also_moved"]) <= {"red", "green"} - {c}
+        if e["also_moved"]:  # what else the edits moved is shown beside the effect
+            assert f"the same edits also moved {', '.join(e['also_moved'])}" in html
     assert html.count("Your images edited:") == len(edits["concepts"]) and "real_edits" in res.timings
     assert "edits of 12 of your images toward" in doc["evidence"]["summary"]
     # every edit is cached per image beside the inversions (an interrupted run keeps them): the token edit and its
