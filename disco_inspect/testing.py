@@ -93,6 +93,110 @@ def tiny_xl_pipeline(seed: int = 0, sample_size: int = 16) -> Any:
     return pipe
 
 
+#: stabilityai/stable-diffusion-2-1's published configurations (unet/, vae/, text_encoder/, scheduler/).
+SD21_UNET = {
+    "act_fn": "silu",
+    "attention_head_dim": [5, 10, 20, 20],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 1024,
+    "down_block_types": [
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 96,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "upcast_attention": True,
+    "use_linear_projection": True,
+}
+SD21_VAE = {
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 768,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+SD21_TEXT = {
+    "hidden_act": "gelu",
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 23,
+    "projection_dim": 512,
+    "max_position_embeddings": 77,
+    "vocab_size": 49408,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+}
+SD21_SCHEDULER = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
+
+#: runwayml/stable-diffusion-v1-5's (its VAE is SD 2.1's configuration).
+SD15_UNET = {
+    **SD21_UNET,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 768,
+    "sample_size": 64,
+    "upcast_attention": False,
+    "use_linear_projection": False,
+}
+SD15_TEXT = {
+    **SD21_TEXT,
+    "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "projection_dim": 768,
+}
+SD15_SCHEDULER = {**SD21_SCHEDULER, "prediction_type": "epsilon"}
+
+
+def sd_shaped_pipeline(family: str = "sd15", image_size: int = 64) -> Any:
+    """A random-weight ``StableDiffusionPipeline`` from SD 1.5's or SD 2.1's (768-v) published configurations at
+    full widths (``family``: ``sd15`` or ``sd21``), nothing downloaded; only the resolution is chosen
+    (``image_size``). DDIM with the family's prediction type, trailing spacing."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    unet_cfg, text_cfg, sched_cfg = {
+        "sd15": (SD15_UNET, SD15_TEXT, SD15_SCHEDULER),
+        "sd21": (SD21_UNET, SD21_TEXT, SD21_SCHEDULER),
+    }[family]
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config({**unet_cfg, "sample_size": image_size // 8})
+    vae = AutoencoderKL.from_config({**SD21_VAE, "sample_size": image_size})
+    text = CLIPTextModel(CLIPTextConfig(**text_cfg))
+    scheduler = DDIMScheduler.from_config(sched_cfg)
+    return assemble_pipeline(unet, vae, text, scheduler, source=f"{family}-shaped-random")
+
+
 #: stabilityai/stable-diffusion-xl-base-1.0's published configurations (unet/, vae/, text_encoder/, text_encoder_2/).
 SDXL_UNET = {
     "act_fn": "silu",
@@ -119,36 +223,8 @@ SDXL_UNET = {
     "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
     "use_linear_projection": True,
 }
-SDXL_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "force_upcast": True,
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 1024,
-    "scaling_factor": 0.13025,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
-_CLIP_IDS = {
-    "vocab_size": 49408,
-    "max_position_embeddings": 77,
-    "bos_token_id": 0,
-    "eos_token_id": 2,
-    "pad_token_id": 1,
-}
-SDXL_TEXT = {
-    "hidden_act": "quick_gelu",
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "projection_dim": 768,
-    **_CLIP_IDS,
-}
+SDXL_VAE = {**SD21_VAE, "force_upcast": True, "sample_size": 1024, "scaling_factor": 0.13025}
+SDXL_TEXT = SD15_TEXT  # CLIP ViT-L/14, as SD 1.5's
 SDXL_TEXT_2 = {
     "hidden_act": "gelu",
     "hidden_size": 1280,
@@ -156,18 +232,12 @@ SDXL_TEXT_2 = {
     "num_attention_heads": 20,
     "num_hidden_layers": 32,
     "projection_dim": 1280,
-    **_CLIP_IDS,
+    **{
+        k: SD21_TEXT[k]
+        for k in ("vocab_size", "max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")
+    },
 }
-SDXL_SCHEDULER = {
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "prediction_type": "epsilon",
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-}
+SDXL_SCHEDULER = SD15_SCHEDULER  # the same betas and epsilon prediction (SDXL ships Euler on them)
 
 
 def sdxl_shaped_pipeline(

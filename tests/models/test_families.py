@@ -14,85 +14,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow
+from disco_inspect.testing import SD21_SCHEDULER, SD21_UNET
 
-SD21_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": [5, 10, 20, 20],
-    "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 1024,
-    "down_block_types": [
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 96,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "upcast_attention": True,
-    "use_linear_projection": True,
-}
-SD21_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 768,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
-SD21_TEXT = {
-    "hidden_act": "gelu",
-    "hidden_size": 1024,
-    "intermediate_size": 4096,
-    "num_attention_heads": 16,
-    "num_hidden_layers": 23,
-    "projection_dim": 512,
-    "max_position_embeddings": 77,
-    "vocab_size": 49408,
-    "bos_token_id": 0,
-    "eos_token_id": 2,
-    "pad_token_id": 1,
-}
-SD21_SCHEDULER = {
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction",
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-}
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sd21():
     """An SD-2.1-shaped ``StableDiffusionPipeline`` with random weights at 64 px (see the module docs)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from disco_inspect.testing import sd_shaped_pipeline
 
-    from disco_inspect.testing import assemble_pipeline
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config({**SD21_UNET, "sample_size": 8})  # 64 px images
-    vae = AutoencoderKL.from_config({**SD21_VAE, "sample_size": 64})
-    text = CLIPTextModel(CLIPTextConfig(**SD21_TEXT))
-    scheduler = DDIMScheduler.from_config(SD21_SCHEDULER)
-    return assemble_pipeline(unet, vae, text, scheduler, source="sd21-shaped-random")
+    return sd_shaped_pipeline("sd21", image_size=64)
 
 
 def test_the_sd21_shaped_pipeline_has_the_real_layout(sd21):
@@ -131,42 +63,14 @@ def test_train_two_iterations_then_edit_one_image_on_sd21(sd21, tmp_path):
 
 # --- SD 1.5 (runwayml/stable-diffusion-v1-5): CLIP ViT-L/14 text tower, 8 heads, no linear projection -------------
 
-SD15_UNET = {
-    **SD21_UNET,
-    "attention_head_dim": 8,
-    "cross_attention_dim": 768,
-    "sample_size": 64,
-    "upcast_attention": False,
-    "use_linear_projection": False,
-}
-SD15_TEXT = {
-    **SD21_TEXT,
-    "hidden_act": "quick_gelu",
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "projection_dim": 768,
-}
-SD15_SCHEDULER = {**SD21_SCHEDULER, "prediction_type": "epsilon"}
-
 
 @pytest.fixture(scope="module")
 def sd15():
     """An SD-1.5-shaped ``StableDiffusionPipeline`` with random weights at 64 px (the VAE is SD 1.5's, the same
     configuration as SD 2.1's; widths and layouts unchanged, only the resolution scaled down)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from disco_inspect.testing import sd_shaped_pipeline
 
-    from disco_inspect.testing import assemble_pipeline
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config({**SD15_UNET, "sample_size": 8})
-    vae = AutoencoderKL.from_config({**SD21_VAE, "sample_size": 64})
-    text = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
-    return assemble_pipeline(
-        unet, vae, text, DDIMScheduler.from_config(SD15_SCHEDULER), source="sd15-shaped-random"
-    )
+    return sd_shaped_pipeline("sd15", image_size=64)
 
 
 def test_report_through_the_scan_and_evaluate_on_sd15(sd15, tmp_path, audit_through_the_scan):
