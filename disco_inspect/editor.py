@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 EDIT_JSON = "edit.json"
 EDIT_HTML = "index.html"
+#: Written into an edit folder before any work: an interrupted edit (inversions cached, no edit.json yet) is ours.
+EDIT_MARKER = ".disco-inspect-edit"
 
 
 @dataclass
@@ -104,14 +106,19 @@ class _Request:
     progress: bool
 
 
+def is_edit_folder(path: Path) -> bool:
+    """Whether folder ``path`` is an edit's (finished: ``edit.json``; interrupted: the marker written first)."""
+    return (path / EDIT_JSON).is_file() or (path / EDIT_MARKER).is_file()
+
+
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that is a file, or a folder holding other files and no earlier edit."""
     if out.exists() and not out.is_dir():
         raise DiscoInspectError(f"`--out` = `{out}` is a file; pass a folder for the edits.")
-    if out.is_dir() and any(out.iterdir()) and not (out / EDIT_JSON).is_file():
+    if out.is_dir() and any(out.iterdir()) and not is_edit_folder(out):
         raise DiscoInspectError(
             f"`--out` folder `{out}` holds other files and no {EDIT_JSON}; pass an empty or new "
-            "folder (an earlier edit folder is updated in place)."
+            "folder (an earlier edit folder, finished or interrupted, is updated in place)."
         )
 
 
@@ -173,6 +180,8 @@ def edit_images(
     )
     scorer = scorer if scorer is not None else _default_scorer(pipe)
     req = _Request(pipe, classifier, target, name, prompt, knobs, token_str, out, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EDIT_MARKER).touch()  # the folder is ours from here: an interrupted edit resumes in it
     # 2. invert
     t0 = time.perf_counter()
     inv = _invert(req, loaded)

@@ -72,14 +72,14 @@ def check_generate_out(value: str | Path) -> Path:
 
 
 def check_edit_out(value: str | Path, flag: str = "--out") -> Path:
-    """An edit folder: new, empty, or an earlier edit (it holds ``edit.json``)."""
-    from ..editor import EDIT_JSON
+    """An edit folder: new, empty, or an earlier edit (finished or interrupted: :func:`~..editor.is_edit_folder`)."""
+    from ..editor import EDIT_JSON, is_edit_folder
 
     path = check_out_path(value, flag)
-    if _entries(path) and not (path / EDIT_JSON).is_file():
+    if _entries(path) and not is_edit_folder(path):
         raise DiscoInspectError(
             f"`{flag}` = `{value}` holds other files and no {EDIT_JSON}; pass an empty or new folder (an earlier "
-            "edit folder is updated in place)."
+            "edit folder, finished or interrupted, is updated in place)."
         )
     return path
 
