@@ -52,6 +52,8 @@ class EditSettings(ConfigMixin):
     cross_replace: float | None = None
     self_replace: float | None = None
     inner_steps: int = 10
+    inversion: str = "null-text"
+    """How the images are inverted: ``null-text``, ``negative-prompt`` or ``direct`` (see docs/editing.md)."""
     method: str = "noise"
     samples: int = 4
     sigma: float | None = None
@@ -61,7 +63,9 @@ class EditSettings(ConfigMixin):
     def validate(self) -> None:
         """Check every value; raise :class:`DiscoInspectError` naming the first bad one."""
         from .editing.edit import METHODS
+        from .editing.inversion import check_inversion_method
 
+        check_inversion_method(self.inversion, "inversion")
         if self.method not in METHODS:
             raise DiscoInspectError(
                 f"`method` = {self.method!r} is unknown; use one of {', '.join(METHODS)}."
@@ -225,7 +229,8 @@ def _default_scorer(pipe: Any) -> Any:
 
 
 def _invert(req: _Request, loaded: Any) -> Any:
-    """Step 2: the null-text inversion of the loaded images with the source prompt (cached in ``out/cache``)."""
+    """Step 2: the inversion (null-text by default) of the loaded images with the source prompt (cached in
+    ``out/cache``, keyed by the method)."""
     from .editing.inversion import invert
 
     return invert(
@@ -236,6 +241,7 @@ def _invert(req: _Request, loaded: Any) -> Any:
         num_inference_steps=req.knobs["num_inference_steps"],
         guidance_scale=req.knobs["guidance_scale"],
         inner_steps=req.knobs["inner_steps"],
+        method=req.knobs["inversion"],
         cache_dir=req.out / "cache",
         progress=req.progress,
     )

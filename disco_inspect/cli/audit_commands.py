@@ -515,6 +515,7 @@ def _add_analysis_args(p: argparse.ArgumentParser, audit: argparse._ActionsConta
     :class:`~disco_inspect.auditor.AuditSettings`."""
     from ..analysis.concepts import DEFAULT_CLIP_ARCH
     from ..auditor import AuditSettings
+    from .edit_commands import add_inversion_arg
 
     a = AuditSettings()
     g = p.add_argument_group("analysis")
@@ -549,6 +550,7 @@ def _add_analysis_args(p: argparse.ArgumentParser, audit: argparse._ActionsConta
         "slice per concept (with vs without it) and edits toward each shortlisted concept, beside the generated "
         "interventions; also edited with the learned token (OUT/.../edits/, see `disco-inspect edit`)",
     )
+    add_inversion_arg(audit)
     g.add_argument("--clip-arch", default=DEFAULT_CLIP_ARCH, help="open_clip architecture of --clip-weights")
     g.add_argument(
         "--clip-weights", default=None, help="local open_clip weights (needed for non-world pipelines)"

@@ -255,6 +255,7 @@ def check_edit_args(args: argparse.Namespace) -> Any:
         cross_replace=args.cross_replace,
         self_replace=args.self_replace,
         method=args.method,
+        inversion=args.inversion,
         samples=args.samples,
         sigma=args.sigma,
         seed=args.seed,

@@ -99,6 +99,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_edit)
 
 
+def add_inversion_arg(p: argparse._ActionsContainer) -> None:
+    """``--inversion``: how ``edit`` and ``report --images`` invert the user's images."""
+    from ..editing.inversion import INVERSION_METHODS
+
+    p.add_argument(
+        "--inversion",
+        default=INVERSION_METHODS[0],
+        choices=INVERSION_METHODS,
+        help="how images are inverted: null-text (Mokady et al.), negative-prompt (no optimisation) or direct "
+        "(recorded per-step offsets); see docs/editing.md",
+    )
+
+
 def _add_edit_args(p: argparse.ArgumentParser) -> None:
     """The images, the token and the edit's settings (defaults: the paper's; world: the world preset's)."""
     from ..editing.edit import CROSS_REPLACE, METHODS, NOISE_SIGMA, SELF_REPLACE
@@ -118,6 +131,7 @@ def _add_edit_args(p: argparse.ArgumentParser) -> None:
         f"{W['prompt']!r})",
     )
     e = EditSettings()
+    add_inversion_arg(p)
     p.add_argument(
         "--method",
         default=e.method,

@@ -47,6 +47,7 @@ FIELD_FLAGS = {
     "concepts": "--concepts",
     "prompt": "--prompt",
     "method": "--method",
+    "inversion": "--inversion",
     "samples": "--samples",
     "sigma": "--sigma",
     "cross_replace": "--cross-replace",

@@ -191,6 +191,7 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
 
     ``progress``: the audit's own progress bars (for a single task; many tasks share one task bar)."""
     from ..auditor import audit, default_config
+    from ..editor import EditSettings
 
     settings = audit_settings(args)
     pipe, clf, scorer = _audit_models(args, task)
@@ -208,6 +209,7 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
         allow_unfinished=args.report_unfinished,
         reference=reference,
         user_images=args.images,
+        edit_settings=EditSettings(inversion=args.inversion) if args.images else None,
     )
     return {
         "doc": res.to_dict(),

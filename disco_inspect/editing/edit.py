@@ -554,6 +554,7 @@ def _sample_batch(
             cond = torch.cat([src_c.float(), cond_e.float()])
             uncond = torch.cat([null.float(), unc_e.float()])
             x = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
+            x = inversion.corrected(x, i, images + [j for j in images for _ in range(n)])
             if extra is None:
                 latents.append(x[b:].float().cpu())
             on_step(b)

@@ -1,4 +1,4 @@
-"""DDIM inversion, then null-text inversion (Mokady et al., 2023), batched over images and cached on disk.
+"""DDIM inversion, then null-text, negative-prompt or direct inversion, batched over images and cached on disk.
 
 1. *DDIM inversion* with the source prompt and no guidance runs the deterministic DDIM sampler backwards
    (``x_{t_prev} -> x_t``), giving the *pivot* trajectory ``x_0 ... x_T`` of each image.
@@ -8,8 +8,17 @@
    ``1e-5 + i 2e-5``) so that the guided step lands on the pivot's next latent; the tuned embedding then
    drives the step and the next one starts where it landed.
 
-The result, :class:`Inversion`, holds ``x_T``, the pivot, and one null embedding per step and image; sampling
-from it with guidance reproduces the image (see :func:`reconstruct`). Only the null embeddings are optimised;
+Step 2 has two cheaper alternatives (``method``):
+
+- ``negative-prompt`` (Miyake et al., 2023): no optimisation; the source prompt's own embedding stands in for the
+  null embedding at every step, so the guided step equals the conditional one the pivot was inverted with.
+- ``direct`` (Ju et al., "PnP Inversion", ICLR 2024): the null embedding stays the empty prompt's; one guided pass
+  along the pivot records, per step, the offset between the pivot's next latent and where the guided step lands.
+  Sampling adds the step's offset to every row (the source row then follows the pivot exactly, the edit rows
+  get the same correction).
+
+The result, :class:`Inversion`, holds ``x_T``, the pivot, one null embedding per step and image, and ``direct``'s
+offsets; sampling from it with guidance reproduces the image (see :func:`reconstruct`). Only the null embeddings are optimised;
 the pipeline's weights are never touched. Everything runs on ``pipe.device`` in ``pipe.unet.dtype``; the
 embeddings are optimised in float32 and cast for the UNet, so float16 pipelines work on a GPU.
 """
@@ -37,6 +46,8 @@ logger = logging.getLogger(__name__)
 NULL_LR = 1e-2
 NULL_TOL = 1e-5
 NULL_TOL_STEP = 2e-5
+#: The inversion methods (``invert(method=...)``, ``--inversion``); the first is the default.
+INVERSION_METHODS = ("null-text", "negative-prompt", "direct")
 CACHE_VERSION = 1
 
 
@@ -50,8 +61,12 @@ class Inversion:
         names: a name per image (file stem), used for output folders.
         latents: the DDIM-inversion pivot ``[steps + 1, B, C, h, w]``; index 0 is the encoded image, the last
             is ``x_T``; ``latents[steps - i]`` is the latent sampling step ``i`` starts from.
-        null_embeddings: the tuned unconditional embeddings ``[steps, B, L, D]`` (one per sampling step).
-        null_loss: the final MSE of each step's null-text fit ``[steps, B]`` (diagnostics).
+        null_embeddings: the unconditional embeddings ``[steps, B, L, D]`` sampling uses, one per step (null-text:
+            tuned; negative-prompt: the source prompt's; direct: the empty prompt's).
+        null_loss: per step ``[steps, B]``, the MSE between the guided step and the pivot before any correction
+            (null-text: after its fit; diagnostics).
+        method: the inversion method (:data:`INVERSION_METHODS`).
+        offsets: ``direct`` only: ``[steps, B, C, h, w]``, added to every row's latent after sampling step ``i``.
         num_inference_steps, guidance_scale, timestep_spacing: the sampler settings the inversion holds for;
             edits must use the same ones.
         cached: per image, whether its inversion came from the cache.
@@ -69,6 +84,8 @@ class Inversion:
     timestep_spacing: str
     cached: list[bool] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    method: str = INVERSION_METHODS[0]
+    offsets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -93,7 +110,16 @@ class Inversion:
             timestep_spacing=self.timestep_spacing,
             cached=[self.cached[i] for i in idx] if self.cached else [],
             keys=[self.keys[i] for i in idx] if self.keys else [],
+            method=self.method,
+            offsets=None if self.offsets is None else self.offsets[:, idx],
         )
+
+    def corrected(self, x: torch.Tensor, step: int, rows: Sequence[int]) -> torch.Tensor:
+        """``x`` after sampling step ``step`` (row ``r`` from image ``rows[r]``): plus the step's ``direct`` offset
+        of each row's image; unchanged for the other methods."""
+        if self.offsets is None:
+            return x
+        return x + self.offsets[step][list(rows)].to(x.device, x.dtype)
 
     def settings(self) -> dict[str, Any]:
         """The sampler settings, JSON-ready."""
@@ -101,6 +127,7 @@ class Inversion:
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": self.guidance_scale,
             "timestep_spacing": self.timestep_spacing,
+            "inversion": self.method,
         }
 
 
@@ -300,6 +327,15 @@ def _check_inputs(
         raise DiscoInspectError(f"`guidance_scale` = {guidance_scale!r} is invalid; use a value >= 0.")
 
 
+def check_inversion_method(method: str, flag: str = "method") -> str:
+    """``method`` if it is one of :data:`INVERSION_METHODS`, else one line naming ``flag`` and the choices."""
+    if method not in INVERSION_METHODS:
+        raise DiscoInspectError(
+            f"`{flag}` = {method!r} is not an inversion method; use one of {', '.join(INVERSION_METHODS)}."
+        )
+    return method
+
+
 def pipeline_fingerprint(pipe: Any) -> str:
     """A cheap identity of a pipeline's weights and noise schedule (for the inversion cache key)."""
     h = hashlib.sha256()
@@ -380,11 +416,13 @@ def invert(
     timestep_spacing: str = "trailing",
     inner_steps: int = 10,
     fixed_point_steps: int = 0,
+    method: str = INVERSION_METHODS[0],
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Inversion:
-    """Invert ``images`` with their source ``prompts``: DDIM inversion, then null-text inversion.
+    """Invert ``images`` with their source ``prompts``: DDIM inversion, then null-text (or negative-prompt, or
+    direct) inversion.
 
     Args:
         pipe: a diffusers Stable Diffusion pipeline (epsilon, v or sample prediction) or the bundled world.
@@ -400,6 +438,8 @@ def invert(
         fixed_point_steps: extra noise predictions per inversion step at the latent the step lands on (fixed-point
             DDIM inversion); 0 is the classic approximation ``eps(x_{t_prev}, t)``. A small, rough UNet (the
             world's) inverts much more exactly with a few (see docs/editing.md).
+        method: ``null-text`` (Mokady et al.), ``negative-prompt`` (Miyake et al.: no optimisation) or ``direct``
+            (Ju et al.: recorded per-step offsets); see the module docs and docs/editing.md.
         batch_size: images inverted together (each image's embedding is optimised independently).
         cache_dir: a folder for per-image results (safetensors); an image inverted before with the same
             pipeline, prompt and settings is read back instead of inverted again.
@@ -411,7 +451,9 @@ def invert(
     # 1. check the inputs, fix the settings and the cache keys
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     _check_inputs(pipe, images, prompts, num_inference_steps, guidance_scale, inner_steps)
+    check_inversion_method(method)
     settings = {
+        "method": method,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": float(guidance_scale),
         "timestep_spacing": timestep_spacing,
@@ -471,14 +513,14 @@ def _invert_missing(
 
     parts: dict[int, dict[str, torch.Tensor]] = {}
     bar = tqdm(
-        total=len(todo) * job.settings["num_inference_steps"],
-        desc="null-text inversion",
+        total=len(todo) * job.settings["num_inference_steps"] * 2,
+        desc=f"{job.settings['method']} inversion",
         disable=not progress,
         leave=False,
     )
     for s in range(0, len(todo), batch_size):
         idx = todo[s : s + batch_size]
-        lat, nulls, losses = _invert_batch(
+        batch = _invert_batch(
             pipe,
             job.images[idx],
             [job.prompts[i] for i in idx],
@@ -486,7 +528,7 @@ def _invert_missing(
             on_step=functools.partial(bar.update, len(idx)),
         )
         for j, i in enumerate(idx):
-            parts[i] = {"latents": lat[:, j], "null_embeddings": nulls[:, j], "null_loss": losses[:, j]}
+            parts[i] = {k: v[:, j] for k, v in batch.items()}
             if job.cache is not None:  # saved per batch: an interrupted run keeps what it finished
                 key = job.keys[i]
                 _save_cached(job.cache / f"{key}.safetensors", parts[i], job.prompts[i], job.settings, key)
@@ -497,6 +539,7 @@ def _invert_missing(
 def _assemble(job: _InversionJob, parts: dict[int, dict[str, torch.Tensor]], cached: set[int]) -> Inversion:
     """The :class:`Inversion` of every image of ``job`` from its per-image ``parts``."""
     n = len(job.images)
+    direct = "offsets" in parts[0]
     return Inversion(
         images=job.images,
         prompts=job.prompts,
@@ -509,59 +552,152 @@ def _assemble(job: _InversionJob, parts: dict[int, dict[str, torch.Tensor]], cac
         timestep_spacing=job.settings["timestep_spacing"],
         cached=[i in cached for i in range(n)],
         keys=list(job.keys),
+        method=job.settings["method"],
+        offsets=torch.stack([parts[i]["offsets"] for i in range(n)], 1) if direct else None,
     )
 
 
 def _invert_batch(
     pipe: Any, images: torch.Tensor, prompts: list[str], settings: dict[str, Any], on_step: Callable[[], None]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(pivot [n+1, B, ...], null embeddings [n, B, L, D], final MSE [n, B]) of one batch, all on the CPU."""
-    from ..engine.sampling import encode, uses_cfg
+) -> dict[str, torch.Tensor]:
+    """One batch on the CPU: ``latents`` (the pivot ``[n+1, B, ...]``), ``null_embeddings`` ``[n, B, L, D]``,
+    ``null_loss`` ``[n, B]`` and, for ``direct``, ``offsets`` ``[n, B, C, h, w]``."""
+    from ..engine.sampling import encode
 
-    n, g = settings["num_inference_steps"], settings["guidance_scale"]
-    sched = ddim_scheduler(pipe, n, settings["timestep_spacing"])
-    timesteps = sched.timesteps
+    sched = ddim_scheduler(pipe, settings["num_inference_steps"], settings["timestep_spacing"])
     with torch.no_grad():
         cond = encode(pipe, prompts)
-        x = encode_images(pipe, images)
-        pivot = [x]
-        for t in reversed(timesteps):  # x_0 -> x_T, the noise predicted without guidance
-            x_prev = x
-            x = ddim_inverse_step(sched, guided_eps(pipe, x_prev, t, cond, None, 1.0), t, x_prev)
-            for _ in range(settings["fixed_point_steps"]):  # re-predict the noise at the latent it lands on
-                x = ddim_inverse_step(sched, guided_eps(pipe, x, t, cond, None, 1.0), t, x_prev)
-            pivot.append(x)
-    pivot_t = torch.stack(pivot)  # [n+1, B, C, h, w]
-    uncond = empty_embedding(pipe).expand(len(images), -1, -1).clone()
+        pivot = _ddim_pivot(
+            pipe, sched, encode_images(pipe, images), cond, settings["fixed_point_steps"], on_step
+        )
+    fit = {"negative-prompt": _negative_prompt, "direct": _direct_offsets}.get(settings["method"], _null_text)
+    return {"latents": pivot.float().cpu(), **fit(pipe, sched, pivot, cond, settings, on_step)}
+
+
+@torch.no_grad()
+def _ddim_pivot(
+    pipe: Any,
+    sched: Any,
+    x: torch.Tensor,
+    cond: torch.Tensor,
+    fixed_point_steps: int,
+    on_step: Callable[[], None],
+) -> torch.Tensor:
+    """The DDIM-inversion pivot ``[n+1, B, C, h, w]`` from the encoded images ``x`` (x_0 -> x_T, the noise predicted
+    with the source prompt and no guidance; ``fixed_point_steps`` re-predictions at the latent each step lands on)."""
+    pivot = [x]
+    for t in reversed(sched.timesteps):
+        x_prev = x
+        x = ddim_inverse_step(sched, guided_eps(pipe, x_prev, t, cond, None, 1.0), t, x_prev)
+        for _ in range(fixed_point_steps):
+            x = ddim_inverse_step(sched, guided_eps(pipe, x, t, cond, None, 1.0), t, x_prev)
+        pivot.append(x)
+        on_step()
+    return torch.stack(pivot)
+
+
+def _negative_prompt(
+    pipe: Any,
+    sched: Any,
+    pivot: torch.Tensor,
+    cond: torch.Tensor,
+    settings: dict[str, Any],
+    on_step: Callable[[], None],
+) -> dict[str, torch.Tensor]:
+    """Negative-prompt inversion: the source prompt's embedding is every step's null embedding (no model call;
+    ``null_loss`` is not measured: NaN)."""
+    n = len(sched.timesteps)
+    for _ in range(n):
+        on_step()
+    nulls = cond.float().cpu().unsqueeze(0).expand(n, -1, -1, -1).clone()
+    return {"null_embeddings": nulls, "null_loss": torch.full((n, len(cond)), float("nan"))}
+
+
+@torch.no_grad()
+def _direct_offsets(
+    pipe: Any,
+    sched: Any,
+    pivot: torch.Tensor,
+    cond: torch.Tensor,
+    settings: dict[str, Any],
+    on_step: Callable[[], None],
+) -> dict[str, torch.Tensor]:
+    """Direct inversion: the empty prompt as null embedding; per step, the offset from the guided step taken on
+    the pivot to the pivot's next latent (one guided UNet call per step)."""
+    n, g = len(sched.timesteps), settings["guidance_scale"]
+    uncond = empty_embedding(pipe).expand(len(cond), -1, -1)
+    offsets, losses = [], []
+    for i, t in enumerate(sched.timesteps):
+        x = pivot[n - i]
+        landed = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
+        off = (pivot[n - 1 - i].float() - landed.float()).cpu()
+        offsets.append(off)
+        losses.append(off.pow(2).flatten(1).mean(1))
+        on_step()
+    nulls = uncond.float().cpu().unsqueeze(0).expand(n, -1, -1, -1).clone()
+    return {"null_embeddings": nulls, "null_loss": torch.stack(losses), "offsets": torch.stack(offsets)}
+
+
+def _null_text(
+    pipe: Any,
+    sched: Any,
+    pivot: torch.Tensor,
+    cond: torch.Tensor,
+    settings: dict[str, Any],
+    on_step: Callable[[], None],
+) -> dict[str, torch.Tensor]:
+    """Null-text inversion (Mokady et al.): per step, Adam on the null embedding so the guided step lands on the
+    pivot; the tuned embedding drives the step and the next starts where it landed."""
+    from ..engine.sampling import uses_cfg
+
+    n, g = settings["num_inference_steps"], settings["guidance_scale"]
+    uncond = empty_embedding(pipe).expand(len(cond), -1, -1).clone()
     nulls, losses = [], []
-    latent = pivot_t[-1]
+    latent = pivot[-1]
     tune = uses_cfg(pipe, g) and settings["inner_steps"] > 0
-    for i, t in enumerate(timesteps):
-        target = pivot_t[n - 1 - i]
-        last = torch.zeros(len(images))
+    for i, t in enumerate(sched.timesteps):
+        last = torch.zeros(len(cond))
         if tune:
-            with torch.no_grad():
-                eps_c = guided_eps(pipe, latent, t, cond, None, 1.0).float()
-            u = uncond.clone().requires_grad_(True)
-            opt = torch.optim.Adam([u], lr=NULL_LR * (1.0 - i / 100.0))
-            tol = NULL_TOL + i * NULL_TOL_STEP
-            for _ in range(settings["inner_steps"]):
-                eps_u = guided_eps(pipe, latent, t, u, None, 1.0).float()
-                x_prev = ddim_step(sched, eps_u + g * (eps_c - eps_u), t, latent.float())
-                per = F.mse_loss(x_prev, target.float(), reduction="none").flatten(1).mean(1)
-                opt.zero_grad(set_to_none=True)
-                per.sum().backward()
-                opt.step()
-                last = per.detach().cpu()
-                if float(per.detach().max()) < tol:
-                    break
-            uncond = u.detach()
+            uncond, last = _fit_null(
+                pipe, sched, (latent, pivot[n - 1 - i]), cond, uncond, (i, t, g), settings
+            )
         nulls.append(uncond.float().cpu())
         losses.append(last)
         with torch.no_grad():
             latent = ddim_step(sched, guided_eps(pipe, latent, t, cond, uncond, g), t, latent)
         on_step()
-    return pivot_t.float().cpu(), torch.stack(nulls), torch.stack(losses)
+    return {"null_embeddings": torch.stack(nulls), "null_loss": torch.stack(losses)}
+
+
+def _fit_null(
+    pipe: Any,
+    sched: Any,
+    latents: tuple[torch.Tensor, torch.Tensor],
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    step: tuple[int, Any, float],
+    settings: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of null-text inversion: (the tuned null embedding, each image's final MSE) for the step from
+    ``latents[0]`` that should land on ``latents[1]``."""
+    (latent, target), (i, t, g) = latents, step
+    with torch.no_grad():
+        eps_c = guided_eps(pipe, latent, t, cond, None, 1.0).float()
+    u = uncond.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=NULL_LR * (1.0 - i / 100.0))
+    tol = NULL_TOL + i * NULL_TOL_STEP
+    last = torch.zeros(len(cond))
+    for _ in range(settings["inner_steps"]):
+        eps_u = guided_eps(pipe, latent, t, u, None, 1.0).float()
+        x_prev = ddim_step(sched, eps_u + g * (eps_c - eps_u), t, latent.float())
+        per = F.mse_loss(x_prev, target.float(), reduction="none").flatten(1).mean(1)
+        opt.zero_grad(set_to_none=True)
+        per.sum().backward()
+        opt.step()
+        last = per.detach().cpu()
+        if float(per.detach().max()) < tol:
+            break
+    return u.detach(), last
 
 
 @torch.no_grad()
@@ -570,8 +706,8 @@ def reconstruct(
 ) -> torch.Tensor:
     """Sample each inverted image back from ``x_T`` with its source prompt and guidance.
 
-    ``use_null=False`` samples with the plain empty-prompt embedding instead of the tuned ones: the
-    degradation null-text inversion exists to fix (reported beside the null-text reconstruction).
+    ``use_null=False`` samples with the plain empty-prompt embedding (and no ``direct`` offsets) instead: plain
+    DDIM, the degradation the inversion methods exist to fix (reported beside the method's reconstruction).
     """
     from ..engine.sampling import decode, encode
 
@@ -585,5 +721,6 @@ def reconstruct(
         for i, t in enumerate(sched.timesteps):
             u = part.null_embeddings[i] if use_null else plain.expand(len(part), -1, -1)
             x = ddim_step(sched, guided_eps(pipe, x, t, cond, u.to(pipe.device), part.guidance_scale), t, x)
+            x = part.corrected(x, i, range(len(part))) if use_null else x
         out.append(decode(pipe, x).float().cpu())
     return torch.cat(out)

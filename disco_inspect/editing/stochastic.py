@@ -205,6 +205,7 @@ def train_null_vae(
         x_prev = ddim_step(
             sched, guided_eps(pipe, x_in, t, cond[sel], u, inversion.guidance_scale), t, x_in.float()
         )
+        x_prev = inversion.corrected(x_prev, k, sel.tolist())
         mse = F.mse_loss(x_prev.float(), target)
         kl = EmbeddingVAE.kl(mu, logvar)
         loss = mse + beta * kl

@@ -102,6 +102,22 @@ def test_edit_writes_json_html_and_pngs(image_dir, tmp_path, capsys):
         again["images"][0]["edit_prompt"] == "a <S> circle"
         and again["settings"]["cross_replace"] == WORLD_EDIT["cross_replace"]
     )
+    # another inversion method is inverted anew into the same cache; direct inversion reconstructs as the VAE does
+    direct = tmp_path / "direct"
+    argv = [
+        "edit",
+        "world:biased_circle_green",
+        "--class",
+        "circle",
+        "--images",
+        str(image_dir / "circle_*.png"),
+    ]
+    argv += ["--token-file", str(_token(tmp_path)), "--steps", "3", "--method", "none", "--no-progress"]
+    assert main([*argv, "--inversion", "direct", "--out", str(direct)]) == 0
+    doc = json.loads((direct / "edit.json").read_text())
+    assert doc["settings"]["inversion"] == "direct"
+    for row in doc["images"]:
+        assert row["reconstruction"]["psnr"] >= row["reconstruction"]["vae_psnr"] - 0.1
 
 
 def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch, capsys):
@@ -146,6 +162,9 @@ def test_edit_refuses_bad_input_before_any_work(image_dir, tmp_path, monkeypatch
         ]
     )
     assert "class_name" in error([*args, "--images", str(image_dir), "--prompt", "a photo"])
+    with pytest.raises(SystemExit):  # argparse's one line: the flag, the value and the choices
+        main([*args, "--images", str(image_dir), "--inversion", "pnp"])
+    assert "argument --inversion: invalid choice: 'pnp'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -273,3 +273,36 @@ def test_saturated_intervention_seeds_reach_the_audit_settings(monkeypatch, caps
     seen.clear()
     assert main(["world", "benchmark", "--random", "1", "--saturated-intervention-seeds", "3"]) == 2
     assert "`--saturated-intervention-seeds`" in capsys.readouterr().err and not seen
+
+
+def test_report_inversion_reaches_the_edit_settings_of_the_audit(monkeypatch):
+    """`report --images DIR --inversion direct` hands the audit EditSettings with that method (without --images the
+    audit keeps its defaults)."""
+    from pathlib import Path
+
+    import disco_inspect.auditor as auditor
+    from disco_inspect.cli import tasks
+    from disco_inspect.cli.parser import build_parser
+    from disco_inspect.runner import Task
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_audit(*a, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(auditor, "audit", fake_audit)
+    monkeypatch.setattr(tasks, "_audit_models", lambda args, task: (None, None, None))
+    monkeypatch.setattr(tasks, "config_from", lambda args, cfg: None)
+    monkeypatch.setattr(auditor, "default_config", lambda pipe: None)
+    task = Task(model="m.pt", class_index=0, class_name="circle", folder=Path("f"))
+    for argv, expected in (([], None), (["--images", "imgs", "--inversion", "direct"], "direct")):
+        args = build_parser().parse_args(["report", "m.pt", "--class", "0", *argv])
+        seen.clear()
+        with pytest.raises(Stop):
+            tasks.audit_job(args, task)
+        got = seen["edit_settings"]
+        assert (got.inversion if got is not None else None) == expected
