@@ -258,14 +258,21 @@ class AuditResult:
 
         return render_report(self, inline=True)
 
-    def save(self, out: str | Path | None = None) -> Path:
-        """Write ``index.html``, ``report.json`` and figures to ``out`` (default: the audit folder)."""
-        from .report.html import write_report
+    def save(self, out: str | Path | None = None, *, plotly: str | Path | None = None) -> Path:
+        """Write ``index.html``, ``report.json`` and figures to ``out`` (default: the audit folder); how long that
+        took is ``timings["report"]`` (in report.json too). ``plotly``: a plotly.js file shared by many reports
+        (:func:`~disco_inspect.report.html.write_shared_plotly`) the page loads by a relative path; by default the
+        page embeds it. Returns the path of ``index.html``."""
+        from .report.html import write_report, write_report_json
 
         target = Path(out) if out is not None else self.out_dir
         if target is None:
             raise DiscoInspectError("This audit has no folder; pass `out=` to save the report.")
-        return write_report(self, target)
+        t = time.perf_counter()
+        page = write_report(self, target, plotly=plotly)
+        self.timings["report"] = time.perf_counter() - t
+        write_report_json(self, target)
+        return page
 
 
 def _trajectory_scores(run: Any, scorer: Any) -> tuple[list[int], torch.Tensor, list[float]] | None:
@@ -411,7 +418,7 @@ def audit(
     parts.update(images={**examples, **maps}, timings=clock.timings, calls=clock.calls, out_dir=out_dir)
     result = _result(ctx, run, ev, **parts)
     if save and out_dir is not None:
-        _save(result, out_dir)
+        result.save(out_dir)
     return result
 
 
@@ -743,6 +750,7 @@ def _edit_user_images(
     section = {
         "href": "edits/index.html",
         "method": job.doc["method"],
+        "inversion": job.doc["settings"]["inversion"],
         "summary": job.doc["summary"],
         "images": job.doc["images"],
         "failures": job.doc["failures"],
@@ -806,16 +814,6 @@ def _real_edits(
         progress=ctx.progress,
     )
     return scan, triangulate(parts["factors"], evidence, scan)
-
-
-def _save(result: AuditResult, out_dir: Path) -> None:
-    """Write the report, then record how long that took in ``timings["report"]`` and in report.json."""
-    from .report.html import write_report_json
-
-    t = time.perf_counter()
-    result.save(out_dir)
-    result.timings["report"] = time.perf_counter() - t
-    write_report_json(result, out_dir)
 
 
 def _null_control(

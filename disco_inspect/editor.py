@@ -52,8 +52,9 @@ class EditSettings(ConfigMixin):
     cross_replace: float | None = None
     self_replace: float | None = None
     inner_steps: int = 10
-    inversion: str = "null-text"
-    """How the images are inverted: ``null-text``, ``negative-prompt`` or ``direct`` (see docs/editing.md)."""
+    inversion: str | None = None
+    """How the images are inverted: ``direct``, ``null-text`` or ``negative-prompt`` (see docs/editing.md); default
+    ``direct``, and ``null-text`` for ``method="null-vae"`` (it samples the tuned null embeddings)."""
     method: str = "noise"
     samples: int = 4
     sigma: float | None = None
@@ -65,7 +66,13 @@ class EditSettings(ConfigMixin):
         from .editing.edit import METHODS
         from .editing.inversion import check_inversion_method
 
-        check_inversion_method(self.inversion, "inversion")
+        if self.inversion is not None:
+            check_inversion_method(self.inversion, "inversion")
+        if self.method == "null-vae" and self.inversion not in (None, "null-text"):
+            raise DiscoInspectError(
+                f"`method` = 'null-vae' samples the tuned null embeddings of null-text inversion; use `inversion` = "
+                f"'null-text' with it, not {self.inversion!r} (or another `method`)."
+            )
         if self.method not in METHODS:
             raise DiscoInspectError(
                 f"`method` = {self.method!r} is unknown; use one of {', '.join(METHODS)}."
@@ -90,8 +97,11 @@ class EditSettings(ConfigMixin):
 
     def resolved(self, pipe: Any) -> dict[str, Any]:
         """Every knob with the preset filled in for ``pipe``."""
+        from .editing.inversion import DEFAULT_INVERSION
+
         out = edit_defaults(pipe)
         out.update({k: v for k, v in self.__dict__.items() if v is not None})
+        out.setdefault("inversion", "null-text" if self.method == "null-vae" else DEFAULT_INVERSION)
         return out
 
 
@@ -229,7 +239,7 @@ def _default_scorer(pipe: Any) -> Any:
 
 
 def _invert(req: _Request, loaded: Any) -> Any:
-    """Step 2: the inversion (null-text by default) of the loaded images with the source prompt (cached in
+    """Step 2: the inversion (direct by default) of the loaded images with the source prompt (cached in
     ``out/cache``, keyed by the method)."""
     from .editing.inversion import invert
 

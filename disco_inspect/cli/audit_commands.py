@@ -26,7 +26,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     self-contained HTML reports plus report.json, and an index page when there are several."""
     from functools import partial
 
-    from ..report.html import write_index
+    from ..report.html import write_index, write_shared_plotly
     from ..report.requirements import check_report_dependencies
     from ..runner import run_tasks
     from .checks import check_report_args, check_report_folder
@@ -40,13 +40,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     for task in tasks:
         check_report_folder(task.folder)  # no foreign index.html/report.json, a run folder that is ours
+    models = model_list(args)
+    root = Path(args.out) if len(models) > 1 else model_root(args.out, models[0])
     if len(tasks) > 1:
-        check_report_folder(
-            Path(args.out) if len(model_list(args)) > 1 else model_root(args.out, tasks[0].model)
-        )
+        check_report_folder(root)
     check_report_dependencies(attributions=not args.no_attributions)  # before minutes of training
     if args.overwrite:
         clear_runs(tasks)
+    if len(tasks) > 1:  # the reports load one plotly.js beside the index (relative path, offline)
+        args.shared_plotly = str(write_shared_plotly(root))
 
     def show(outcome: Any) -> None:
         if outcome.status == "done":
@@ -65,7 +67,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         on_done=show,
     )
-    models = model_list(args)
     if len(outcomes) > 1:
         entries = [
             {
@@ -83,7 +84,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             }
             for o in outcomes
         ]
-        root = Path(args.out) if len(models) > 1 else model_root(args.out, models[0])
         title = f"disco-inspect audit of {', '.join(Path(str(m)).name for m in models)}"
         print(f"index: {write_index(entries, root, title)}")
     failed = [o for o in outcomes if o.status == "failed"]

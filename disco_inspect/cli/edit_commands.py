@@ -105,10 +105,10 @@ def add_inversion_arg(p: argparse._ActionsContainer) -> None:
 
     p.add_argument(
         "--inversion",
-        default=INVERSION_METHODS[0],
+        default=None,
         choices=INVERSION_METHODS,
-        help="how images are inverted: null-text (Mokady et al.), negative-prompt (no optimisation) or direct "
-        "(recorded per-step offsets); see docs/editing.md",
+        help="how images are inverted: direct (default; recorded per-step offsets), null-text (Mokady et al.; the "
+        "default with --method null-vae) or negative-prompt (no optimisation); see docs/editing.md",
     )
 
 

@@ -209,8 +209,10 @@ def audit_job(args: argparse.Namespace, task: Task, progress: bool = False) -> d
         allow_unfinished=args.report_unfinished,
         reference=reference,
         user_images=args.images,
-        edit_settings=EditSettings(inversion=args.inversion) if args.images else None,
+        edit_settings=EditSettings(inversion=args.inversion) if args.images and args.inversion else None,
+        save=False,
     )
+    res.save(task.folder, plotly=getattr(args, "shared_plotly", None))  # many classes share one plotly.js
     return {
         "doc": res.to_dict(),
         "lines": summary_lines(res, task.folder),

@@ -1,4 +1,4 @@
-"""Counterfactual edits of the user's own images: DDIM + null-text inversion, prompt-to-prompt edits with the
+"""Counterfactual edits of the user's own images: DDIM inversion (direct, null-text or negative-prompt), prompt-to-prompt edits with the
 learned class token, stochastic embeddings for diverse edits, and image metrics.
 
 Contributor note: ``inversion`` <- ``controller`` (prompt-to-prompt attention) <- ``edit`` <- ``stochastic`` (the

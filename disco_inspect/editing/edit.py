@@ -141,6 +141,11 @@ def _check(inversion: Inversion, method: str, samples: int, sigma: float) -> Non
         )
     if method not in METHODS:
         raise DiscoInspectError(f"`method` = {method!r} is unknown; use one of {', '.join(METHODS)}.")
+    if method == "null-vae" and inversion.method != "null-text":
+        raise DiscoInspectError(
+            f"`method` = 'null-vae' samples the tuned null embeddings of null-text inversion, but the images were "
+            f"inverted by {inversion.method!r}; invert with `inversion` = 'null-text' (or use another method)."
+        )
     if not isinstance(samples, int) or samples < 0:
         raise DiscoInspectError(f"`samples` = {samples!r} is invalid; use 0 or more.")
     if method != "none" and samples < 1:
@@ -554,7 +559,7 @@ def _sample_batch(
             cond = torch.cat([src_c.float(), cond_e.float()])
             uncond = torch.cat([null.float(), unc_e.float()])
             x = ddim_step(sched, guided_eps(pipe, x, t, cond, uncond, g), t, x)
-            x = inversion.corrected(x, i, images + [j for j in images for _ in range(n)])
+            x = torch.cat([inversion.corrected(x[:b], i, images), x[b:]])  # direct: the source rows only
             if extra is None:
                 latents.append(x[b:].float().cpu())
             on_step(b)

@@ -14,8 +14,8 @@ Step 2 has two cheaper alternatives (``method``):
   null embedding at every step, so the guided step equals the conditional one the pivot was inverted with.
 - ``direct`` (Ju et al., "PnP Inversion", ICLR 2024): the null embedding stays the empty prompt's; one guided pass
   along the pivot records, per step, the offset between the pivot's next latent and where the guided step lands.
-  Sampling adds the step's offset to every row (the source row then follows the pivot exactly, the edit rows
-  get the same correction).
+  Sampling adds the step's offset to the source row only, as Ju et al. do: it then follows the pivot exactly, and
+  the edit rows, sampled plainly, follow it through prompt-to-prompt's attention injection.
 
 The result, :class:`Inversion`, holds ``x_T``, the pivot, one null embedding per step and image, and ``direct``'s
 offsets; sampling from it with guidance reproduces the image (see :func:`reconstruct`). Only the null embeddings are optimised;
@@ -46,8 +46,12 @@ logger = logging.getLogger(__name__)
 NULL_LR = 1e-2
 NULL_TOL = 1e-5
 NULL_TOL_STEP = 2e-5
-#: The inversion methods (``invert(method=...)``, ``--inversion``); the first is the default.
+#: The inversion methods (``invert(method=...)``, ``--inversion``).
 INVERSION_METHODS = ("null-text", "negative-prompt", "direct")
+#: The default, chosen by the side-by-side benchmark on the world (docs/benchmarks.md, 2026-12-07): direct inversion
+#: reconstructs at the VAE's ceiling (26.37 dB, null-text 26.35) with the same edits, at 1.7x one generation per
+#: image (null-text 14.1x). The null-text VAE (``method="null-vae"``) samples tuned null embeddings: null-text.
+DEFAULT_INVERSION = "direct"
 CACHE_VERSION = 1
 
 
@@ -66,7 +70,7 @@ class Inversion:
         null_loss: per step ``[steps, B]``, the MSE between the guided step and the pivot before any correction
             (null-text: after its fit; diagnostics).
         method: the inversion method (:data:`INVERSION_METHODS`).
-        offsets: ``direct`` only: ``[steps, B, C, h, w]``, added to every row's latent after sampling step ``i``.
+        offsets: ``direct`` only: ``[steps, B, C, h, w]``, added to the source row's latent after sampling step ``i``.
         num_inference_steps, guidance_scale, timestep_spacing: the sampler settings the inversion holds for;
             edits must use the same ones.
         cached: per image, whether its inversion came from the cache.
@@ -84,7 +88,7 @@ class Inversion:
     timestep_spacing: str
     cached: list[bool] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    method: str = INVERSION_METHODS[0]
+    method: str = DEFAULT_INVERSION
     offsets: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -416,7 +420,7 @@ def invert(
     timestep_spacing: str = "trailing",
     inner_steps: int = 10,
     fixed_point_steps: int = 0,
-    method: str = INVERSION_METHODS[0],
+    method: str = DEFAULT_INVERSION,
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
     progress: bool = True,
@@ -438,8 +442,8 @@ def invert(
         fixed_point_steps: extra noise predictions per inversion step at the latent the step lands on (fixed-point
             DDIM inversion); 0 is the classic approximation ``eps(x_{t_prev}, t)``. A small, rough UNet (the
             world's) inverts much more exactly with a few (see docs/editing.md).
-        method: ``null-text`` (Mokady et al.), ``negative-prompt`` (Miyake et al.: no optimisation) or ``direct``
-            (Ju et al.: recorded per-step offsets); see the module docs and docs/editing.md.
+        method: ``direct`` (default; Ju et al.: recorded per-step offsets), ``null-text`` (Mokady et al.) or
+            ``negative-prompt`` (Miyake et al.: no optimisation); see the module docs and docs/editing.md.
         batch_size: images inverted together (each image's embedding is optimised independently).
         cache_dir: a folder for per-image results (safetensors); an image inverted before with the same
             pipeline, prompt and settings is read back instead of inverted again.

@@ -1,6 +1,6 @@
 """Render counterfactual-edit results (edit.json plus the image tensors) as one self-contained offline HTML page.
 
-One row per image: the source, its null-text reconstruction, the deterministic edit with the class token, and
+One row per image: the source, its reconstruction from the inversion, the deterministic edit with the class token, and
 the stochastic samples, each with the classifier's p(target) beneath. Images are inline PNG data URIs and the
 page loads nothing from the network; all user text goes through Jinja2's autoescaping.
 """

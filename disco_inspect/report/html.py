@@ -1,5 +1,8 @@
 """Render an audit as one self-contained HTML file (plotly.js embedded, images inline; works offline).
 
+Many reports in one output folder can share one plotly.js file instead (:func:`write_shared_plotly`; each page
+loads it by a relative path, still offline): a 10-class folder then holds the 4.6 MB bundle once, not ten times.
+
 All user-derived text goes through Jinja2's autoescaping; chart data is JSON with ``<``, ``>`` and ``&``
 escaped as unicode escapes, so a class name like ``<script>`` is shown as text everywhere.
 """
@@ -226,6 +229,29 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
+def write_shared_plotly(folder: str | Path) -> Path:
+    """Write plotly.js once into ``folder`` (``plotly-<version>.min.js``, atomically; kept if already there) for the
+    reports below it to share (``write_report(..., plotly=path)``); returns its path."""
+    from importlib.metadata import version
+
+    text = _plotly_js()
+    path = Path(folder) / f"plotly-{version('plotly')}.min.js"
+    if not path.is_file() or path.stat().st_size != len(text.encode()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    return path
+
+
+def _plotly_tag(plotly: str | Path | None, page_dir: Path | None) -> dict[str, str | None]:
+    """The template's plotly: the bundle inline (``plotly`` None), or a ``src`` relative to the page's folder."""
+    import os
+
+    if plotly is None or page_dir is None:
+        return {"plotly_js": _plotly_js(), "plotly_src": None}
+    rel = os.path.relpath(Path(plotly).resolve(), Path(page_dir).resolve())
+    return {"plotly_js": None, "plotly_src": Path(rel).as_posix()}
+
+
 def _edit_rows(result: Any) -> list[dict[str, Any]]:
     """Rows of the user's edited images (source | reconstruction | edit | samples) if the audit made them."""
     edits = getattr(result, "edits", None) or {}
@@ -265,8 +291,16 @@ def _real_edit_grids(result: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
     return grids
 
 
-def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | None = None) -> str:
-    """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks."""
+def render_report(
+    result: Any,
+    *,
+    inline: bool = False,
+    doc: dict[str, Any] | None = None,
+    plotly: str | Path | None = None,
+    page_dir: str | Path | None = None,
+) -> str:
+    """The report's HTML; ``inline=True`` wraps it in an ``<iframe srcdoc>`` for notebooks. With ``plotly`` (a shared
+    bundle, :func:`write_shared_plotly`) the page written into ``page_dir`` loads it by a relative path."""
     doc = _clean(doc or result.to_dict())
     figs = {
         k: {"data": _safe_json(v["data"]), "layout": _safe_json(v["layout"])}
@@ -303,7 +337,7 @@ def render_report(result: Any, *, inline: bool = False, doc: dict[str, Any] | No
         .render(
             doc=doc,
             figs=figs,
-            plotly_js=_plotly_js(),
+            **_plotly_tag(None if inline else plotly, Path(page_dir) if page_dir is not None else None),
             strips=_strips(result),
             grid=grid,
             interventions=interventions,
@@ -336,11 +370,12 @@ def write_report_json(result: Any, out: str | Path) -> dict[str, Any]:
     return doc
 
 
-def write_report(result: Any, out: str | Path) -> Path:
+def write_report(result: Any, out: str | Path, plotly: str | Path | None = None) -> Path:
     """Write ``report.json``, then validate it, then static figures and ``index.html`` into ``out``.
 
     ``report.json`` is written before validation, so a schema failure loses no result (the error names the
-    field). Returns the path of index.html.
+    field). ``plotly``: a shared plotly.js (:func:`write_shared_plotly`) the page loads by a relative path instead of
+    embedding it. Returns the path of index.html.
     """
     from . import schema
     from .figures import save_figures
@@ -349,7 +384,7 @@ def write_report(result: Any, out: str | Path) -> Path:
     doc = write_report_json(result, out)
     schema.validate_report(doc)
     save_figures(result, doc, out / "figures")
-    page = render_report(result, doc=doc)
+    page = render_report(result, doc=doc, plotly=plotly, page_dir=out)
     atomic_write_text(out / "index.html", page)
     return out / "index.html"
 

@@ -450,6 +450,7 @@ REPORT_SCHEMA: dict[str, Any] = {
             "properties": {
                 "href": {"type": "string"},
                 "method": {"type": "string"},
+                "inversion": {"type": "string"},
                 "summary": {"type": "object"},
                 "images": {"type": "array", "items": {"type": "object"}},
                 "failures": {"type": "array", "items": {"type": "object"}},

@@ -110,6 +110,13 @@ def test_several_models_each_get_their_audits_and_one_index_lists_them_all(tmp_p
     index = (tmp_path / "index.html").read_text()
     assert 'href="clean/0-circle/index.html"' in index
     assert 'href="biased-circle-green/0-circle/index.html"' in index
+    # one plotly.js beside the index, loaded by every page by a relative path instead of embedded in each
+    (bundle,) = tmp_path.glob("plotly-*.min.js")
+    assert bundle.stat().st_size > 1_000_000
+    for folder in ("clean", "biased-circle-green"):
+        page = (tmp_path / folder / "0-circle" / "index.html").read_text()
+        assert f'<script src="../../{bundle.name}"></script>' in page
+        assert len(page.encode()) < bundle.stat().st_size / 4
 
 
 def test_in_process_tasks_load_each_model_once(tmp_path, monkeypatch, tiny):

@@ -99,3 +99,32 @@ def test_an_unknown_inversion_method_is_refused(tiny_pipe):
         DiscoInspectError, match="`method` = 'pnp' is not an inversion method; use one of null-text"
     ):
         _invert(tiny_pipe, "pnp")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_direct_inversion_keeps_its_offsets_in_float32_on_a_half_precision_pipeline(dtype):
+    from disco_inspect.testing import tiny_pipeline
+
+    pipe = tiny_pipeline().to(dtype)
+    inv = _invert(pipe, "direct")
+    assert inv.offsets.dtype == torch.float32 and torch.isfinite(inv.offsets).all()
+    edits = edit_to_prompts(pipe, inv, ["a circle on a green background"], progress=False)
+    assert torch.isfinite(edits).all()
+
+
+def test_the_null_text_vae_needs_null_text_inversion(tiny_pipe):
+    """Method 1 samples the tuned null embeddings: a direct inversion has none, so it is refused in one line (and the
+    edit settings pick null-text for it by default)."""
+    from disco_inspect.editing.edit import edit
+    from disco_inspect.editor import EditSettings
+
+    width = tiny_pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    token = ("<S>", torch.randn(width))
+    with pytest.raises(DiscoInspectError, match="'null-vae' samples the tuned null embeddings"):
+        edit(
+            tiny_pipe, _invert(tiny_pipe, "direct"), token, class_name="circle", method="null-vae", samples=1
+        )
+    assert EditSettings(method="null-vae").resolved(tiny_pipe)["inversion"] == "null-text"
+    assert EditSettings().resolved(tiny_pipe)["inversion"] == "direct"
+    with pytest.raises(DiscoInspectError, match="use `inversion` = 'null-text'"):
+        EditSettings(method="null-vae", inversion="direct")

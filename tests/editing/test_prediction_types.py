@@ -61,11 +61,19 @@ def test_v_prediction_inversion_reconstructs_as_well_as_epsilon_on_the_same_unet
     errors = {}
     for kind in ("epsilon", "v_prediction"):
         pipe = _with_prediction(tiny_pipe, kind)
-        inv = invert(
-            pipe, imgs, "a photo of a circle", num_inference_steps=4, guidance_scale=5.0, progress=False
-        )
-        errors[kind] = float((reconstruct(pipe, inv) - imgs).pow(2).mean())
-    assert errors["v_prediction"] <= RATIO_TOL * errors["epsilon"] + ABS_TOL, errors
+        for method in ("null-text", "direct"):
+            inv = invert(
+                pipe,
+                imgs,
+                "a photo of a circle",
+                num_inference_steps=4,
+                guidance_scale=5.0,
+                method=method,
+                progress=False,
+            )
+            errors[kind, method] = float((reconstruct(pipe, inv) - imgs).pow(2).mean())
+    for method in ("null-text", "direct"):
+        assert errors["v_prediction", method] <= RATIO_TOL * errors["epsilon", method] + ABS_TOL, errors
 
 
 def test_prompt_to_prompt_edits_run_on_a_v_prediction_pipeline(tiny_pipe):

@@ -152,6 +152,23 @@ def test_report_renders_in_headless_chromium(tiny_audit, tmp_path):
     assert "<script>alert(1)</script>" not in dom
 
 
+def test_a_report_sharing_one_plotly_bundle_renders_offline_in_chromium(tiny_audit, tmp_path):
+    """Issue 24 item 4: a page of a many-class folder loads plotly.js from the folder's one shared file (relative
+    path, no network) and Chromium still draws its charts without console errors; the page itself is small."""
+    from disco_inspect.report.html import write_report, write_shared_plotly
+
+    bundle = write_shared_plotly(tmp_path / "out")
+    page = write_report(tiny_audit[0], tmp_path / "out" / "model" / "0-circle", plotly=bundle)
+    text = page.read_text()
+    assert f'<script src="../../{bundle.name}"></script>' in text and "Plotly" not in text[:20000]
+    assert len(text.encode()) < bundle.stat().st_size / 4
+    cmd = chromium_command(tmp_path / "profile", page.as_uri(), "--virtual-time-budget=10000")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln] == []
+    assert proc.stdout.count('class="main-svg"') >= 2
+
+
 def test_notebook_iframe_is_sandboxed(tiny_audit):
     html = tiny_audit[0]._repr_html_()
     assert re.match(r'<iframe srcdoc="[^"]*"[^>]*\ssandbox="allow-scripts"[^>]*>', html)

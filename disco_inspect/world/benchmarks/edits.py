@@ -111,6 +111,7 @@ def run_edit_benchmark(
         prompts,
         num_inference_steps=bench.steps,
         guidance_scale=bench.guidance,
+        method="null-text",  # the paper's: its Method 1 (null-vae) samples the tuned null embeddings
         progress=progress,
         cache_dir=cache_dir,
     )

@@ -82,7 +82,7 @@ def _method_row(bench: Any, scenes: Any, token: Any, method: str, repeats: int, 
     from ...editing.edit import edit
     from ...editing.inversion import invert
     from ...editing.measure import measure_edits
-    from ...editing.metrics import psnr, ssim
+    from ...editing.metrics import classifier_features, psnr, ssim
 
     n = len(scenes.images)
     out: dict[str, Any] = {}
@@ -106,13 +106,18 @@ def _method_row(bench: Any, scenes: Any, token: Any, method: str, repeats: int, 
     t_inv = _median_seconds(run_inversion, repeats) / n
     t_edit = _median_seconds(run_edit, repeats) / n
     res = out["res"]
-    m = measure_edits(res, bench.clf, bench.target, scorer=bench.scorer)["summary"]
+    m = measure_edits(
+        res, bench.clf, bench.target, scorer=bench.scorer, distance=classifier_features(bench.clf)
+    )
+    m = m["summary"]
     return {
         "reconstruction_psnr": float(psnr(res.reconstructions, scenes.images).mean()),
         "reconstruction_ssim": float(ssim(res.reconstructions, scenes.images).mean()),
         **oracle_rates(bench.oracle, res.edits),
         "delta_p": m["delta_p_edit"],
         "delta_p_ci95": m["delta_p_edit_ci95"],
+        "edit_psnr": m["edit_psnr"],
+        "edit_distance": m["edit_distance"],
         "inversion_seconds_per_image": t_inv,
         "edit_seconds_per_image": t_edit,
         "inversion_vs_one_generation": t_inv / gen,
@@ -127,16 +132,16 @@ def format_inversion_table(result: dict[str, Any]) -> str:
         f"encode->decode ceiling {v['psnr']:.2f} dB / {v['ssim']:.3f}; one plain generation "
         f"{result['generation_seconds_per_image']:.3f} s per image (medians of {result['settings']['repeats']}).",
         "",
-        "| inversion | reconstruction PSNR | SSIM | green rate | shape kept | Δp(circle) [95 % CI] | inversion s/image "
-        "| × one generation | edit s/image |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| inversion | reconstruction PSNR | SSIM | green rate | shape kept | Δp(circle) [95 % CI] | edit PSNR to "
+        "source | edit feature dist. | inversion s/image | × one generation | edit s/image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, r in result["methods"].items():
         lo, hi = r["delta_p_ci95"]
         lines.append(
             f"| {method} | {r['reconstruction_psnr']:.2f} | {r['reconstruction_ssim']:.3f} | {r['green_rate']:.2f} | "
-            f"{r['shape_accuracy']:.2f} | {r['delta_p']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
-            f"{r['inversion_seconds_per_image']:.3f} | {r['inversion_vs_one_generation']:.1f} | "
+            f"{r['shape_accuracy']:.2f} | {r['delta_p']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {r['edit_psnr']:.2f} | "
+            f"{r['edit_distance']:.4f} | {r['inversion_seconds_per_image']:.3f} | {r['inversion_vs_one_generation']:.1f} | "
             f"{r['edit_seconds_per_image']:.3f} |"
         )
     return "\n".join(lines)
