@@ -50,7 +50,7 @@ NULL_TOL_STEP = 2e-5
 INVERSION_METHODS = ("null-text", "negative-prompt", "direct")
 #: The default, chosen by the side-by-side benchmark on the world (docs/benchmarks.md, 2026-12-07): direct inversion
 #: reconstructs at the VAE's ceiling (26.37 dB, null-text 26.35) with the same edits, at 1.7x one generation per
-#: image (null-text 14.1x). The null-text VAE (``method="null-vae"``) samples tuned null embeddings: null-text.
+#: image (null-text 12.8x). The null-text VAE (``method="null-vae"``) samples tuned null embeddings: null-text.
 DEFAULT_INVERSION = "direct"
 CACHE_VERSION = 1
 
