@@ -84,7 +84,8 @@ def run_edit_benchmark(
     progress: bool = True,
     **edit_kwargs: Any,
 ) -> dict[str, Any]:
-    """Invert ``n`` rendered non-green circle scenes, edit them with ``token`` by every method, and measure.
+    """Invert ``n`` rendered non-green circle scenes (null-text, the paper's: Method 1 samples its tuned null
+    embeddings), edit them with ``token`` by every method, and measure.
 
     Args:
         token: the token learned for ``world:biased_circle_green`` (file, run folder or ``(string, vector)``).
@@ -111,7 +112,7 @@ def run_edit_benchmark(
         prompts,
         num_inference_steps=bench.steps,
         guidance_scale=bench.guidance,
-        method="null-text",  # the paper's: its Method 1 (null-vae) samples the tuned null embeddings
+        method="null-text",
         progress=progress,
         cache_dir=cache_dir,
     )
@@ -143,14 +144,8 @@ def run_edit_benchmark(
         "guidance_scale": bench.guidance,
         **bench.knobs,
     }
-    return {
-        "settings": settings,
-        "source": source,
-        "methods": rows,
-        "seconds": seconds,
-        **first,
-        "distance": distance.name,
-    }
+    result = {"settings": settings, "source": source, "methods": rows, "seconds": seconds}
+    return {**result, **first, "distance": distance.name}
 
 
 @dataclass(frozen=True)
