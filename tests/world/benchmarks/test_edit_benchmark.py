@@ -10,7 +10,10 @@ import torch
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory, new_world_pipeline):
-    torch.set_num_threads(1)
+    # The token as the main job learns it: the default 2 threads (the token varies with floating-point order; on the
+    # AMD EPYC of 2026-12-07 a 1-thread token turned 44 % of the backgrounds green, the main job's 100 %, see
+    # docs/benchmarks.md "Inversion methods side by side"). The autouse fixture restores the thread count.
+    torch.set_num_threads(2)
     from disco_inspect.auditor import default_config
     from disco_inspect.engine.optimize import train_token
     from disco_inspect.models.classifiers import load_classifier
