@@ -3,8 +3,10 @@
 The counts depend on the scheduler (SD 1.5 ships PNDM with ``skip_prk_steps``: 30 steps are 31 UNet calls), on
 classifier-free guidance, on the audit's settings and on the concept bank's prompts, not on the UNet's weights or
 widths, so the tiny random pipeline with SD 1.5's scheduler configuration gives the real numbers; nothing is
-generated (``probe=False``: no time estimate, which needs the user's device). Run:
-``python benchmarks/audit_plan.py`` (prints the plan; writes benchmarks/results/audit-plan-sd15.json).
+generated (``probe=False``: no time estimate, which needs the user's device). Planned twice: without the user's
+images, and with 64 of them (``report --images``: the real-data slice, their inversion and token edits at the SD
+editing preset, the real-image counterfactual scan). Run: ``python benchmarks/audit_plan.py`` (prints the plans;
+writes benchmarks/results/audit-plan-sd15.json).
 """
 
 from __future__ import annotations
@@ -46,16 +48,20 @@ class BankPrompts:
 def main() -> dict:
     pipe = tiny_pipeline(seed=0)
     pipe.scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
-    plan = plan_audit(
-        pipe,
-        "American lobster",
-        scorer=BankPrompts(),
-        config=DiscoConfig(),
-        settings=AuditSettings(),
-        probe=False,
-    )
-    print(plan.format())
-    doc = {"pipeline": "SD-1.5 scheduler (PNDM), paper defaults", **plan.to_dict()}
+    doc: dict = {"pipeline": "SD-1.5 scheduler (PNDM), paper defaults"}
+    for images in (None, 64):
+        plan = plan_audit(
+            pipe,
+            "American lobster",
+            scorer=BankPrompts(),
+            config=DiscoConfig(),
+            settings=AuditSettings(),
+            probe=False,
+            user_images=images,
+        )
+        print(f"with {images} of your images" if images else "without images")
+        print(plan.format())
+        doc["with_64_images" if images else "without_images"] = plan.to_dict()
     out = Path(__file__).parent / "results" / "audit-plan-sd15.json"
     out.write_text(json.dumps(doc, indent=1))
     return doc

@@ -6,8 +6,9 @@ early (accuracy or patience), the adaptive scan spends its second stage only on 
 regime it covers (the regime is known after the token's baseline), so the plan gives both ends. The time is an
 *estimate*: each count times the cost of one UNet row, one VAE decode and one classifier image, measured by one
 probe call each on the user's device (:func:`probe_costs`); a UNet row under autograd is counted as
-:data:`GRAD_COST` forward rows (forward plus backward). The real-image stages (inversion, edits) are not planned
-yet: the plan lists them as such and report.json's ``calls`` has their actual counts.
+:data:`GRAD_COST` forward rows (forward plus backward). The attributions and the stages of the user's images (the
+real-data slice, inversion and token edits, the real-image counterfactual scan) are planned in
+:mod:`~disco_inspect.planner_images`; report.json's ``calls`` has every stage's actual counts.
 """
 
 from __future__ import annotations
@@ -19,30 +20,12 @@ from typing import Any
 
 import torch
 
-from .engine.counting import COUNTS
+from .engine.counting import COUNTS, StagePlan, add_counts, stage
 
 #: Rows of the probe's batches (the audit generates in batches of 8 to 16).
 PROBE_ROWS = 8
 #: A UNet row with gradients costs about this many forward rows (forward, backward through activations).
 GRAD_COST = 3.0
-
-
-@dataclass
-class StagePlan:
-    """One stage: images it generates and each count of :data:`~disco_inspect.engine.counting.COUNTS` as
-    ``(least, most)``."""
-
-    images: tuple[int, int]
-    calls: dict[str, tuple[int, int]]
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ranges as ``[least, most]``."""
-        return {
-            "images": list(self.images),
-            "calls": {k: list(v) for k, v in self.calls.items()},
-            "note": self.note,
-        }
 
 
 @dataclass
@@ -83,7 +66,10 @@ class AuditPlan:
 
     def format(self) -> str:
         """The plan as a table: one line per stage, then the totals and the estimate."""
-        lines = [f"{'stage':<14} {'images':>13} {'UNet evals':>17} {'with grad':>15} {'VAE decodes':>13}"]
+        lines = [
+            f"{'stage':<14} {'images':>13} {'UNet evals':>17} {'with grad':>15} {'VAE decodes':>13} "
+            f"{'classifier':>13}"
+        ]
 
         def r(v: tuple[int, int]) -> str:
             return f"{v[0]}" if v[0] == v[1] else f"{v[0]}-{v[1]}"
@@ -96,7 +82,8 @@ class AuditPlan:
                 else r(s.images)
             )
             lines.append(
-                f"{name:<14} {images:>13} {r(c['unet']):>17} {r(c['unet_grad']):>15} {r(c['vae_decode']):>13}"
+                f"{name:<14} {images:>13} {r(c['unet']):>17} {r(c['unet_grad']):>15} {r(c['vae_decode']):>13} "
+                f"{r(c['classifier_images']):>13}"
             )
         secs = self.seconds()
         if secs is not None:
@@ -126,25 +113,15 @@ def _generation(pipe: Any, n: int, steps: int, guidance: float, grad_steps: int 
     }
 
 
-def _stage(images: tuple[int, int], least: dict[str, int], most: dict[str, int], note: str = "") -> StagePlan:
-    """A stage from its least and most counts."""
-    return StagePlan(images, {k: (least.get(k, 0), most.get(k, 0)) for k in COUNTS}, note)
-
-
-def _add(*parts: dict[str, int]) -> dict[str, int]:
-    """Counts summed."""
-    return {k: sum(p.get(k, 0) for p in parts) for k in COUNTS}
-
-
 def _token_stage(pipe: Any, cfg: Any) -> StagePlan:
     """The classifier's output check, the token's baseline images, then 1 to ``max_iters`` iterations."""
     n = cfg.n_images
     base = _generation(pipe, n, cfg.num_inference_steps, cfg.guidance_scale)
     it = _generation(pipe, n, cfg.num_inference_steps, cfg.guidance_scale, cfg.effective_grad_steps)
     check = {"classifier_images": 2}
-    most = _add(check, base, *[it] * cfg.max_iters)
+    most = add_counts(check, base, *[it] * cfg.max_iters)
     note = "at most max_iters iterations (accuracy or patience may stop it sooner); 0 when out/run is reused"
-    return _stage((2 * n, n * (1 + cfg.max_iters)), _add(check, base, it), most, note)
+    return stage((2 * n, n * (1 + cfg.max_iters)), add_counts(check, base, it), most, note)
 
 
 def _scan_stage(
@@ -156,7 +133,7 @@ def _scan_stage(
     from .auditor import extra_seed_list, intervention_seed_list
 
     if not hasattr(scorer, "intervention"):
-        return _stage((0, 0), {}, {}, "the scorer cannot intervene")
+        return stage((0, 0), {}, {}, "the scorer cannot intervene")
     concepts = list(scorer.concepts)
     if not settings.scan:  # the top significant factors only: none at least, the widest at most
         widest = sorted(concepts, key=lambda c: -len(scan_prompts(scorer, class_name, [c])))
@@ -172,7 +149,7 @@ def _scan_stage(
         return _generation(pipe, n, cfg.num_inference_steps, cfg.guidance_scale)
 
     note = f"{n_prompts} prompts; regime(s): {', '.join(regimes)}"
-    return _stage((lo, hi), gen(lo), gen(hi), note)
+    return stage((lo, hi), gen(lo), gen(hi), note)
 
 
 def plan_audit(
@@ -185,6 +162,8 @@ def plan_audit(
     regime: str | None = None,
     classifier: Any = None,
     probe: bool = True,
+    user_images: Any = None,
+    edit_settings: Any = None,
 ) -> AuditPlan:
     """What :func:`~disco_inspect.auditor.audit` of ``class_name`` through ``pipe`` will cost, per stage, without
     generating anything (the same defaults as the audit for ``scorer``, ``config`` and ``settings``).
@@ -194,9 +173,13 @@ def plan_audit(
         classifier: with ``probe``, timed on one image for the estimate.
         probe: time one UNet row, one VAE decode and one classifier image on the pipeline's device
             (:func:`probe_costs`) for the estimated time; ``False``: counts only.
+        user_images: the audit's ``user_images`` (folder, glob, files, labelled tree) or their number: plans the
+            real-data slice, the inversion and edits and the counterfactual scan (files are counted, not read).
+        edit_settings: the audit's :class:`~disco_inspect.editor.EditSettings` for ``user_images``.
     """
     from .auditor import AuditSettings
     from .defaults import default_config, default_scorer
+    from .planner_images import attribution_stage, count_user_images, image_stages
 
     cfg, s = config or default_config(pipe), settings or AuditSettings()
     scorer = scorer if scorer is not None else default_scorer(pipe)
@@ -209,12 +192,26 @@ def plan_audit(
     controls = (1 + s.control_draws) * e if s.null_control else 0
     stages = {
         "token": _token_stage(pipe, cfg),
-        "evaluation": _stage((2 * e, 2 * e), _add(gen(e), gen(e)), _add(gen(e), gen(e))),
-        "null_control": _stage((controls, controls), gen(controls), gen(controls)),
+        "evaluation": stage((2 * e, 2 * e), add_counts(gen(e), gen(e)), add_counts(gen(e), gen(e))),
+        "null_control": stage((controls, controls), gen(controls), gen(controls)),
         "interventions": _scan_stage(pipe, cfg, s, scorer, class_name, regimes),
     }
+    stages["attributions"] = attribution_stage(pipe, s, classifier)
+    not_planned: list[str] = []
+    if user_images is not None:
+        found = count_user_images(user_images, class_name, classifier)
+        more, not_planned = image_stages(
+            pipe,
+            class_name,
+            found,
+            scorer=scorer,
+            settings=s,
+            edit_settings=edit_settings,
+            classifier=classifier,
+        )
+        stages.update(more)
     units = probe_costs(pipe, classifier) if probe else {}
-    return AuditPlan(stages, units, ["attributions (classifier only)", "user images: inversion and edits"])
+    return AuditPlan(stages, units, not_planned)
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ RANKS = {
     "face": 8,
 }
 BASE = {"errors", "io", "config", "registry", "_lazy"}
-ORCHESTRATION = {"auditor", "editor", "runner", "defaults", "planner"}
+ORCHESTRATION = {"auditor", "editor", "runner", "defaults", "planner", "planner_images"}
 FACE = {"", "cli", "testing", "__main__"}
 
 

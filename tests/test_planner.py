@@ -3,6 +3,7 @@ report.json's ``calls``), on the tiny random pipeline."""
 
 import json
 
+import pytest
 import torch
 
 from disco_inspect import DiscoConfig
@@ -63,3 +64,46 @@ def test_the_probe_times_one_call_of_each_model():
     assert all(v > 0 for v in plan.unit_seconds.values())
     lo, hi = plan.seconds()
     assert 0 < lo <= hi and "estimated time" in plan.format()
+
+
+@pytest.mark.parametrize("inversion", ["direct", "negative-prompt", "null-text"])
+def test_plan_of_the_user_images_and_the_attributions_equals_the_counted_calls(tmp_path, inversion):
+    """With 12 of the user's images: the real-data slice, the inversion and token edits, the real-image
+    counterfactual scan and the attributions are planned (null-text's Adam updates as a range: they stop early)."""
+    from disco_inspect.editor import EditSettings
+    from disco_inspect.engine.run_folder import save_png
+
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["bird", "cat", "dog"], source="tiny")
+    imgs = tmp_path / "mine"
+    for i in range(12):
+        save_png(imgs / f"cat_{i:02d}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)))
+    cfg = DiscoConfig(n_images=2, num_inference_steps=2, guidance_scale=2.0, max_iters=1, patience=3, lr=0.05)
+    s = AuditSettings(
+        eval_seeds=4,
+        intervention_seeds=4,
+        attribution_images=2,
+        min_effect=0.0,
+        alpha=0.5,
+        adaptive_scan="off",
+    )
+    edit = EditSettings(num_inference_steps=2, samples=2, inversion=inversion)
+    same = {
+        "scorer": ColourScorer(),
+        "config": cfg,
+        "settings": s,
+        "user_images": imgs,
+        "edit_settings": edit,
+    }
+    plan = plan_audit(tiny_pipeline(seed=0), "cat", classifier=clf, probe=False, **same)
+    out = tmp_path / "audit"
+    audit(tiny_pipeline(seed=0), clf, "cat", out=out, progress=False, **same)
+    calls = json.loads((out / "report.json").read_text())["calls"]
+    for name in ("real_data", "attributions", "edits", "real_edits"):
+        planned = plan.stages[name].calls
+        for k in COUNTS:
+            lo, hi = planned[k]
+            assert lo <= calls[name][k] <= hi, (name, k, planned[k], calls[name][k])
+            if not (inversion == "null-text" and k == "unet_grad"):
+                assert lo == hi, (name, k)  # exact but for null-text's early stop
+    assert plan.stages["attributions"].calls["classifier_images"][0] > 0 and not plan.not_planned
+    assert "real_edits" in plan.format()

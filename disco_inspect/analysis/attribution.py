@@ -25,6 +25,25 @@ from torch import nn
 from ..errors import DiscoInspectError, missing_extra
 
 METHODS: tuple[str, ...] = ("integrated_gradients", "grad_cam", "occlusion")
+#: IntegratedGradients integration steps (:func:`attribute`'s default).
+IG_STEPS = 32
+
+
+def occlusion_geometry(h: int, w: int, window: int | None = None) -> tuple[int, int, int]:
+    """The occluding square's side (default: an eighth of the image, at least 2 px), its stride (half the side) and
+    the number of positions it takes on an ``h`` x ``w`` image."""
+    win = window or max(2, min(h, w) // 8)
+    stride = max(1, win // 2)
+    return win, stride, ((h - win) // stride + 1) * ((w - win) // stride + 1)
+
+
+def classifier_rows(methods: Sequence[str], h: int, w: int, grad_cam: bool = True) -> int:
+    """Classifier rows :func:`attribute` runs per image at the defaults (what the cost plan counts): ``ig_steps``
+    for IntegratedGradients, one for GradCAM (``grad_cam``: its layer exists), the unoccluded image and every
+    occlusion."""
+    rows = IG_STEPS if "integrated_gradients" in methods else 0
+    rows += 1 if "grad_cam" in methods and grad_cam else 0
+    return rows + (1 + occlusion_geometry(h, w)[2] if "occlusion" in methods else 0)
 
 
 @dataclass
@@ -83,7 +102,7 @@ def attribute(
     target: int,
     *,
     methods: Sequence[str] = METHODS,
-    ig_steps: int = 32,
+    ig_steps: int = IG_STEPS,
     internal_batch_size: int = 64,
     occlusion_window: int | None = None,
     perturbations_per_eval: int = 64,
@@ -132,8 +151,7 @@ def attribute(
                 cam = F.interpolate(cam.detach().float(), size=(h, w), mode="bilinear", align_corners=False)
                 out["grad_cam"] = cam[:, 0].clamp(min=0)
         if "occlusion" in methods:
-            win = occlusion_window or max(2, min(h, w) // 8)
-            stride = max(1, win // 2)
+            win, stride, _ = occlusion_geometry(h, w, occlusion_window)
             occ = attr.Occlusion(forward)
             a = occ.attribute(
                 x,

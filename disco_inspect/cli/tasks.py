@@ -224,6 +224,7 @@ def plan_job(args: argparse.Namespace, task: Task) -> str:
     """``report --plan``: what auditing ``task`` will cost, per stage (the audit's own defaults), as a table;
     nothing is generated (one probed call of the UNet, the VAE and the classifier times the estimate)."""
     from ..auditor import default_config
+    from ..editor import EditSettings
     from ..planner import plan_audit
 
     pipe, clf, scorer = _audit_models(args, task)
@@ -234,6 +235,8 @@ def plan_job(args: argparse.Namespace, task: Task) -> str:
         config=config_from(args, default_config(pipe)),
         settings=audit_settings(args),
         classifier=clf,
+        user_images=args.images,
+        edit_settings=EditSettings(inversion=args.inversion) if args.images and args.inversion else None,
     )
     return f"{task.label}: the audit's cost plan\n{plan.format()}"
 

@@ -199,7 +199,7 @@ def mean_pairwise(distance: FeatureDistance, images: torch.Tensor) -> float:
 # -- classifier features ---------------------------------------------------------------------------------
 
 
-def _last_linear(module: nn.Module) -> nn.Module | None:
+def last_linear(module: nn.Module) -> nn.Module | None:
     """The last ``nn.Linear`` leaf of ``module`` (for TorchScript: the last submodule originally a Linear)."""
     found = None
     for m in module.modules():
@@ -227,7 +227,7 @@ def classifier_features(classifier: nn.Module) -> FeatureDistance:
             f"`classifier` must be a disco_inspect Classifier, got {type(classifier).__name__}; wrap your "
             f"model with `disco_inspect.models.classifiers.Classifier(module, preprocessing, label_names)`."
         )
-    linear = _last_linear(module)
+    linear = last_linear(module)
 
     def penultimate(images: torch.Tensor) -> torch.Tensor:
         captured: list[torch.Tensor] = []

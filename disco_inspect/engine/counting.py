@@ -4,7 +4,8 @@ images, per stage.
 The counts are rows, not calls: a classifier-free-guidance step on 8 images is 16 UNet evaluations, whatever the
 batching. They are taken by forward pre-hooks on the pipeline's real modules (``unet``, ``vae.decoder``,
 ``vae.encoder``) and on the classifier, attached for the length of one stage only, so nothing lingers on the user's
-pipeline. :func:`~disco_inspect.engine.plan.plan_audit` predicts the same numbers without running anything.
+pipeline. :func:`~disco_inspect.planner.plan_audit` predicts the same numbers without running anything (per stage a
+:class:`StagePlan`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,41 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 #: The counted quantities, as report.json's ``calls`` section and the plan name them.
 COUNTS = ("unet", "unet_grad", "vae_decode", "vae_encode", "classifier_images")
+
+
+@dataclass
+class StagePlan:
+    """One stage: images it generates and each count of :data:`~disco_inspect.engine.counting.COUNTS` as
+    ``(least, most)``."""
+
+    images: tuple[int, int]
+    calls: dict[str, tuple[int, int]]
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ranges as ``[least, most]``."""
+        return {
+            "images": list(self.images),
+            "calls": {k: list(v) for k, v in self.calls.items()},
+            "note": self.note,
+        }
+
+
+def stage(images: tuple[int, int], least: dict[str, int], most: dict[str, int], note: str = "") -> StagePlan:
+    """A stage from its least and most counts."""
+    return StagePlan(images, {k: (least.get(k, 0), most.get(k, 0)) for k in COUNTS}, note)
+
+
+def add_counts(*parts: dict[str, int]) -> dict[str, int]:
+    """Counts summed."""
+    return {k: sum(p.get(k, 0) for p in parts) for k in COUNTS}
 
 
 def _rows(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> int:

@@ -328,3 +328,35 @@ def test_report_plan_prints_the_cost_per_stage_and_writes_nothing(tmp_path, caps
     text = capsys.readouterr().out
     assert "the audit's cost plan" in text and "interventions" in text and "estimated time" in text
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
+
+
+def test_report_plan_with_images_plans_their_stages_without_reading_them(tmp_path, capsys, monkeypatch):
+    """`--plan --images DIR`: the real-data slice, the inversion and edits and the counterfactual scan get their
+    own lines; nothing is generated or written."""
+    import torch
+
+    from disco_inspect.cli import main
+    from disco_inspect.engine.run_folder import save_png
+
+    monkeypatch.chdir(tmp_path)
+    for i in range(10):
+        save_png(
+            tmp_path / "mine" / f"c{i}.png", torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i))
+        )
+    code = main(
+        [
+            "report",
+            "world:biased_circle_green",
+            "--class",
+            "circle",
+            "--plan",
+            "--images",
+            "mine",
+            "--out",
+            "out",
+        ]
+    )
+    assert code == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert {"real_data", "edits", "real_edits", "attributions"} <= set(lines)
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
