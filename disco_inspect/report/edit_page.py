@@ -1,8 +1,9 @@
 """Render counterfactual-edit results (edit.json plus the image tensors) as one self-contained offline HTML page.
 
 One row per image: the source, its reconstruction from the inversion, the deterministic edit with the class token, and
-the stochastic samples, each with the classifier's p(target) beneath. Images are inline PNG data URIs and the
-page loads nothing from the network; all user text goes through Jinja2's autoescaping.
+the stochastic samples, each with the classifier's p(target) beneath. Images are inline data URIs (exact PNG when
+small, else a WebP thumbnail: :func:`~disco_inspect.report.render.image_uri`) and the page loads nothing from the
+network; all user text goes through Jinja2's autoescaping.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from ..errors import DiscoInspectError
 from ..io import atomic_write_text
 from .render import env as _env
-from .render import png_uri
+from .render import image_uri
 
 _REQUIRED = ("class_name", "target", "method", "token", "settings", "images")
 _METHODS = {
@@ -83,7 +84,7 @@ def _num(v: Any, digits: int) -> str:
 
 
 def _uri(t: Any) -> str | None:
-    return None if t is None else png_uri(t)
+    return None if t is None else image_uri(t)
 
 
 def _row(entry: Mapping[str, Any], tensors: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def _row(entry: Mapping[str, Any], tensors: Mapping[str, Any] | None) -> dict[st
             {
                 "kind": "sample",
                 "label": f"sample {j + 1}",
-                "uri": png_uri(samples[j]),
+                "uri": image_uri(samples[j]),
                 "p": _num(p_samples[j] if j < len(p_samples) else None, 3),
             }
         )
@@ -141,7 +142,7 @@ def render_edit_page(summary: dict, images: dict[str, dict[str, Any]], out_path:
 
     ``images`` maps each image's ``name`` to its tensors ``{"source", "reconstruction", "edit": [3, H, W],
     "samples": [N, 3, H, W] or None}`` in [0, 1]. ``out_path`` is the HTML file (``OUT/index.html``) or a folder,
-    in which case ``index.html`` is written there. The page is self-contained (inline PNGs, no network), written
+    in which case ``index.html`` is written there. The page is self-contained (inline images, no network), written
     atomically; returns its path.
     """
     if not isinstance(summary, Mapping):

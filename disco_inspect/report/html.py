@@ -20,7 +20,7 @@ import torch
 from ..errors import missing_extra
 from ..io import atomic_write_text, write_json
 from .render import env as _env
-from .render import png_uri  # noqa: F401 - re-exported (the report's public helper)
+from .render import image_uri  # noqa: F401 - re-exported (the report's public helper)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -189,7 +189,7 @@ def _strips(result: Any) -> list[dict[str, Any]]:
             if imgs is None:
                 continue
             p = probs.get(s, [])
-            cells.append({"uri": png_uri(imgs[j]), "label": label, "p": p[j] if j < len(p) else None})
+            cells.append({"uri": image_uri(imgs[j]), "label": label, "p": p[j] if j < len(p) else None})
         rows.append({"seed": first[j], "prompt": run.config.prompts(run.class_name)[j], "cells": cells})
     return rows
 
@@ -205,15 +205,15 @@ def _attribution_rows(result: Any) -> list[dict[str, Any]]:
         for j in range(att["n_images"]):
             base = imgs[side][j]
             cells = [
-                {"label": "image", "uri": png_uri(base)},
-                {"label": "object mask", "uri": png_uri(base * (0.25 + 0.75 * imgs[f"{side}_masks"][j]))},
+                {"label": "image", "uri": image_uri(base)},
+                {"label": "object mask", "uri": image_uri(base * (0.25 + 0.75 * imgs[f"{side}_masks"][j]))},
             ]
             for m in methods:
                 share = att["methods"][m][side]["per_image"][j]
                 cells.append(
                     {
                         "label": f"{m} ({share:.0%} outside)",
-                        "uri": png_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j])),
+                        "uri": image_uri(heat_overlay(base, imgs[f"attr_{side}_{m}"][j])),
                     }
                 )
             rows.append({"side": side, "cells": cells})
@@ -279,9 +279,9 @@ def _real_edit_grids(result: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         rows = [
             {
-                "source": png_uri(ex["source"][i]),
-                "factor": png_uri(ex["factor"][i]),
-                "contrast": png_uri(ex["contrast"][i]),
+                "source": image_uri(ex["source"][i]),
+                "factor": image_uri(ex["factor"][i]),
+                "contrast": image_uri(ex["contrast"][i]),
                 "p_factor": ex["p_factor"][i],
                 "p_contrast": ex["p_contrast"][i],
             }
@@ -310,8 +310,8 @@ def render_report(
     grid = [
         {
             "seed": result.eval_seeds[j],
-            "baseline": png_uri(result.images["baseline"][j]),
-            "token": png_uri(result.images["token"][j]),
+            "baseline": image_uri(result.images["baseline"][j]),
+            "token": image_uri(result.images["token"][j]),
             "p_baseline": float(result.baseline_probs[j]),
             "p_token": float(result.token_probs[j]),
         }
@@ -327,8 +327,8 @@ def render_report(
         interventions.append(
             {
                 "factor": f,
-                "with": [png_uri(x) for x in result.images.get(f"{key}_factor", [])],
-                "without": [png_uri(x) for x in result.images.get(f"{key}_contrast", [])],
+                "with": [image_uri(x) for x in result.images.get(f"{key}_factor", [])],
+                "without": [image_uri(x) for x in result.images.get(f"{key}_contrast", [])],
             }
         )
     page = (
