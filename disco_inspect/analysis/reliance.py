@@ -16,7 +16,7 @@ it a shortcut), so its group without the concept is often too small: the counts 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -68,7 +68,6 @@ class RealDataReliance:
     rule: str
     min_group: int
     method: str = ""
-    notes: list[str] = field(default_factory=list)
 
     @property
     def significant(self) -> list[str]:
