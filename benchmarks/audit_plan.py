@@ -4,8 +4,10 @@ The counts depend on the scheduler (SD 1.5 ships PNDM with ``skip_prk_steps``: 3
 classifier-free guidance, on the audit's settings and on the concept bank's prompts, not on the UNet's weights or
 widths, so the tiny random pipeline with SD 1.5's scheduler configuration gives the real numbers; nothing is
 generated (``probe=False``: no time estimate, which needs the user's device). Planned twice: without the user's
-images, and with 64 of them (``report --images``: the real-data slice, their inversion and token edits at the SD
-editing preset, the real-image counterfactual scan). Run: ``python benchmarks/audit_plan.py`` (prints the plans;
+images, with 64 of them (``report --images``: the real-data slice, their inversion and token edits at the SD
+editing preset, the real-image counterfactual scan), and without images with the scan at fewer steps
+(``--scan-steps 10`` and ``15``: the share of today's UNet evaluations they leave; whether the world benchmark's
+decisions hold at such a step count is measured separately, docs/benchmarks.md). Run: ``python benchmarks/audit_plan.py`` (prints the plans;
 writes benchmarks/results/audit-plan-sd15.json).
 """
 
@@ -49,19 +51,32 @@ def main() -> dict:
     pipe = tiny_pipeline(seed=0)
     pipe.scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
     doc: dict = {"pipeline": "SD-1.5 scheduler (PNDM), paper defaults"}
-    for images in (None, 64):
+    arms = {
+        "without_images": (None, None),
+        "with_64_images": (64, None),
+        "without_images_scan_steps_15": (None, 15),
+        "without_images_scan_steps_10": (None, 10),
+    }
+    for name, (images, scan_steps) in arms.items():
         plan = plan_audit(
             pipe,
             "American lobster",
             scorer=BankPrompts(),
             config=DiscoConfig(),
-            settings=AuditSettings(),
+            settings=AuditSettings(scan_steps=scan_steps),
             probe=False,
             user_images=images,
         )
-        print(f"with {images} of your images" if images else "without images")
+        print(name.replace("_", " "))
         print(plan.format())
-        doc["with_64_images" if images else "without_images"] = plan.to_dict()
+        doc[name] = plan.to_dict()
+    base = doc["without_images"]["total"]["unet"]
+    for name in ("without_images_scan_steps_15", "without_images_scan_steps_10"):
+        lo, hi = doc[name]["total"]["unet"]
+        doc[name]["share_of_default_unet"] = [lo / base[0], hi / base[1]]
+        print(
+            f"{name.replace('_', ' ')}: {lo / base[0]:.0%}-{hi / base[1]:.0%} of the default's UNet evaluations"
+        )
     out = Path(__file__).parent / "results" / "audit-plan-sd15.json"
     out.write_text(json.dumps(doc, indent=1))
     return doc

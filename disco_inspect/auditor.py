@@ -54,6 +54,11 @@ class AuditSettings(ConfigMixin):
     max_intervention_seeds: int = 48
     """The most paired seeds any concept gets with ``adaptive_scan`` (stage 1 plus stage 2); at the default, a first
     stage as large (e.g. ``saturated_intervention_seeds=64``) runs alone."""
+    scan_steps: int | None = None
+    """Denoising steps of the intervention scan's images (the audit's largest stage); ``None``: the token run's
+    ``num_inference_steps``. Fewer steps make each scan image cheaper (UNet calls fall in proportion); the paired
+    factor-vs-contrast design compares images sampled alike, so only the scan's decisions can change (measure them:
+    docs/benchmarks.md)."""
     confirm_min_effect: float = 0.05
     """Smallest rise of the target probability that confirms a factor."""
     scan_scale: str = "p"
@@ -120,6 +125,11 @@ class AuditSettings(ConfigMixin):
                 raise DiscoInspectError(
                     f"`{name}` = {getattr(self, name)!r} is invalid; use an integer >= 0."
                 )
+        if self.scan_steps is not None and int(self.scan_steps) < 1:
+            raise DiscoInspectError(
+                f"`scan_steps` = {self.scan_steps!r} is invalid; use a number of denoising steps >= 1 (e.g. 10), or "
+                "None for the token run's steps."
+            )
         if int(self.real_edit_concepts) < 1:
             raise DiscoInspectError(
                 f"`real_edit_concepts` = {self.real_edit_concepts!r} is invalid; use at least 1 (or "
@@ -646,10 +656,11 @@ def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str
         require_differential=differential,
         extra_seeds=extra_seed_list(s, seeds, run.regime),
         progress=ctx.progress,
-        **ctx.gen,
+        **scan_generation(ctx.gen, s),
     )
     scope = "every concept scanned" if s.scan else f"the top {len(concepts)} significant factors tested"
     method = _intervention_method(scope, len(seeds), scale, margin, differential, len(ctx.references) > 1)
+    method["scan_steps"] = scan_generation(ctx.gen, s)["num_inference_steps"]
     if scan.design:
         method["sequential"] = scan.design
     ranked = factors.with_interventions(scan.interventions, method)
@@ -659,6 +670,14 @@ def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str
         examples[f"intervention_{f.concept}_factor"] = scan.examples[iv.factor_prompt]
         examples[f"intervention_{f.concept}_contrast"] = scan.examples[iv.contrast_prompts[0]]
     return ranked, examples
+
+
+def scan_generation(gen: dict[str, Any], settings: AuditSettings) -> dict[str, Any]:
+    """The intervention scan's generation arguments: the audit's (``gen``), with ``settings.scan_steps`` steps when
+    set."""
+    if settings.scan_steps is None:
+        return dict(gen)
+    return {**gen, "num_inference_steps": int(settings.scan_steps)}
 
 
 def _intervention_method(

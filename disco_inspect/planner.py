@@ -145,10 +145,12 @@ def _scan_stage(
         ends += [len(seeds), len(seeds) + len(extra_seed_list(settings, seeds, regime))]
     lo, hi = (0 if not settings.scan else n_prompts * min(ends)), n_prompts * max(ends)
 
-    def gen(n: int) -> dict[str, int]:
-        return _generation(pipe, n, cfg.num_inference_steps, cfg.guidance_scale)
+    steps = settings.scan_steps or cfg.num_inference_steps
 
-    note = f"{n_prompts} prompts; regime(s): {', '.join(regimes)}"
+    def gen(n: int) -> dict[str, int]:
+        return _generation(pipe, n, steps, cfg.guidance_scale)
+
+    note = f"{n_prompts} prompts at {steps} steps; regime(s): {', '.join(regimes)}"
     return stage((lo, hi), gen(lo), gen(hi), note)
 
 

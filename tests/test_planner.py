@@ -9,6 +9,7 @@ import torch
 from disco_inspect import DiscoConfig
 from disco_inspect.auditor import AuditSettings, audit
 from disco_inspect.engine.counting import COUNTS, StageClock
+from disco_inspect.errors import DiscoInspectError
 from disco_inspect.models.classifiers import Classifier, Preprocessing
 from disco_inspect.planner import plan_audit
 from disco_inspect.report.schema import validate_report
@@ -107,3 +108,32 @@ def test_plan_of_the_user_images_and_the_attributions_equals_the_counted_calls(t
                 assert lo == hi, (name, k)  # exact but for null-text's early stop
     assert plan.stages["attributions"].calls["classifier_images"][0] > 0 and not plan.not_planned
     assert "real_edits" in plan.format()
+
+
+def test_the_scan_runs_on_its_own_step_count_and_the_plan_counts_it(tmp_path):
+    """``scan_steps``: the intervention scan samples with fewer steps than the token run (its UNet calls shrink in
+    proportion, counted), the other stages keep theirs, the plan predicts it and report.json states it."""
+    pipe = tiny_pipeline(seed=0)
+    clf = Classifier(TinyCNN(3), Preprocessing(input_size=(32, 32)), ["cat", "dog", "fox"], source="tiny")
+    cfg = DiscoConfig(n_images=2, num_inference_steps=4, guidance_scale=2.0, max_iters=1, patience=2)
+    kw = {"eval_seeds": 4, "intervention_seeds": 4, "attribution_images": 0, "adaptive_scan": "off"}
+    full, fast = AuditSettings(**kw), AuditSettings(**kw, scan_steps=1)
+    res = audit(pipe, clf, 0, scorer=ColourScorer(), config=cfg, settings=fast, out=tmp_path, progress=False)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate_report(doc)
+    n_images = doc["calls"]["interventions"]["vae_decode"]
+    assert doc["calls"]["interventions"]["unet"] == n_images * 1 * 2  # 1 step, CFG
+    assert doc["calls"]["evaluation"]["unet"] == doc["calls"]["evaluation"]["vae_decode"] * 4 * 2
+    assert doc["factors"]["method"]["scan_steps"] == 1 and res.settings.scan_steps == 1
+    plans = {
+        name: plan_audit(
+            pipe, "cat", scorer=ColourScorer(), config=cfg, settings=s, regime="learning", probe=False
+        )
+        for name, s in (("full", full), ("fast", fast))
+    }
+    assert {k: plans["fast"].stages["interventions"].calls[k][1] for k in COUNTS} == doc["calls"][
+        "interventions"
+    ]
+    assert plans["full"].stages["interventions"].calls["unet"][1] == 4 * doc["calls"]["interventions"]["unet"]
+    with pytest.raises(DiscoInspectError, match="scan_steps"):
+        AuditSettings(scan_steps=0)

@@ -107,6 +107,7 @@ def _benchmark_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         "saturated_intervention_seeds": args.saturated_intervention_seeds,
         "max_intervention_seeds": args.max_intervention_seeds,
         "adaptive_scan": args.adaptive_scan,
+        "scan_steps": args.scan_steps,
     }
     scan = {k: v for k, v in scan.items() if v is not None}
     if (scan or args.reference) and args.random is None and args.saturated is None:

@@ -59,6 +59,7 @@ FIELD_FLAGS = {
     "intervention_seeds": "--intervention-seeds",
     "saturated_intervention_seeds": "--saturated-intervention-seeds",
     "max_intervention_seeds": "--max-intervention-seeds",
+    "scan_steps": "--scan-steps",
     "adaptive_scan": "--adaptive-scan",
     "alpha": "--alpha",
     "min_effect": "--min-effect",
@@ -473,6 +474,14 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         metavar="K",
         help="paired seeds per intervention when the classifier already recognises the class at baseline (the "
         "saturated regime compresses effects; e.g. 64; default: the same as --intervention-seeds)",
+    )
+    g.add_argument(
+        "--scan-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="denoising steps of the scan's images (the audit's largest stage; fewer are cheaper, e.g. 10; default: "
+        "the token run's --steps)",
     )
     g.add_argument(
         "--max-intervention-seeds",

@@ -154,6 +154,11 @@ def test_generate_refuses_bad_steps(refused, token_file, steps):
     )
 
 
+@pytest.mark.parametrize("command", [REPORT, ["world", "benchmark", "--random", "1"]])
+def test_a_bad_scan_step_count_is_refused_before_any_work(refused, command):
+    refused([*command, "--scan-steps", "0"], "`--scan-steps` = 0", absent=("scan_steps",))
+
+
 def test_generate_does_not_write_into_a_folder_that_is_not_ours(refused, tmp_path, token_file):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "holiday.jpg").write_text("photo")

@@ -130,6 +130,29 @@ def _classifier(case: dict[str, Any], folder: Path, steps: int, progress: bool, 
     return load_classifier(path), path
 
 
+def audit_case(
+    case: dict[str, Any],
+    out: str | Path,
+    *,
+    images: int = 0,
+    steps: int = CLASSIFIER_STEPS,
+    pipe: Any = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """One case of the benchmarks on its own (e.g. a held-out bias): train its classifier (kept in
+    ``OUT/classifiers/``), measure it on rendered scenes, audit it with the report's defaults (with ``images``: a
+    validation split of its training distribution as the user's images) and judge the audit; returns the row the
+    benchmarks print (kept in ``OUT/<case>/benchmark_row.json``). ``case``: ``name``, ``bias`` (e.g.
+    ``"square: size=small @ 0.99"``), ``class_name``, ``planted`` (e.g. ``"size=small"``) and ``train_seed``."""
+    from ...models.pipelines import load_pipeline
+
+    out = Path(out)
+    pipe = pipe if pipe is not None else load_pipeline("world")
+    trained = partial(_classifier, case, out / "classifiers", steps, progress, device)
+    return _audit_case(case, trained, pipe, out, None, None, progress, None, images)
+
+
 def _audit_case(
     case: dict[str, Any],
     classifier: Any,
