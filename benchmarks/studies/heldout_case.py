@@ -9,7 +9,7 @@ images drawn from its training distribution, and prints the planted factor's evi
 
     python benchmarks/studies/heldout_case.py --threads 2
 
-Output: the two benchmark rows under ``reports/heldout-case/`` and the lines on stdout (kept in
+Output: the two benchmark rows under ``reports/heldout-case/<rate>-<steps>steps-seed<seed>/`` and the lines on stdout (kept in
 ``benchmarks/results/heldout_case.last.txt``).
 """
 
@@ -60,6 +60,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="reports/heldout-case")
     ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--bias", default=CASE["bias"], help="e.g. 'square: size=small @ 0.9'")
+    ap.add_argument(
+        "--train-steps", type=int, default=None, help="classifier training steps (benchmark default)"
+    )
+    ap.add_argument("--train-seed", type=int, default=CASE["train_seed"])
     args = ap.parse_args()
 
     import torch
@@ -69,13 +74,17 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     pipe = load_pipeline("world")
-    out = Path(args.out)
+    from disco_inspect.world.benchmarks.randomised import CLASSIFIER_STEPS
+
+    steps = args.train_steps or CLASSIFIER_STEPS
+    case = {**CASE, "bias": args.bias, "train_seed": args.train_seed}
+    tag = f"{args.bias.split('@')[-1].strip()}-{steps}steps-seed{args.train_seed}"
+    out = Path(args.out) / tag
     for label, k in (("without images", 0), (f"with {args.images} images", args.images)):
         run = out / label.replace(" ", "-")
-        row = audit_case(CASE, run, images=k, pipe=pipe, progress=False)
-        print(
-            f"{CASE['bias']}, {label}: {_line(row, run / CASE['name'])} [{row['seconds']:.0f} s]", flush=True
-        )
+        row = audit_case(case, run, images=k, steps=steps, pipe=pipe, progress=False)
+        head = f"{case['bias']} ({steps} training steps, seed {args.train_seed}), {label}"
+        print(f"{head}: {_line(row, run / case['name'])} [{row['seconds']:.0f} s]", flush=True)
 
 
 if __name__ == "__main__":
