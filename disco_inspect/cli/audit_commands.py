@@ -108,12 +108,13 @@ def _benchmark_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         "max_intervention_seeds": args.max_intervention_seeds,
         "adaptive_scan": args.adaptive_scan,
         "scan_steps": args.scan_steps,
+        "real_edit_images": args.real_edit_images,
     }
     scan = {k: v for k, v in scan.items() if v is not None}
     if (scan or args.reference) and args.random is None and args.saturated is None:
         raise DiscoInspectError(
-            "`--reference`, `--scan-scale`, `--confirm-differential` and the intervention seeds apply to "
-            "`--random`/`--saturated`; the shipped examples have their own settings."
+            "`--reference`, `--scan-scale`, `--confirm-differential`, `--scan-steps`, `--real-edit-images` and the "
+            "intervention seeds apply to `--random`/`--saturated`; the shipped examples have their own settings."
         )
     if args.confirm_differential and not args.reference:
         raise DiscoInspectError(

@@ -60,6 +60,7 @@ FIELD_FLAGS = {
     "saturated_intervention_seeds": "--saturated-intervention-seeds",
     "max_intervention_seeds": "--max-intervention-seeds",
     "scan_steps": "--scan-steps",
+    "real_edit_images": "--real-edit-images",
     "adaptive_scan": "--adaptive-scan",
     "alpha": "--alpha",
     "min_effect": "--min-effect",
@@ -482,6 +483,14 @@ def add_scan_args(g: argparse._ActionsContainer) -> None:
         metavar="N",
         help="denoising steps of the scan's images (the audit's largest stage; fewer are cheaper, e.g. 10; default: "
         "the token run's --steps)",
+    )
+    g.add_argument(
+        "--real-edit-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --images: how many of your images (the first, in file order) the real-image counterfactual scan "
+        f"edits toward each shortlisted concept (0 turns it off; default: {_audit_default('real_edit_images')})",
     )
     g.add_argument(
         "--max-intervention-seeds",

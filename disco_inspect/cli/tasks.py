@@ -153,6 +153,7 @@ def audit_settings(args: argparse.Namespace) -> Any:
         "max_intervention_seeds": args.max_intervention_seeds,
         "adaptive_scan": args.adaptive_scan,
         "scan_steps": args.scan_steps,
+        "real_edit_images": args.real_edit_images,
         "alpha": args.alpha,
         "min_effect": args.min_effect,
         "attribution_images": 0 if args.no_attributions else None,

@@ -157,6 +157,7 @@ def test_generate_refuses_bad_steps(refused, token_file, steps):
 @pytest.mark.parametrize("command", [REPORT, ["world", "benchmark", "--random", "1"]])
 def test_a_bad_scan_step_count_is_refused_before_any_work(refused, command):
     refused([*command, "--scan-steps", "0"], "`--scan-steps` = 0", absent=("scan_steps",))
+    refused([*command, "--real-edit-images", "-1"], "`--real-edit-images` = -1", absent=("real_edit_images",))
 
 
 def test_generate_does_not_write_into_a_folder_that_is_not_ours(refused, tmp_path, token_file):
