@@ -80,11 +80,19 @@ def main() -> None:
     case = {**CASE, "bias": args.bias, "train_seed": args.train_seed}
     tag = f"{args.bias.split('@')[-1].strip()}-{steps}steps-seed{args.train_seed}"
     out = Path(args.out) / tag
+    import shutil
+
+    trained = None
     for label, k in (("without images", 0), (f"with {args.images} images", args.images)):
         run = out / label.replace(" ", "-")
+        # train once, audit twice
+        if trained is not None and not (run / "classifiers" / trained.name).is_file():
+            (run / "classifiers").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(trained, run / "classifiers" / trained.name)
         row = audit_case(case, run, images=k, steps=steps, pipe=pipe, progress=False)
         head = f"{case['bias']} ({steps} training steps, seed {args.train_seed}), {label}"
         print(f"{head}: {_line(row, run / case['name'])} [{row['seconds']:.0f} s]", flush=True)
+        trained = run / "classifiers" / f"{case['name']}.pt"
 
 
 if __name__ == "__main__":
