@@ -641,6 +641,7 @@ def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str
     scale = scan_scale(s, run.regime)
     margin = s.confirm_min_effect if scale == "p" else s.confirm_min_logodds
     differential = s.confirm_differential and bool(ctx.references)
+    gen = scan_generation(ctx.gen, s)
     scan = scan_interventions(
         ctx.pipe,
         ctx.classifier,
@@ -656,11 +657,11 @@ def _interventions(ctx: _Context, run: Any, factors: Any) -> tuple[Any, dict[str
         require_differential=differential,
         extra_seeds=extra_seed_list(s, seeds, run.regime),
         progress=ctx.progress,
-        **scan_generation(ctx.gen, s),
+        **gen,
     )
     scope = "every concept scanned" if s.scan else f"the top {len(concepts)} significant factors tested"
     method = _intervention_method(scope, len(seeds), scale, margin, differential, len(ctx.references) > 1)
-    method["scan_steps"] = scan_generation(ctx.gen, s)["num_inference_steps"]
+    method["scan_steps"] = gen["num_inference_steps"]
     if scan.design:
         method["sequential"] = scan.design
     ranked = factors.with_interventions(scan.interventions, method)

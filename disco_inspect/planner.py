@@ -130,7 +130,7 @@ def _scan_stage(
     """The intervention scan: its distinct prompts on stage 1's seeds, plus stage 2's at most (the adaptive design
     in the regimes it covers)."""
     from .analysis.scan import scan_prompts
-    from .auditor import extra_seed_list, intervention_seed_list
+    from .auditor import extra_seed_list, intervention_seed_list, scan_generation
 
     if not hasattr(scorer, "intervention"):
         return stage((0, 0), {}, {}, "the scorer cannot intervene")
@@ -145,7 +145,7 @@ def _scan_stage(
         ends += [len(seeds), len(seeds) + len(extra_seed_list(settings, seeds, regime))]
     lo, hi = (0 if not settings.scan else n_prompts * min(ends)), n_prompts * max(ends)
 
-    steps = settings.scan_steps or cfg.num_inference_steps
+    steps = scan_generation({"num_inference_steps": cfg.num_inference_steps}, settings)["num_inference_steps"]
 
     def gen(n: int) -> dict[str, int]:
         return _generation(pipe, n, steps, cfg.guidance_scale)
